@@ -1,0 +1,448 @@
+//! The audit log: one JSON line per event, chained with HMAC-SHA256 so that any edit,
+//! deletion, reordering or truncation is detected by [`verify`].
+//!
+//! Each record carries a sequence number, the previous record's MAC and its own MAC over
+//! (previous MAC, record). The chain key lives in the keychain, so someone who can edit the
+//! files but not read the keychain cannot forge a consistent chain. A small head file holds
+//! the last sequence number and MAC, so cutting records off the end is detected too.
+//!
+//! Records are written with one `write` each, before [`AuditLog::append`] returns: the broker
+//! answers a call only after its record is in the file. A SIGKILL can therefore lose only
+//! records whose `append` had not returned — calls that had not been answered.
+//! Files rotate daily (`audit.YYYY-MM-DD.jsonl`) through `tracing-appender`; the chain runs
+//! across files.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use keybridge_secret::Secret;
+use keybridge_vault::{SecretStore, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+
+const KEY_NAME: &str = "audit-chain-key";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const PREFIX: &str = "audit";
+const SUFFIX: &str = "jsonl";
+const HEAD_FILE: &str = "audit-head.json";
+/// The head file is rewritten in place at a fixed size, so a rewrite is one small `pwrite`.
+const HEAD_BYTES: usize = 160;
+
+/// A written record, as live subscribers receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    /// Unix milliseconds.
+    pub ts: u64,
+    pub event: Value,
+}
+
+/// Why the log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error("audit log {path}: {detail}")]
+    Io { path: String, detail: String },
+    #[error("audit chain key: {0}")]
+    Key(String),
+    #[error("audit log is not intact: {0}")]
+    Broken(Broken),
+}
+
+/// The first place where the chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub file: String,
+    pub line: usize,
+    /// The sequence number the verifier expected there.
+    pub expected_seq: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} line {} (record #{}): {}", self.file, self.line, self.expected_seq, self.reason)
+    }
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub records: u64,
+    pub files: usize,
+    pub last_mac: String,
+}
+
+struct ChainKey(Secret<Vec<u8>>);
+
+impl ChainKey {
+    fn load_or_create(store: &dyn SecretStore) -> Result<Self, AuditError> {
+        let key_error = |e: keybridge_vault::VaultError| AuditError::Key(e.to_string());
+        if let Some(hex_key) = store.get(KEY_NAME).map_err(key_error)? {
+            let bytes = hex::decode(hex_key.expose()).map_err(|_| AuditError::Key("stored key is not hex".into()))?;
+            return Ok(Self(Secret::new(bytes)));
+        }
+        let mut bytes = vec![0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| AuditError::Key(e.to_string()))?;
+        store.set(KEY_NAME, &SecretString::from(hex::encode(&bytes))).map_err(key_error)?;
+        Ok(Self(Secret::new(bytes)))
+    }
+
+    /// HMAC-SHA256 (RFC 2104) of `prev` and `body`.
+    fn mac(&self, prev: &str, body: &str) -> String {
+        let key = self.0.expose();
+        let mut block = [0u8; 64];
+        block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+        let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+        let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+        let inner =
+            Sha256::new().chain_update(&ipad).chain_update(prev).chain_update(b"\n").chain_update(body).finalize();
+        hex::encode(Sha256::new().chain_update(&opad).chain_update(inner).finalize())
+    }
+}
+
+/// The canonical text a record's MAC covers: the record without its `mac` field.
+fn body_of(record: &Map<String, Value>) -> String {
+    let mut without = record.clone();
+    without.remove("mac");
+    Value::Object(without).to_string()
+}
+
+struct Writer {
+    files: RollingFileAppender,
+    head: File,
+    seq: u64,
+    last_mac: String,
+}
+
+/// The append side of the audit log, shared by every connection of the broker.
+pub struct AuditLog {
+    dir: PathBuf,
+    key: ChainKey,
+    writer: Mutex<Writer>,
+    live: broadcast::Sender<Arc<AuditRecord>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> AuditError {
+    AuditError::Io { path: path.display().to_string(), detail: e.to_string() }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl AuditLog {
+    /// Open the log in `dir`, continuing the chain where it ends. Refuses to append to a
+    /// chain that does not verify, so tampering is never papered over by new records.
+    pub fn open(dir: &Path, store: &dyn SecretStore) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let key = ChainKey::load_or_create(store)?;
+        let verified = verify_with(dir, &key)?;
+        let files = RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix(PREFIX)
+            .filename_suffix(SUFFIX)
+            .build(dir)
+            .map_err(|e| io(dir, e))?;
+        let head_path = dir.join(HEAD_FILE);
+        let head = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&head_path)
+            .map_err(|e| io(&head_path, e))?;
+        let (live, _) = broadcast::channel(4096);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key,
+            writer: Mutex::new(Writer { files, head, seq: verified.records, last_mac: verified.last_mac }),
+            live,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records appended from now on, as they are written.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRecord>> {
+        self.live.subscribe()
+    }
+
+    /// Write one record; returns once it is in the file.
+    pub fn append(&self, event: Value) -> Result<Arc<AuditRecord>, AuditError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = w.seq + 1;
+        let ts = now_ms();
+        let mut record = Map::new();
+        record.insert("seq".into(), json!(seq));
+        record.insert("ts".into(), json!(ts));
+        record.insert("prev".into(), json!(w.last_mac));
+        record.insert("event".into(), event.clone());
+        let mac = self.key.mac(&w.last_mac, &body_of(&record));
+        record.insert("mac".into(), json!(mac));
+        let mut line = Value::Object(record).to_string();
+        line.push('\n');
+        // One write per record: a kill cannot leave half a record behind.
+        w.files.write_all(line.as_bytes()).map_err(|e| io(&self.dir, e))?;
+        let mut head = json!({"seq": seq, "mac": mac}).to_string();
+        head.push_str(&" ".repeat(HEAD_BYTES.saturating_sub(head.len())));
+        write_at_start(&w.head, head.as_bytes()).map_err(|e| io(&self.dir.join(HEAD_FILE), e))?;
+        w.seq = seq;
+        w.last_mac = mac;
+        drop(w);
+        let record = Arc::new(AuditRecord { seq, ts, event });
+        // No subscriber is fine; a slow one loses the oldest records, never blocks the broker.
+        let _ = self.live.send(record.clone());
+        Ok(record)
+    }
+
+    /// Check the whole chain with this log's key.
+    pub fn verify(&self) -> Result<Verified, AuditError> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        verify_with(&self.dir, &self.key)
+    }
+
+    /// Every record on disk, oldest first (for `audit tail` and exports).
+    pub fn read_all(&self) -> Result<Vec<AuditRecord>, AuditError> {
+        read_records(&self.dir)
+    }
+}
+
+#[cfg(unix)]
+fn write_at_start(file: &File, bytes: &[u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+}
+
+#[cfg(windows)]
+fn write_at_start(file: &File, bytes: &[u8]) -> std::io::Result<()> {
+    let mut written = 0;
+    while written < bytes.len() {
+        written += std::os::windows::fs::FileExt::seek_write(file, &bytes[written..], written as u64)?;
+    }
+    Ok(())
+}
+
+fn log_files(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with(&format!("{PREFIX}.")) && name.ends_with(&format!(".{SUFFIX}"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_records(dir: &Path) -> Result<Vec<AuditRecord>, AuditError> {
+    let mut out = Vec::new();
+    for path in log_files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if let Ok(record) = serde_json::from_str::<AuditRecord>(line) {
+                out.push(record);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Verify the log in `dir` with the chain key from `store`.
+pub fn verify(dir: &Path, store: &dyn SecretStore) -> Result<Verified, AuditError> {
+    let key = match store.get(KEY_NAME).map_err(|e| AuditError::Key(e.to_string()))? {
+        Some(hex_key) => ChainKey(Secret::new(
+            hex::decode(hex_key.expose()).map_err(|_| AuditError::Key("stored key is not hex".into()))?,
+        )),
+        None => {
+            return Err(AuditError::Key("no audit chain key in the keychain: this log was not written here".into()));
+        }
+    };
+    verify_with(dir, &key)
+}
+
+fn verify_with(dir: &Path, key: &ChainKey) -> Result<Verified, AuditError> {
+    let files = log_files(dir)?;
+    let mut expected_seq = 1;
+    let mut prev = GENESIS.to_string();
+    for path in &files {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+        for (index, line) in text.split_inclusive('\n').enumerate() {
+            let broken = |reason: String| {
+                AuditError::Broken(Broken { file: name.clone(), line: index + 1, expected_seq, reason })
+            };
+            if !line.ends_with('\n') {
+                return Err(broken("the last record is cut short (truncated file)".into()));
+            }
+            let record: Map<String, Value> = serde_json::from_str(line)
+                .map_err(|e| broken(format!("not a JSON record ({e}): edited or damaged")))?;
+            let seq = record.get("seq").and_then(Value::as_u64).ok_or_else(|| broken("no sequence number".into()))?;
+            if seq != expected_seq {
+                let what = if seq > expected_seq { "records are missing before it (deleted)" } else { "out of order" };
+                return Err(broken(format!("found record #{seq}: {what}")));
+            }
+            if record.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+                return Err(broken("does not follow the previous record (deleted, reordered or replaced)".into()));
+            }
+            let mac = record.get("mac").and_then(Value::as_str).unwrap_or_default().to_string();
+            if key.mac(&prev, &body_of(&record)) != mac {
+                return Err(broken("content does not match its MAC (edited)".into()));
+            }
+            prev = mac;
+            expected_seq += 1;
+        }
+    }
+    let records = expected_seq - 1;
+    let head_path = dir.join(HEAD_FILE);
+    if let Ok(head) = std::fs::read_to_string(&head_path) {
+        let head: Value = serde_json::from_str(head.trim()).unwrap_or(Value::Null);
+        let head_seq = head["seq"].as_u64().unwrap_or(0);
+        if head_seq != records || (records > 0 && head["mac"].as_str() != Some(prev.as_str())) {
+            return Err(AuditError::Broken(Broken {
+                file: files.last().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("audit").to_string(),
+                line: 0,
+                expected_seq: records + 1,
+                reason: format!(
+                    "the log ends at record #{records} but {HEAD_FILE} says the last record is #{head_seq}: records were cut off the end"
+                ),
+            }));
+        }
+    } else if records > 0 {
+        return Err(AuditError::Broken(Broken {
+            file: HEAD_FILE.into(),
+            line: 0,
+            expected_seq: records + 1,
+            reason: "the head file is missing, so truncation cannot be ruled out".into(),
+        }));
+    }
+    Ok(Verified { records, files: files.len(), last_mac: prev })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keybridge_vault::MemoryStore;
+
+    fn log_with(n: u64) -> (tempfile::TempDir, MemoryStore, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::default();
+        let log = AuditLog::open(dir.path(), &store).unwrap();
+        for i in 1..=n {
+            log.append(json!({"kind": "tool_call", "tool": "read_account", "i": i})).unwrap();
+        }
+        (dir, store, log)
+    }
+
+    fn file(dir: &Path) -> PathBuf {
+        log_files(dir).unwrap().pop().unwrap()
+    }
+
+    fn edit_lines(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
+        let path = file(dir);
+        let mut lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(str::to_string).collect();
+        f(&mut lines);
+        std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+
+    fn broken_at(dir: &Path, store: &MemoryStore) -> Broken {
+        match verify(dir, store) {
+            Err(AuditError::Broken(b)) => b,
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_intact_log_verifies_and_reopening_continues_the_chain() {
+        let (dir, store, log) = log_with(5);
+        assert_eq!(log.verify().unwrap().records, 5);
+        drop(log);
+        let log = AuditLog::open(dir.path(), &store).unwrap();
+        assert_eq!(log.append(json!({"kind": "admin"})).unwrap().seq, 6);
+        assert_eq!(verify(dir.path(), &store).unwrap().records, 6);
+    }
+
+    #[test]
+    fn an_edit_is_detected_and_named() {
+        let (dir, store, _log) = log_with(5);
+        edit_lines(dir.path(), |l| l[2] = l[2].replace("read_account", "read_acc0unt"));
+        let b = broken_at(dir.path(), &store);
+        assert_eq!((b.line, b.expected_seq), (3, 3));
+        assert!(b.reason.contains("edited"), "{b}");
+    }
+
+    #[test]
+    fn a_deletion_is_detected() {
+        let (dir, store, _log) = log_with(5);
+        edit_lines(dir.path(), |l| {
+            l.remove(1);
+        });
+        let b = broken_at(dir.path(), &store);
+        assert_eq!(b.expected_seq, 2);
+        assert!(b.reason.contains("deleted"), "{b}");
+    }
+
+    #[test]
+    fn a_reorder_is_detected() {
+        let (dir, store, _log) = log_with(5);
+        edit_lines(dir.path(), |l| l.swap(1, 3));
+        let b = broken_at(dir.path(), &store);
+        assert_eq!(b.expected_seq, 2);
+    }
+
+    #[test]
+    fn truncation_is_detected_whole_records_or_mid_record() {
+        let (dir, store, _log) = log_with(5);
+        edit_lines(dir.path(), |l| l.truncate(3));
+        let b = broken_at(dir.path(), &store);
+        assert!(b.reason.contains("cut off the end") && b.reason.contains("#5"), "{b}");
+
+        let (dir, store, _log) = log_with(5);
+        let path = file(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() - 10]).unwrap();
+        let b = broken_at(dir.path(), &store);
+        assert_eq!(b.line, 5);
+        assert!(b.reason.contains("cut short"), "{b}");
+    }
+
+    #[test]
+    fn a_forged_chain_without_the_key_fails() {
+        let (dir, _store, _log) = log_with(3);
+        // Someone who can read the files but not the keychain.
+        let other = MemoryStore::default();
+        other.set(KEY_NAME, &SecretString::from(hex::encode([7u8; 32]))).unwrap();
+        let b = broken_at(dir.path(), &other);
+        assert_eq!(b.expected_seq, 1);
+    }
+
+    #[test]
+    fn subscribers_see_records_as_they_are_written() {
+        let (_dir, _store, log) = log_with(0);
+        let mut rx = log.subscribe();
+        log.append(json!({"kind": "pause"})).unwrap();
+        let got = rx.try_recv().unwrap();
+        assert_eq!((got.seq, got.event["kind"].as_str()), (1, Some("pause")));
+    }
+
+    #[test]
+    fn a_tampered_log_is_not_appended_to() {
+        let (dir, store, log) = log_with(3);
+        drop(log);
+        edit_lines(dir.path(), |l| l[0] = l[0].replace("read_account", "x"));
+        assert!(matches!(AuditLog::open(dir.path(), &store), Err(AuditError::Broken(_))));
+    }
+}

@@ -1,0 +1,559 @@
+//! Access tokens: JWTs signed with Ed25519, verified with every pitfall closed.
+//!
+//! Verification pins the algorithm to EdDSA (the header's `alg` is only compared, never
+//! trusted), accepts only `kid`s of keys this install made, requires every claim, allows at
+//! most [`LEEWAY_SECS`] of clock leeway, refuses tokens larger than [`MAX_TOKEN_BYTES`] before
+//! parsing them, and refuses any token whose lifetime exceeds [`MAX_TTL_SECS`] even if it is
+//! correctly signed. Revocation of sessions and clients is checked by the caller, on every call.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey as Ed25519Key;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keybridge_catalog::Scope;
+use keybridge_secret::Secret;
+use keybridge_vault::{SecretStore, SecretString, VaultError};
+use serde::{Deserialize, Serialize};
+
+/// The audience of every token: only the broker accepts them.
+pub const AUDIENCE: &str = "keybridge-broker";
+/// Default lifetime of an access token.
+pub const DEFAULT_TTL_SECS: u64 = 10 * 60;
+/// Longest lifetime a token may have.
+pub const MAX_TTL_SECS: u64 = 60 * 60;
+/// Clock leeway for `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+/// Tokens we mint are about 600 bytes; anything much larger is not ours.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The client id.
+    pub sub: String,
+    /// The session id; revoking the session kills the token at once.
+    pub sid: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// The QuantConnect account the client is bound to.
+    pub account: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub jti: String,
+}
+
+impl Claims {
+    pub fn scopes(&self) -> BTreeSet<Scope> {
+        self.scope.split_whitespace().filter_map(|s| s.parse().ok()).collect()
+    }
+}
+
+/// What to put in a new token.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub client_id: String,
+    pub session_id: String,
+    pub account: String,
+    pub scopes: BTreeSet<Scope>,
+    pub ttl_secs: u64,
+}
+
+/// Why a token was refused. Messages name the problem, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error("access token is {0} bytes, more than the {MAX_TOKEN_BYTES} allowed")]
+    Oversized(usize),
+    #[error("access token is malformed: {0}")]
+    Malformed(String),
+    #[error("access token uses algorithm {0}; only EdDSA is accepted")]
+    AlgorithmNotAllowed(String),
+    #[error("access token has no key id (kid)")]
+    MissingKeyId,
+    #[error("access token was signed with unknown key `{0}`; it is from another install or a retired key")]
+    UnknownKey(String),
+    #[error("access token signature is invalid")]
+    BadSignature,
+    #[error("access token expired; the bridge refreshes it automatically")]
+    Expired,
+    #[error("access token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
+    #[error("access token is for another audience")]
+    WrongAudience,
+    #[error("access token was issued by another Keybridge install")]
+    WrongIssuer,
+    #[error("access token lacks the `{0}` claim")]
+    MissingClaim(String),
+    #[error("access token lives {0}s, more than the {MAX_TTL_SECS}s ceiling")]
+    LifetimeTooLong(u64),
+    #[error("token lifetime must be between 60 and {MAX_TTL_SECS} seconds, got {0}")]
+    InvalidTtl(u64),
+    #[error("signing key unavailable: {0}")]
+    Keys(String),
+}
+
+/// One signing key: the Ed25519 seed stays in the keychain and in a [`Secret`] here.
+struct KeyPair {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// The raw Ed25519 public key, for publishing (JWKS) and for tests of key confusion.
+    public: [u8; 32],
+    /// Kept so rotation can re-save the key list; never formatted.
+    _seed: Secret<Vec<u8>>,
+}
+
+/// The public index of signing keys, saved beside the data (no secret in it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KeyIndex {
+    /// Newest first; the first signs.
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyEntry {
+    kid: String,
+    created: u64,
+    /// When a newer key took over; the key still verifies until tokens it signed expire.
+    retired: Option<u64>,
+}
+
+/// Mints and verifies access tokens for one Keybridge install.
+pub struct TokenIssuer {
+    issuer: String,
+    store: Arc<dyn SecretStore>,
+    index_path: std::path::PathBuf,
+    keys: RwLock<Vec<KeyPair>>,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub(crate) fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random number generator is available");
+    hex::encode(buf)
+}
+
+fn seed_name(kid: &str) -> String {
+    format!("jwt-signing-key:{kid}")
+}
+
+fn vault_error(e: VaultError) -> TokenError {
+    TokenError::Keys(e.to_string())
+}
+
+impl KeyPair {
+    fn from_seed(kid: String, seed: Secret<Vec<u8>>) -> Result<Self, TokenError> {
+        let bytes: [u8; 32] =
+            seed.expose().as_slice().try_into().map_err(|_| TokenError::Keys(format!("key {kid} is not 32 bytes")))?;
+        let signing = Ed25519Key::from_bytes(&bytes);
+        // PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed prefix, then the seed.
+        let mut der = Secret::new(hex::decode("302e020100300506032b657004220420").unwrap_or_default());
+        let mut with_seed = der.expose().clone();
+        with_seed.extend_from_slice(&bytes);
+        der = Secret::new(with_seed);
+        Ok(Self {
+            encoding: EncodingKey::from_ed_der(der.expose()),
+            decoding: DecodingKey::from_ed_der(signing.verifying_key().as_bytes()),
+            public: signing.verifying_key().to_bytes(),
+            kid,
+            _seed: seed,
+        })
+    }
+}
+
+impl TokenIssuer {
+    /// Load this install's signing keys, creating the first one when there is none.
+    /// `install_id` makes the issuer unique, so tokens of another install are refused.
+    pub fn open(install_id: &str, data_dir: &std::path::Path, store: Arc<dyn SecretStore>) -> Result<Self, TokenError> {
+        let issuer = Self {
+            issuer: format!("keybridge:{install_id}"),
+            store,
+            index_path: data_dir.join("signing-keys.json"),
+            keys: RwLock::new(Vec::new()),
+        };
+        let index = issuer.load_index()?;
+        if index.keys.is_empty() {
+            issuer.rotate()?;
+        } else {
+            let mut keys = Vec::new();
+            for entry in &index.keys {
+                let seed = issuer.store.get(&seed_name(&entry.kid)).map_err(vault_error)?.ok_or_else(|| {
+                    TokenError::Keys(format!("signing key {} is missing from the keychain", entry.kid))
+                })?;
+                let seed = Secret::new(hex::decode(seed.expose()).map_err(|_| TokenError::Keys("corrupt key".into()))?);
+                keys.push(KeyPair::from_seed(entry.kid.clone(), seed)?);
+            }
+            *issuer.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        }
+        Ok(issuer)
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    fn load_index(&self) -> Result<KeyIndex, TokenError> {
+        match std::fs::read(&self.index_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| TokenError::Keys(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyIndex::default()),
+            Err(e) => Err(TokenError::Keys(e.to_string())),
+        }
+    }
+
+    /// Make a new signing key. It signs from now on; older keys keep verifying until the
+    /// tokens they signed have expired, then they are deleted.
+    pub fn rotate(&self) -> Result<String, TokenError> {
+        let kid = random_id(8);
+        let mut seed = vec![0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| TokenError::Keys(e.to_string()))?;
+        let seed = Secret::new(seed);
+        self.store.set(&seed_name(&kid), &SecretString::from(hex::encode(seed.expose()))).map_err(vault_error)?;
+        let pair = KeyPair::from_seed(kid.clone(), seed)?;
+
+        let mut index = self.load_index()?;
+        let now = now();
+        for entry in &mut index.keys {
+            entry.retired.get_or_insert(now);
+        }
+        let expired: Vec<String> = index
+            .keys
+            .iter()
+            .filter(|e| e.retired.is_some_and(|r| r + MAX_TTL_SECS + LEEWAY_SECS < now))
+            .map(|e| e.kid.clone())
+            .collect();
+        index.keys.retain(|e| !expired.contains(&e.kid));
+        index.keys.insert(0, KeyEntry { kid: kid.clone(), created: now, retired: None });
+        let bytes = serde_json::to_vec_pretty(&index).map_err(|e| TokenError::Keys(e.to_string()))?;
+        keybridge_vault::write_private(&self.index_path, &bytes).map_err(vault_error)?;
+        for old in &expired {
+            self.store.delete(&seed_name(old)).map_err(vault_error)?;
+        }
+
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.retain(|k| !expired.contains(&k.kid));
+        keys.insert(0, pair);
+        Ok(kid)
+    }
+
+    /// The public keys as a JWK set (RFC 8037 `OKP`/`Ed25519`), for verifiers outside the
+    /// broker; it contains nothing secret.
+    pub fn jwks(&self) -> serde_json::Value {
+        use base64::Engine;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid,
+                    "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.public)})
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The key id that signs new tokens.
+    pub fn active_kid(&self) -> String {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).first().map(|k| k.kid.clone()).unwrap_or_default()
+    }
+
+    pub fn mint(&self, grant: &Grant) -> Result<(String, Claims), TokenError> {
+        if !(60..=MAX_TTL_SECS).contains(&grant.ttl_secs) {
+            return Err(TokenError::InvalidTtl(grant.ttl_secs));
+        }
+        let now = now();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.into(),
+            sub: grant.client_id.clone(),
+            sid: grant.session_id.clone(),
+            scope: grant.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+            account: grant.account.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + grant.ttl_secs,
+            jti: random_id(16),
+        };
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let key = keys.first().ok_or_else(|| TokenError::Keys("no signing key".into()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        let token =
+            jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| TokenError::Keys(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// Check a token's form, signature and claims. Does not check revocation.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Oversized(token.len()));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.ok_or(TokenError::MissingKeyId)?;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let key = keys.iter().find(|k| k.kid == kid).ok_or_else(|| TokenError::UnknownKey(shorten(&kid)))?;
+
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation).map_err(map_jwt_error)?;
+        for claim in ["sid", "scope", "account", "jti", "iat"] {
+            if data.claims.get(claim).is_none() {
+                return Err(TokenError::MissingClaim(claim.into()));
+            }
+        }
+        let claims: Claims = serde_json::from_value(data.claims).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        if claims.iat > now() + LEEWAY_SECS {
+            return Err(TokenError::NotYetValid);
+        }
+        let lifetime = claims.exp.saturating_sub(claims.iat.min(claims.nbf));
+        if lifetime > MAX_TTL_SECS {
+            return Err(TokenError::LifetimeTooLong(lifetime));
+        }
+        Ok(claims)
+    }
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(32).collect()
+}
+
+fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => TokenError::BadSignature,
+        K::ExpiredSignature => TokenError::Expired,
+        K::ImmatureSignature => TokenError::NotYetValid,
+        K::InvalidAudience => TokenError::WrongAudience,
+        K::InvalidIssuer => TokenError::WrongIssuer,
+        K::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim.clone()),
+        K::InvalidAlgorithm => TokenError::AlgorithmNotAllowed("mismatch".into()),
+        _ => TokenError::Malformed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use keybridge_vault::MemoryStore;
+    use serde_json::{Value, json};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        issuer: TokenIssuer,
+    }
+
+    fn fixture(install: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = TokenIssuer::open(install, dir.path(), Arc::new(MemoryStore::default())).unwrap();
+        Fixture { _dir: dir, issuer }
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            client_id: "claude".into(),
+            session_id: "s1".into(),
+            account: "main".into(),
+            scopes: [Scope::BacktestsRead, Scope::ProjectsRead].into_iter().collect(),
+            ttl_secs: DEFAULT_TTL_SECS,
+        }
+    }
+
+    impl TokenIssuer {
+        /// Sign arbitrary claims with the active key: how an attacker holding our key, or a
+        /// buggy minting path, would make tokens, so verification is tested on its own.
+        fn sign_raw(&self, header: Value, claims: Value) -> String {
+            let keys = self.keys.read().unwrap();
+            let key = &keys[0];
+            let mut h: Header = serde_json::from_value(header).unwrap();
+            h.alg = Algorithm::EdDSA;
+            jsonwebtoken::encode(&h, &claims, &key.encoding).unwrap()
+        }
+    }
+
+    fn valid_claims(f: &Fixture) -> Value {
+        let now = now();
+        json!({"iss": f.issuer.issuer(), "aud": AUDIENCE, "sub": "claude", "sid": "s1", "scope": "qc:backtests:read",
+               "account": "main", "iat": now, "nbf": now, "exp": now + 600, "jti": "j1"})
+    }
+
+    fn header(f: &Fixture) -> Value {
+        json!({"alg": "EdDSA", "typ": "JWT", "kid": f.issuer.active_kid()})
+    }
+
+    fn check(f: &Fixture, token: &str, expected: TokenError) {
+        assert_eq!(f.issuer.verify(token), Err(expected));
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_claims() {
+        let f = fixture("install-a");
+        let (token, claims) = f.issuer.mint(&grant()).unwrap();
+        let verified = f.issuer.verify(&token).unwrap();
+        assert_eq!(verified, claims);
+        assert_eq!(verified.scopes(), grant().scopes);
+        assert!(token.len() < 1024, "tokens stay small: {} bytes", token.len());
+        let jwks = f.issuer.jwks();
+        assert_eq!(jwks["keys"][0]["kid"], f.issuer.active_kid().as_str());
+        assert_eq!(jwks["keys"][0]["x"].as_str().unwrap().len(), 43, "a 32-byte key, base64url");
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let f = fixture("i");
+        let head = B64.encode(json!({"alg": "none", "typ": "JWT", "kid": f.issuer.active_kid()}).to_string());
+        let body = B64.encode(valid_claims(&f).to_string());
+        let err = f.issuer.verify(&format!("{head}.{body}.")).unwrap_err();
+        assert!(matches!(err, TokenError::Malformed(_) | TokenError::AlgorithmNotAllowed(_)), "{err:?}");
+    }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        // HS256 "signed" with our public key, the classic confusion attack.
+        let f = fixture("i");
+        let public = f.issuer.keys.read().unwrap()[0].public;
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(f.issuer.active_kid());
+        let forged = jsonwebtoken::encode(&h, &valid_claims(&f), &EncodingKey::from_secret(&public)).unwrap();
+        check(&f, &forged, TokenError::AlgorithmNotAllowed("HS256".into()));
+    }
+
+    #[test]
+    fn unknown_missing_and_untrusted_keys_are_refused() {
+        let f = fixture("i");
+        let mut no_kid = header(&f);
+        no_kid.as_object_mut().unwrap().remove("kid");
+        check(&f, &f.issuer.sign_raw(no_kid, valid_claims(&f)), TokenError::MissingKeyId);
+        let mut other_kid = header(&f);
+        other_kid["kid"] = json!("feedface");
+        check(&f, &f.issuer.sign_raw(other_kid, valid_claims(&f)), TokenError::UnknownKey("feedface".into()));
+        // A key we never trusted, claiming our kid.
+        let stranger = fixture("i");
+        let forged = stranger.issuer.sign_raw(header(&f), valid_claims(&f));
+        check(&f, &forged, TokenError::BadSignature);
+    }
+
+    #[test]
+    fn audience_and_issuer_must_match() {
+        let f = fixture("install-a");
+        let mut claims = valid_claims(&f);
+        claims["aud"] = json!("somebody-else");
+        check(&f, &f.issuer.sign_raw(header(&f), claims.clone()), TokenError::WrongAudience);
+        claims.as_object_mut().unwrap().remove("aud");
+        check(&f, &f.issuer.sign_raw(header(&f), claims), TokenError::MissingClaim("aud".into()));
+        let mut claims = valid_claims(&f);
+        claims["iss"] = json!("keybridge:install-b");
+        check(&f, &f.issuer.sign_raw(header(&f), claims), TokenError::WrongIssuer);
+    }
+
+    #[test]
+    fn a_token_from_another_install_is_refused() {
+        let a = fixture("install-a");
+        let b = fixture("install-b");
+        let (token, _) = b.issuer.mint(&grant()).unwrap();
+        let err = a.issuer.verify(&token).unwrap_err();
+        assert!(matches!(err, TokenError::UnknownKey(_)), "{err:?}");
+    }
+
+    #[test]
+    fn time_claims_are_enforced() {
+        let f = fixture("i");
+        let now = now();
+        let mut expired = valid_claims(&f);
+        expired["iat"] = json!(now - 1200);
+        expired["nbf"] = json!(now - 1200);
+        expired["exp"] = json!(now - LEEWAY_SECS - 5);
+        check(&f, &f.issuer.sign_raw(header(&f), expired), TokenError::Expired);
+        let mut no_exp = valid_claims(&f);
+        no_exp.as_object_mut().unwrap().remove("exp");
+        check(&f, &f.issuer.sign_raw(header(&f), no_exp), TokenError::MissingClaim("exp".into()));
+        let mut future = valid_claims(&f);
+        future["nbf"] = json!(now + 600);
+        future["exp"] = json!(now + 1200);
+        check(&f, &f.issuer.sign_raw(header(&f), future), TokenError::NotYetValid);
+        let mut long = valid_claims(&f);
+        long["exp"] = json!(now + MAX_TTL_SECS + 600);
+        check(&f, &f.issuer.sign_raw(header(&f), long), TokenError::LifetimeTooLong(MAX_TTL_SECS + 600));
+        let mut small_skew = valid_claims(&f);
+        small_skew["nbf"] = json!(now + 10);
+        assert!(f.issuer.verify(&f.issuer.sign_raw(header(&f), small_skew)).is_ok(), "within leeway");
+    }
+
+    #[test]
+    fn every_claim_is_required() {
+        let f = fixture("i");
+        for claim in ["jti", "sid", "scope", "account", "sub", "iat", "nbf"] {
+            let mut claims = valid_claims(&f);
+            claims.as_object_mut().unwrap().remove(claim);
+            let err = f.issuer.verify(&f.issuer.sign_raw(header(&f), claims)).unwrap_err();
+            assert_eq!(err, TokenError::MissingClaim(claim.into()), "without {claim}");
+        }
+    }
+
+    #[test]
+    fn an_edited_payload_fails_the_signature() {
+        let f = fixture("i");
+        let (token, _) = f.issuer.mint(&grant()).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+        claims["scope"] = json!("qc:live:execute qc:projects:delete");
+        let edited = format!("{}.{}.{}", parts[0], B64.encode(claims.to_string()), parts[2]);
+        check(&f, &edited, TokenError::BadSignature);
+    }
+
+    #[test]
+    fn oversized_tokens_are_refused_before_parsing() {
+        let f = fixture("i");
+        let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
+        check(&f, &huge, TokenError::Oversized(MAX_TOKEN_BYTES + 1));
+    }
+
+    #[test]
+    fn lifetimes_outside_the_bounds_are_not_minted() {
+        let f = fixture("i");
+        let mut g = grant();
+        g.ttl_secs = MAX_TTL_SECS + 1;
+        assert_eq!(f.issuer.mint(&g).unwrap_err(), TokenError::InvalidTtl(MAX_TTL_SECS + 1));
+        g.ttl_secs = MAX_TTL_SECS;
+        assert!(f.issuer.mint(&g).is_ok());
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let issuer = TokenIssuer::open("i", dir.path(), store.clone()).unwrap();
+        let (old_token, _) = issuer.mint(&grant()).unwrap();
+        let old_kid = issuer.active_kid();
+        let new_kid = issuer.rotate().unwrap();
+        assert_ne!(old_kid, new_kid);
+        let (new_token, _) = issuer.mint(&grant()).unwrap();
+        assert!(issuer.verify(&old_token).is_ok(), "tokens of the retired key still verify");
+        let reopened = TokenIssuer::open("i", dir.path(), store).unwrap();
+        assert_eq!(reopened.active_kid(), new_kid);
+        assert!(reopened.verify(&old_token).is_ok() && reopened.verify(&new_token).is_ok());
+        let index = std::fs::read_to_string(dir.path().join("signing-keys.json")).unwrap();
+        assert!(!index.contains("seed") && index.len() < 400, "the index holds no key material: {index}");
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One entry point for every chore, used by the README and by CI alike.
+#   scripts/dev.sh deps   install the system packages Keybridge builds and tests with (Debian/Ubuntu)
+#   scripts/dev.sh demo   build, then start Keybridge on its demo default (the built-in simulator)
+#   scripts/dev.sh test   formatting, lints and every test, as CI runs them
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev)
+APT_TEST=(dbus gnome-keyring libsecret-tools keyutils)
+
+need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+deps() {
+  local missing=()
+  for p in "${APT_BUILD[@]}" "${APT_TEST[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  command -v cargo >/dev/null || { echo "cargo is missing: install Rust from your distribution or rustup first" >&2; exit 1; }
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    need_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+demo() {
+  deps
+  cargo build --release -p keybridge-cli
+  echo "Starting the QuantConnect simulator with the demo account (Ctrl-C to stop)."
+  exec ./target/release/keybridge sim --listen 127.0.0.1:8765
+}
+
+test_all() {
+  deps
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets -- -D warnings
+  cargo test --workspace
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  demo) demo ;;
+  test) test_all ;;
+  *) echo "usage: scripts/dev.sh deps|demo|test" >&2; exit 2 ;;
+esac
