@@ -4,9 +4,23 @@
 //! - [`tokens`]: short-lived EdDSA access tokens, with signing keys kept in the keychain and
 //!   rotated without breaking tokens already issued.
 //! - [`audit`]: the hash-chained audit log and its verifier.
+//! - [`Broker`]: authentication of bridges (host-bound pairing or client keys), authorization
+//!   of every call (token, revocation, pause, scope, policy), approvals, execution through the
+//!   QuantConnect client with a concurrency limit per account, and an audit record for each.
 //!
 //! The broker holds QuantConnect tokens only inside [`keybridge_secret::Secret`]s and must never
 //! put one in a token, an audit record, a log line or an error.
 
+pub mod approvals;
 pub mod audit;
+mod broker;
+pub mod clients;
+mod error;
+pub mod peer;
+pub mod policy;
+#[cfg(unix)]
+pub mod server;
 pub mod tokens;
+
+pub use broker::{Broker, BrokerConfig, default_data_dir, digest, own_uid, redact};
+pub use error::BrokerError;

@@ -493,6 +493,8 @@ mod tests {
         future["exp"] = json!(now + 1200);
         check(&f, &f.issuer.sign_raw(header(&f), future), TokenError::NotYetValid);
         let mut long = valid_claims(&f);
+        long["iat"] = json!(now);
+        long["nbf"] = json!(now);
         long["exp"] = json!(now + MAX_TTL_SECS + 600);
         check(&f, &f.issuer.sign_raw(header(&f), long), TokenError::LifetimeTooLong(MAX_TTL_SECS + 600));
         let mut small_skew = valid_claims(&f);

@@ -3,6 +3,9 @@
 //! Thin glue: each command parses its arguments, calls a library crate and maps errors to a
 //! message and an exit code. It must never print a QuantConnect API token.
 
+mod admin;
+mod serve;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -41,6 +44,156 @@ enum Command {
         #[arg(long = "fault", value_name = "RULE")]
         faults: Vec<keybridge_qc_sim::FaultRule>,
     },
+    /// Run the broker in the foreground (what the desktop app runs inside it).
+    Serve {
+        /// Use the built-in QuantConnect simulator with a demo account and client.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// QuantConnect accounts: the API token goes to the OS keychain only.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// MCP clients paired with Keybridge.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Refuse every call until `resume`.
+    Pause,
+    /// Accept calls again after `pause`.
+    Resume,
+    /// Calls waiting for your decision.
+    #[command(subcommand)]
+    Approvals(ApprovalCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Development access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Whether the broker runs, and its state.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Add an account. The API token is read from stdin, or asked for without echo.
+    Add {
+        /// A short name for the account, e.g. `main` or `paper`.
+        name: String,
+        /// Your QuantConnect user id (quantconnect.com/settings).
+        #[arg(long)]
+        user_id: String,
+        /// Organization id, if not your default one.
+        #[arg(long)]
+        organization_id: Option<String>,
+        /// Store without checking the credentials against QuantConnect.
+        #[arg(long)]
+        skip_check: bool,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+    /// Check the stored credentials against QuantConnect.
+    Test {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Pair a client. Host-bound by default: no secret anywhere.
+    Add {
+        /// A name you will recognise, e.g. "Claude Desktop".
+        name: String,
+        /// The account it may use.
+        #[arg(long)]
+        account: String,
+        /// read-only, research, trader or admin.
+        #[arg(long, conflicts_with = "scope")]
+        preset: Option<String>,
+        /// Explicit scopes instead of a preset; repeatable.
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Policy overrides, `SCOPE=allow|ask|deny`; repeatable.
+        #[arg(long, value_parser = parse_policy)]
+        policy: Vec<(String, String)>,
+        /// Access token lifetime in minutes (1-60).
+        #[arg(long)]
+        token_minutes: Option<u64>,
+        /// Issue a client key (for hosts whose process lineage cannot be checked).
+        #[arg(long)]
+        key: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List,
+    Show {
+        client_id: String,
+    },
+    /// Revoke a client; its sessions stop on their next call.
+    Revoke {
+        client_id: String,
+    },
+    /// End one session now.
+    EndSession {
+        session_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalCommand {
+    List,
+    Approve {
+        id: String,
+        /// Also allow this tool in that session for this many minutes.
+        #[arg(long)]
+        minutes: Option<u32>,
+    },
+    Deny {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Show the last records; `--follow` keeps printing new ones.
+    Tail {
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain; names the first bad record.
+    Verify,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Start signing with a new key; tokens of the old one stay valid until they expire.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint an access token for a client, for development.
+    Mint {
+        #[arg(long)]
+        client: String,
+        /// Lifetime in seconds (60-3600).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+}
+
+fn parse_policy(text: &str) -> Result<(String, String), String> {
+    let (scope, decision) =
+        text.split_once('=').ok_or_else(|| format!("`{text}` should look like qc:live:read=ask"))?;
+    Ok((scope.to_string(), decision.to_string()))
 }
 
 fn main() -> Result<()> {
@@ -48,9 +201,134 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEYBRIDGE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    match command {
         Command::Catalog { json } => print_catalog(json),
         Command::Sim { listen, accounts, faults } => run_sim(listen, accounts, faults),
+        other => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(run(other))
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    use keybridge_broker_proto::{AdminCommand as A, ApprovalDecision, ClientSpec, Credential};
+    let admin = || async { admin::Admin::connect(&keybridge_broker_proto::default_socket_path()).await };
+    let result = match command {
+        Command::Serve { demo } => return serve::serve(demo).await,
+        Command::Status => admin().await?.run(A::Status).await?,
+        Command::Account(AccountCommand::Add { name, user_id, organization_id, skip_check }) => {
+            let token = read_token()?;
+            let mut admin = admin().await?;
+            admin
+                .run(A::AccountAdd { name, user_id, organization_id, api_token: Credential::new(token), skip_check })
+                .await?
+        }
+        Command::Account(AccountCommand::List) => admin().await?.run(A::AccountList).await?,
+        Command::Account(AccountCommand::Remove { name }) => admin().await?.run(A::AccountRemove { name }).await?,
+        Command::Account(AccountCommand::Test { name }) => admin().await?.run(A::AccountTest { name }).await?,
+        Command::Client(ClientCommand::Add { name, account, preset, scope, policy, token_minutes, key, json }) => {
+            let spec = ClientSpec {
+                name,
+                account,
+                preset,
+                scopes: scope,
+                policy: policy.into_iter().collect(),
+                token_ttl_secs: token_minutes.map(|m| m * 60),
+                with_key: key,
+            };
+            let result = admin().await?.run(A::ClientAdd { spec }).await?;
+            if !json {
+                let id = result["client_id"].as_str().unwrap_or_default();
+                let mut text = format!("client {id} paired\n");
+                if let Some(key) = result["client_key"].as_str() {
+                    text.push_str(&format!(
+                        "client key (shown once, store it in the MCP client's config as KEYBRIDGE_CLIENT_KEY):\n{key}\n"
+                    ));
+                }
+                text.push_str(&format!("MCP server command: keybridge-mcp --client {id}\n"));
+                return emit(&text);
+            }
+            result
+        }
+        Command::Client(ClientCommand::List) => admin().await?.run(A::ClientList).await?,
+        Command::Client(ClientCommand::Show { client_id }) => admin().await?.run(A::ClientShow { client_id }).await?,
+        Command::Client(ClientCommand::Revoke { client_id }) => {
+            admin().await?.run(A::ClientRevoke { client_id }).await?
+        }
+        Command::Client(ClientCommand::EndSession { session_id }) => {
+            admin().await?.run(A::SessionEnd { session_id }).await?
+        }
+        Command::Pause => admin().await?.run(A::Pause).await?,
+        Command::Resume => admin().await?.run(A::Resume).await?,
+        Command::Approvals(ApprovalCommand::List) => admin().await?.run(A::ApprovalsList).await?,
+        Command::Approvals(ApprovalCommand::Approve { id, minutes }) => {
+            let decision = minutes.map_or(ApprovalDecision::Approve, |minutes| ApprovalDecision::AllowFor { minutes });
+            admin().await?.run(A::ApprovalDecide { approval_id: id, decision }).await?
+        }
+        Command::Approvals(ApprovalCommand::Deny { id }) => {
+            admin().await?.run(A::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Deny }).await?
+        }
+        Command::Audit(AuditCommand::Verify) => admin().await?.run(A::AuditVerify).await?,
+        Command::Audit(AuditCommand::Tail { last, follow, json }) => {
+            return audit_tail(admin().await?, last, follow, json).await;
+        }
+        Command::Keys(KeysCommand::Rotate) => admin().await?.run(A::KeysRotate).await?,
+        Command::Token(TokenCommand::Mint { client, ttl }) => {
+            admin().await?.run(A::TokenMint { client_id: client, ttl_secs: ttl }).await?
+        }
+        Command::Catalog { .. } | Command::Sim { .. } => unreachable!("handled without a runtime"),
+    };
+    emit(&format!("{}\n", serde_json::to_string_pretty(&result)?))
+}
+
+/// The API token, from stdin when piped, else typed without echo. Never from argv.
+fn read_token() -> Result<String> {
+    use std::io::{IsTerminal, Read};
+    let token = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("QuantConnect API token (not shown): ").context("cannot read the token")?
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the token from stdin")?;
+        text
+    };
+    let token = token.trim().to_string();
+    anyhow::ensure!(!token.is_empty(), "no API token given: pipe it on stdin or type it at the prompt");
+    Ok(token)
+}
+
+async fn audit_tail(mut admin: admin::Admin, last: usize, follow: bool, json: bool) -> Result<()> {
+    use keybridge_broker_proto::{AdminCommand, Response};
+    let show = |record: &serde_json::Value| -> Result<()> {
+        if json {
+            emit(&format!("{record}\n"))
+        } else {
+            let event = &record["event"];
+            let kind = event["kind"].as_str().unwrap_or("?");
+            let detail: Vec<String> = event
+                .as_object()
+                .map(|m| m.iter().filter(|(k, _)| k.as_str() != "kind").map(|(k, v)| format!("{k}={v}")).collect())
+                .unwrap_or_default();
+            emit(&format!("#{} {} {kind} {}\n", record["seq"], record["ts"], detail.join(" ")))
+        }
+    };
+    admin.send(AdminCommand::AuditTail { last, follow }).await?;
+    loop {
+        match admin.next().await? {
+            Response::Admin { result, .. } => {
+                for record in result.as_array().into_iter().flatten() {
+                    show(record)?;
+                }
+                if !follow {
+                    return Ok(());
+                }
+            }
+            Response::Event { event } if event["type"] == "audit" => show(&event["record"])?,
+            Response::Event { .. } => {}
+            Response::Error { error, .. } => anyhow::bail!("{}", error.message),
+            _ => {}
+        }
     }
 }
 

@@ -79,7 +79,8 @@ pub(crate) fn check(headers: &HeaderMap, accounts: &[SimAccount], sim_now: i64, 
         return refuse(format!("Timestamp is too old for hash. Server time: {sim_now}"));
     }
 
-    // The hash covers the header exactly as sent, as the real API does.
+    // The hash covers the header text exactly as sent, so a client that signs one
+    // value and sends another (say, a reformatted number) is caught.
     if !same(&password, &expected_password(&account.api_token, &timestamp)) {
         return refuse(MSG_BAD_HASH.to_owned());
     }

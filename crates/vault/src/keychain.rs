@@ -22,7 +22,11 @@ impl KeyringStore {
     /// credentials: `None` for the real app, `Some("dev")` for development builds, a unique
     /// name per test run.
     pub fn open(namespace: Option<&str>) -> Result<Self, VaultError> {
-        Self::with_backend(keyring::default::default_credential_builder(), namespace)
+        let store = Self::with_backend(keyring::default::default_credential_builder(), namespace)?;
+        // Ask once now, so a missing or locked keychain is reported at start with what to do,
+        // not in the middle of the first call.
+        store.get("keybridge-probe")?;
+        Ok(store)
     }
 
     /// Open a given keyring backend; refuses one that forgets what it is given.

@@ -55,11 +55,8 @@ pub(crate) fn compile_create(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
         }
     }
     let signature = hex_id(&["signature", &all], 32);
-    let compile_id = format!(
-        "{}-{}",
-        hex_id(&["compile", &id.to_string(), &signature], 32),
-        hex_id(&["compile-seq", &seq.to_string()], 32)
-    );
+    // "<hash of project and code>-<n>": the same code compiled twice gets two ids.
+    let compile_id = format!("{}-{seq}", hex_id(&["compile", &id.to_string(), &signature], 32));
     let file_names: Vec<String> = project.files.iter().map(|f| f.name.clone()).collect();
     let state = compile_state(done, &errors);
     project.compiles.push(Compile {

@@ -1,0 +1,401 @@
+//! The wire between the broker and its local clients (the bridge, the CLI, the app).
+//!
+//! Every message is one frame: a 4-byte big-endian length, then that many bytes of JSON.
+//! Frames larger than [`MAX_FRAME_BYTES`] are refused before they are read. The first frame
+//! of a connection is a [`Request::Hello`] carrying [`PROTOCOL_VERSION`]; after that the
+//! client sends [`Request`]s and the broker answers with [`Response`]s matched by `id`, and
+//! may push [`Response::Event`]s to subscribers.
+//!
+//! This crate is the only place these formats are defined. It does no I/O beyond reading and
+//! writing frames on a stream it is given, and it never logs a message: frames carry access
+//! tokens and client keys.
+
+use std::fmt;
+
+use keybridge_secret::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bumped on any incompatible change; the broker refuses other versions with a clear error.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame either side accepts: room for big files and backtest results.
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+/// Where the broker listens: `KEYBRIDGE_SOCKET`, else `$XDG_RUNTIME_DIR/keybridge/broker.sock`,
+/// else a per-user folder under the temporary directory. The folder is private to the user.
+pub fn default_socket_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("KEYBRIDGE_SOCKET").filter(|p| !p.is_empty()) {
+        return path.into();
+    }
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return std::path::Path::new(&runtime).join("keybridge").join("broker.sock");
+    }
+    #[cfg(unix)]
+    let user = rustix::process::getuid().as_raw().to_string();
+    #[cfg(not(unix))]
+    let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+    std::env::temp_dir().join(format!("keybridge-{user}")).join("broker.sock")
+}
+
+/// A bearer credential on the wire: an access token or a client key. Prints as `<redacted>`.
+#[derive(Clone)]
+pub struct Credential(SecretString);
+
+impl Credential {
+    pub fn new(value: String) -> Self {
+        Self(SecretString::from(value))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Credential {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for Credential {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Credential::new)
+    }
+}
+
+/// What a connection is for, said in its first frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Hello {
+    /// `keybridge-mcp` for a paired client: host-bound (no key) or with its client key.
+    Bridge { version: u32, client_id: String, client_key: Option<Credential> },
+    /// The CLI or the app, administering the broker. Same OS user only.
+    Admin { version: u32 },
+}
+
+impl Hello {
+    pub fn version(&self) -> u32 {
+        match self {
+            Hello::Bridge { version, .. } | Hello::Admin { version } => *version,
+        }
+    }
+}
+
+/// A request after the hello. `id` is chosen by the client and echoed in the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub body: RequestBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequestBody {
+    /// A fresh access token for the authenticated session.
+    Refresh,
+    /// The tools the token's scopes allow.
+    ListTools { token: Credential },
+    /// Run one tool.
+    Call { token: Credential, tool: String, arguments: Value },
+    /// Stop waiting for the answer to request `target` (e.g. a pending approval).
+    Cancel { target: u64 },
+    /// Administration, on admin connections only.
+    Admin(AdminCommand),
+}
+
+/// What the CLI and the app can ask of the broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum AdminCommand {
+    Status,
+    AccountAdd {
+        name: String,
+        user_id: String,
+        organization_id: Option<String>,
+        api_token: Credential,
+        skip_check: bool,
+    },
+    AccountList,
+    AccountRemove {
+        name: String,
+    },
+    AccountTest {
+        name: String,
+    },
+    ClientAdd {
+        spec: ClientSpec,
+    },
+    ClientList,
+    ClientShow {
+        client_id: String,
+    },
+    ClientRevoke {
+        client_id: String,
+    },
+    SessionEnd {
+        session_id: String,
+    },
+    Pause,
+    Resume,
+    ApprovalsList,
+    ApprovalDecide {
+        approval_id: String,
+        decision: ApprovalDecision,
+    },
+    AuditTail {
+        last: usize,
+        follow: bool,
+    },
+    AuditVerify,
+    KeysRotate,
+    TokenMint {
+        client_id: String,
+        ttl_secs: Option<u64>,
+    },
+}
+
+/// A new client, as the user describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientSpec {
+    pub name: String,
+    pub account: String,
+    /// A preset name (`read-only`, `research`, `trader`, `admin`) or explicit scopes.
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Scope → `allow` / `ask` / `deny`, over the defaults.
+    #[serde(default)]
+    pub policy: std::collections::BTreeMap<String, String>,
+    pub token_ttl_secs: Option<u64>,
+    /// Issue a client key instead of host-bound pairing.
+    #[serde(default)]
+    pub with_key: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Approve,
+    Deny,
+    /// Approve, and let the same tool run in this session without asking for some minutes.
+    AllowFor {
+        minutes: u32,
+    },
+}
+
+/// The broker's answers and pushed events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to the hello of a bridge.
+    Welcome {
+        session: SessionInfo,
+    },
+    /// Answer to an admin hello.
+    AdminWelcome {
+        broker_version: String,
+    },
+    Token {
+        id: u64,
+        session: SessionInfo,
+    },
+    Tools {
+        id: u64,
+        tools: Vec<ToolInfo>,
+    },
+    /// A tool's result: QuantConnect's JSON.
+    Result {
+        id: u64,
+        result: Value,
+    },
+    /// A call is waiting for the human: sent while it waits, then the final answer follows.
+    Waiting {
+        id: u64,
+        approval_id: String,
+        summary: String,
+        seconds_left: u64,
+    },
+    Admin {
+        id: u64,
+        result: Value,
+    },
+    /// An audit record or an approval change, on a following admin connection.
+    Event {
+        event: Value,
+    },
+    Error {
+        id: Option<u64>,
+        error: ErrorInfo,
+    },
+}
+
+/// An authenticated bridge session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub account: String,
+    pub scopes: Vec<String>,
+    pub token: Credential,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub paused: bool,
+}
+
+/// A tool as the bridge lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub scope: String,
+    /// `allow`, `ask` or `deny` for this client.
+    pub policy: String,
+}
+
+/// An error a client can branch on (`code`) and show (`message`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    BadFrame,
+    UnsupportedVersion,
+    NotAuthenticated,
+    PairingDenied,
+    TokenInvalid,
+    TokenExpired,
+    Revoked,
+    Paused,
+    UnknownTool,
+    MissingScope,
+    PolicyDenied,
+    ApprovalDenied,
+    ApprovalTimedOut,
+    Cancelled,
+    InvalidArguments,
+    QuantConnect,
+    RateLimited,
+    NotFound,
+    Invalid,
+    Internal,
+}
+
+/// A frame that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("frame is not a valid message: {0}")]
+    Invalid(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Read one frame and decode it as `T`.
+pub async fn read_frame<T, R>(reader: &mut R) -> Result<T, FrameError>
+where
+    T: for<'de> Deserialize<'de>,
+    R: AsyncRead + Unpin,
+{
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(|e| FrameError::Invalid(e.to_string()))
+}
+
+/// Encode `message` and write it as one frame.
+pub async fn write_frame<T, W>(writer: &mut W, message: &T) -> Result<(), FrameError>
+where
+    T: Serialize,
+    W: AsyncWrite + Unpin,
+{
+    let body = serde_json::to_vec(message).map_err(|e| FrameError::Invalid(e.to_string()))?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    writer.write_all(&frame).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let req = Request { id: 7, body: RequestBody::Cancel { target: 3 } };
+        write_frame(&mut a, &req).await.unwrap();
+        let back: Request = read_frame(&mut b).await.unwrap();
+        assert_eq!(back.id, 7);
+        assert!(matches!(back.body, RequestBody::Cancel { target: 3 }));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_is_refused_before_reading() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&((MAX_FRAME_BYTES as u32) + 1).to_be_bytes()).await.unwrap();
+        let err = read_frame::<Request, _>(&mut b).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge(_)), "{err:?}");
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        let hello =
+            Hello::Bridge { version: 1, client_id: "c".into(), client_key: Some(Credential::new("SENTINEL".into())) };
+        assert!(!format!("{hello:?}").contains("SENTINEL"));
+        assert!(serde_json::to_string(&hello).unwrap().contains("SENTINEL"), "but they do cross the wire");
+    }
+
+    #[test]
+    fn wire_shapes_are_stable() {
+        let call = Request {
+            id: 1,
+            body: RequestBody::Call {
+                token: Credential::new("t".into()),
+                tool: "read_account".into(),
+                arguments: json!({}),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&call).unwrap(),
+            json!({"id": 1, "type": "call", "token": "t", "tool": "read_account", "arguments": {}})
+        );
+        let err =
+            Response::Error { id: Some(1), error: ErrorInfo { code: ErrorCode::MissingScope, message: "m".into() } };
+        assert_eq!(
+            serde_json::to_value(&err).unwrap(),
+            json!({"type": "error", "id": 1, "error": {"code": "missing_scope", "message": "m"}})
+        );
+    }
+}

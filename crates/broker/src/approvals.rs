@@ -1,0 +1,159 @@
+//! Calls waiting for the human: pending approvals, their answers, and time-boxed allowances.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use keybridge_broker_proto::ApprovalDecision;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// What is being asked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    ToolCall,
+    /// The first session of a client from a host executable.
+    Pairing,
+}
+
+/// A request for the human, as the CLI and the app show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub id: String,
+    pub kind: ApprovalKind,
+    pub client_id: String,
+    pub client_name: String,
+    pub session_id: Option<String>,
+    pub account: String,
+    pub tool: Option<String>,
+    pub scope: Option<String>,
+    /// What will happen, in plain words.
+    pub summary: String,
+    /// The exact arguments (secrets inside them redacted), shown on demand.
+    pub arguments: Value,
+    /// SHA-256 of the exact arguments: the approval covers these and no others.
+    pub arguments_sha256: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub expires: u64,
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Approved,
+    /// Approved, and the tool may run without asking in this session until the given time.
+    ApprovedFor(Duration),
+    Denied,
+    TimedOut,
+}
+
+struct Entry {
+    pending: Pending,
+    answer: Option<oneshot::Sender<ApprovalDecision>>,
+}
+
+/// The pending approvals of a broker and the allowances granted so far.
+#[derive(Default)]
+pub struct Approvals {
+    pending: Mutex<HashMap<String, Entry>>,
+    /// (session, tool) → until.
+    allowances: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals").finish_non_exhaustive()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A registered approval: await [`Ticket::wait`] for the human's answer.
+pub struct Ticket {
+    pub pending: Pending,
+    receiver: oneshot::Receiver<ApprovalDecision>,
+    timeout: Duration,
+}
+
+impl Approvals {
+    /// Register a request; it is listed until answered or timed out.
+    pub fn open(&self, mut pending: Pending, timeout: Duration) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        pending.created = now();
+        pending.expires = pending.created + timeout.as_secs();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pending.id.clone(), Entry { pending: pending.clone(), answer: Some(tx) });
+        Ticket { pending, receiver: rx, timeout }
+    }
+
+    /// Wait for the answer; a timeout is a denial. The request is withdrawn either way.
+    pub async fn wait(&self, ticket: Ticket) -> Outcome {
+        let id = ticket.pending.id.clone();
+        let outcome = match tokio::time::timeout(ticket.timeout, ticket.receiver).await {
+            Ok(Ok(ApprovalDecision::Approve)) => Outcome::Approved,
+            Ok(Ok(ApprovalDecision::AllowFor { minutes })) => {
+                Outcome::ApprovedFor(Duration::from_secs(u64::from(minutes.clamp(1, 24 * 60)) * 60))
+            }
+            Ok(Ok(ApprovalDecision::Deny)) | Ok(Err(_)) => Outcome::Denied,
+            Err(_) => Outcome::TimedOut,
+        };
+        self.withdraw(&id);
+        outcome
+    }
+
+    /// Remove a request without an answer (the caller gave up waiting).
+    pub fn withdraw(&self, id: &str) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// Answer a request. Returns the request, or `None` if it is not pending any more.
+    pub fn decide(&self, id: &str, decision: ApprovalDecision) -> Option<Pending> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = pending.get_mut(id)?;
+        let sender = entry.answer.take()?;
+        let shown = entry.pending.clone();
+        pending.remove(id);
+        sender.send(decision).ok()?;
+        Some(shown)
+    }
+
+    pub fn list(&self) -> Vec<Pending> {
+        let mut list: Vec<Pending> =
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.pending.clone()).collect();
+        list.sort_by_key(|p| p.created);
+        list
+    }
+
+    pub fn allow_for(&self, session: &str, tool: &str, duration: Duration) {
+        self.allowances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((session.to_string(), tool.to_string()), Instant::now() + duration);
+    }
+
+    /// Whether a time-boxed allowance covers this tool in this session now.
+    pub fn allowed(&self, session: &str, tool: &str) -> bool {
+        let mut allowances = self.allowances.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (session.to_string(), tool.to_string());
+        match allowances.get(&key) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                allowances.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Forget the allowances of an ended session.
+    pub fn end_session(&self, session: &str) {
+        self.allowances.lock().unwrap_or_else(|e| e.into_inner()).retain(|(s, _), _| s != session);
+    }
+}

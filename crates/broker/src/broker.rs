@@ -1,0 +1,861 @@
+//! The broker core: authentication, authorization, approvals, execution and audit, with no
+//! transport. The socket server and the desktop app both drive this type.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ClientSpec, Credential, SessionInfo, ToolInfo};
+use keybridge_catalog::{Preset, Scope, Tool};
+use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
+use keybridge_vault::{Account, AccountId, Accounts, SecretStore, SecretString};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, broadcast};
+
+use crate::BrokerError;
+use crate::approvals::{ApprovalKind, Approvals, Outcome, Pending};
+use crate::audit::AuditLog;
+use crate::clients::{Client, ClientAuth, Clients, key_hash, new_client_id, resolve_scopes};
+use crate::peer::Peer;
+use crate::policy::{Decision, decide};
+use crate::tokens::{Claims, DEFAULT_TTL_SECS, Grant, MAX_TTL_SECS, TokenError, TokenIssuer, random_id};
+
+/// How a broker is set up.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub qc_base_url: String,
+    pub approval_timeout: Duration,
+    /// Executables accepted as the bridge for host-bound clients.
+    pub bridge_executables: Vec<PathBuf>,
+    /// QuantConnect calls in flight per account.
+    pub account_concurrency: usize,
+}
+
+impl BrokerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, qc_base_url: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            qc_base_url: qc_base_url.into(),
+            approval_timeout: Duration::from_secs(60),
+            bridge_executables: Vec::new(),
+            account_concurrency: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    client_id: String,
+    host: Option<String>,
+    started: u64,
+    revoked: bool,
+}
+
+/// The broker. Cheap to share: wrap it in an `Arc`.
+pub struct Broker {
+    config: BrokerConfig,
+    accounts: Accounts,
+    clients: Mutex<Clients>,
+    sessions: Mutex<HashMap<String, Session>>,
+    tokens: TokenIssuer,
+    audit: AuditLog,
+    approvals: Approvals,
+    qc: QcClient,
+    paused: AtomicBool,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    credentials: Mutex<HashMap<String, Arc<Credentials>>>,
+    events: broadcast::Sender<Value>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SHA-256 of a JSON value with object keys sorted, so equal arguments digest equally.
+pub fn digest(value: &Value) -> String {
+    fn canonical(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let sorted: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, canonical(v))).collect();
+                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    hex::encode(Sha256::digest(canonical(value).to_string().as_bytes()))
+}
+
+/// Arguments as they may be shown and audited: brokerage credentials removed, long text cut.
+pub fn redact(args: &Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    for (key, value) in args {
+        let shown = match (key.as_str(), value) {
+            ("brokerage", Value::Object(settings)) => {
+                json!({"id": settings.get("id").cloned().unwrap_or(Value::Null), "credentials": "<redacted>"})
+            }
+            ("dataProviders", Value::Object(_)) => json!("<redacted>"),
+            (_, Value::String(text)) if text.chars().count() > 200 => {
+                json!(format!("{}… ({} bytes)", text.chars().take(120).collect::<String>(), text.len()))
+            }
+            (_, other) => other.clone(),
+        };
+        out.insert(key.clone(), shown);
+    }
+    Value::Object(out)
+}
+
+fn token_error(e: TokenError) -> BrokerError {
+    match e {
+        TokenError::Expired => BrokerError::TokenExpired,
+        other => BrokerError::TokenInvalid(format!("{other}; reconnect the bridge")),
+    }
+}
+
+/// The smallest preset that includes `scope`, for error messages.
+fn preset_with(scope: Scope) -> &'static str {
+    Preset::ALL.iter().find(|p| p.scopes().contains(&scope)).map(|p| p.name()).unwrap_or("admin")
+}
+
+/// Withdraws a pending approval if the waiting call is dropped (cancelled).
+struct Withdraw<'a> {
+    approvals: &'a Approvals,
+    id: String,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.approvals.withdraw(&self.id);
+    }
+}
+
+impl Broker {
+    /// Open the broker's state in `config.data_dir`, with secrets in `store`.
+    pub fn open(config: BrokerConfig, store: Arc<dyn SecretStore>) -> Result<Self, BrokerError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BrokerError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        let install_id = install_id(dir)?;
+        let tokens =
+            TokenIssuer::open(&install_id, dir, store.clone()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let audit = AuditLog::open(&dir.join("audit"), store.as_ref()).map_err(|e| {
+            BrokerError::Internal(format!(
+                "{e}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
+            ))
+        })?;
+        let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
+        let paused = std::fs::read_to_string(dir.join("paused")).is_ok();
+        let (events, _) = broadcast::channel(256);
+        Ok(Self {
+            accounts: Accounts::new(dir, store),
+            clients: Mutex::new(Clients::load(dir)?),
+            sessions: Mutex::new(HashMap::new()),
+            tokens,
+            audit,
+            approvals: Approvals::default(),
+            qc,
+            paused: AtomicBool::new(paused),
+            limits: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
+            events,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Approval changes (`{"type": "approval_opened" | "approval_closed", ...}`).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Value> {
+        self.events.subscribe()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, event: Value) {
+        if let Err(e) = self.audit.append(event) {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    // ---- sessions -------------------------------------------------------------------------
+
+    /// Authenticate a bridge for `client_id`: by its key, or by what the OS says about the peer
+    /// (asking the human the first time a host executable is seen).
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        key: Option<&Credential>,
+        peer: &Peer,
+    ) -> Result<SessionInfo, BrokerError> {
+        let result = self.authenticate_inner(client_id, key, peer).await;
+        let host = peer.host.as_ref().map(|h| h.display().to_string());
+        match &result {
+            Ok(session) => self.record(json!({"kind": "authentication", "client": client_id, "ok": true,
+                "session": session.session_id, "host": host, "method": if key.is_some() { "key" } else { "host" }})),
+            Err(e) => self.record(json!({"kind": "authentication", "client": client_id, "ok": false,
+                "host": host, "reason": e.to_string()})),
+        }
+        result
+    }
+
+    async fn authenticate_inner(
+        &self,
+        client_id: &str,
+        key: Option<&Credential>,
+        peer: &Peer,
+    ) -> Result<SessionInfo, BrokerError> {
+        if peer.uid != own_uid() {
+            return Err(BrokerError::PairingDenied(format!("the peer runs as uid {}, not as this user", peer.uid)));
+        }
+        let client = lock(&self.clients).get(client_id).cloned().ok_or_else(|| {
+            BrokerError::NotFound(format!("no client `{client_id}`; `keybridge client list` shows the paired clients"))
+        })?;
+        if client.revoked {
+            return Err(BrokerError::Revoked(format!("client `{client_id}` was revoked; pair it again in Keybridge")));
+        }
+        let host = peer.host.as_ref().map(|h| h.display().to_string()).unwrap_or_else(|| "an unknown program".into());
+        match (&client.auth, key) {
+            (ClientAuth::Key { key_sha256 }, Some(key)) => {
+                if !constant_time_eq(key_hash(key.expose()).as_bytes(), key_sha256.as_bytes()) {
+                    return Err(BrokerError::PairingDenied(format!("wrong client key for `{client_id}`")));
+                }
+            }
+            (ClientAuth::Key { .. }, None) => {
+                return Err(BrokerError::PairingDenied(format!(
+                    "client `{client_id}` uses a client key; set KEYBRIDGE_CLIENT_KEY for the bridge"
+                )));
+            }
+            (ClientAuth::HostBound { .. }, Some(_)) => {
+                return Err(BrokerError::PairingDenied(format!(
+                    "client `{client_id}` is host-bound and takes no key; remove KEYBRIDGE_CLIENT_KEY"
+                )));
+            }
+            (ClientAuth::HostBound { approved_hosts }, None) => {
+                self.check_bridge_executable(peer)?;
+                if !approved_hosts.contains(&host) {
+                    self.approve_pairing(&client, &host).await?;
+                }
+            }
+        }
+        let session_id = format!("s-{}", random_id(8));
+        lock(&self.sessions).insert(
+            session_id.clone(),
+            Session { client_id: client.id.clone(), host: Some(host), started: now(), revoked: false },
+        );
+        lock(&self.clients).update(&client.id, |c| c.last_seen = Some(now()))?;
+        self.mint(&client, &session_id)
+    }
+
+    fn check_bridge_executable(&self, peer: &Peer) -> Result<(), BrokerError> {
+        let Some(exe) = &peer.exe else {
+            return Err(BrokerError::PairingDenied(
+                "the OS did not say which program connected; use a client key on this platform".into(),
+            ));
+        };
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if self.config.bridge_executables.iter().any(|b| canonical(b) == canonical(exe)) {
+            Ok(())
+        } else {
+            Err(BrokerError::PairingDenied(format!(
+                "{} is not the keybridge-mcp bridge that ships with Keybridge",
+                exe.display()
+            )))
+        }
+    }
+
+    async fn approve_pairing(&self, client: &Client, host: &str) -> Result<(), BrokerError> {
+        let pending = Pending {
+            id: format!("a-{}", random_id(6)),
+            kind: ApprovalKind::Pairing,
+            client_id: client.id.clone(),
+            client_name: client.name.clone(),
+            session_id: None,
+            account: client.account.to_string(),
+            tool: None,
+            scope: None,
+            summary: format!(
+                "{} wants to connect to account {} for the first time from {host}. Approve only if you just started it.",
+                client.name, client.account
+            ),
+            arguments: json!({"host": host}),
+            arguments_sha256: digest(&json!({"host": host})),
+            created: 0,
+            expires: 0,
+        };
+        match self.ask(pending, |_| {}).await? {
+            Outcome::Approved | Outcome::ApprovedFor(_) => {
+                lock(&self.clients).update(&client.id, |c| {
+                    if let ClientAuth::HostBound { approved_hosts } = &mut c.auth {
+                        approved_hosts.insert(host.to_string());
+                    }
+                })?;
+                Ok(())
+            }
+            Outcome::Denied => Err(BrokerError::PairingDenied("you denied the connection in Keybridge".into())),
+            Outcome::TimedOut => Err(BrokerError::PairingDenied(format!(
+                "nobody approved the connection in Keybridge within {}s",
+                self.config.approval_timeout.as_secs()
+            ))),
+        }
+    }
+
+    fn mint(&self, client: &Client, session_id: &str) -> Result<SessionInfo, BrokerError> {
+        let grant = Grant {
+            client_id: client.id.clone(),
+            session_id: session_id.to_string(),
+            account: client.account.to_string(),
+            scopes: client.scopes.clone(),
+            ttl_secs: client.token_ttl_secs,
+        };
+        let (token, claims) = self.tokens.mint(&grant).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        self.record(json!({"kind": "token_minted", "client": client.id, "session": session_id,
+            "jti": claims.jti, "expires": claims.exp}));
+        Ok(SessionInfo {
+            session_id: session_id.to_string(),
+            client_id: client.id.clone(),
+            client_name: client.name.clone(),
+            account: client.account.to_string(),
+            scopes: client.scopes.iter().map(|s| s.to_string()).collect(),
+            token: Credential::new(token),
+            expires_at: claims.exp,
+            paused: self.is_paused(),
+        })
+    }
+
+    /// A fresh token for a live session; the client's current scopes apply.
+    pub fn refresh(&self, session_id: &str) -> Result<SessionInfo, BrokerError> {
+        let client = self.live_client(session_id)?;
+        self.mint(&client, session_id)
+    }
+
+    /// The session's client, if neither is revoked.
+    fn live_client(&self, session_id: &str) -> Result<Client, BrokerError> {
+        let session = lock(&self.sessions).get(session_id).cloned().ok_or_else(|| {
+            BrokerError::Revoked("this session is unknown to the broker (ended, or the broker restarted)".into())
+        })?;
+        if session.revoked {
+            return Err(BrokerError::Revoked("this session was ended in Keybridge".into()));
+        }
+        let client = lock(&self.clients)
+            .get(&session.client_id)
+            .cloned()
+            .ok_or_else(|| BrokerError::Revoked(format!("client `{}` no longer exists", session.client_id)))?;
+        if client.revoked {
+            return Err(BrokerError::Revoked(format!("client `{}` was revoked in Keybridge", client.id)));
+        }
+        Ok(client)
+    }
+
+    /// Verify a token and the state behind it, on every call.
+    fn authorize(&self, token: &Credential) -> Result<(Claims, Client), BrokerError> {
+        let claims = self.tokens.verify(token.expose()).map_err(token_error)?;
+        let client = self.live_client(&claims.sid)?;
+        if client.id != claims.sub {
+            return Err(BrokerError::TokenInvalid("the token's client does not match its session".into()));
+        }
+        Ok((claims, client))
+    }
+
+    /// The scopes that apply: granted in the token and still granted to the client.
+    fn effective_scopes(claims: &Claims, client: &Client) -> BTreeSet<Scope> {
+        claims.scopes().intersection(&client.scopes).copied().collect()
+    }
+
+    pub fn list_tools(&self, token: &Credential) -> Result<Vec<ToolInfo>, BrokerError> {
+        let (claims, client) = self.authorize(token)?;
+        let scopes = Self::effective_scopes(&claims, &client);
+        Ok(keybridge_catalog::tools()
+            .iter()
+            .filter(|t| scopes.contains(&t.scope))
+            .filter(|t| decide(t.scope, &client.policy) != Decision::Deny)
+            .map(|t| ToolInfo {
+                name: t.name.to_string(),
+                scope: t.scope.to_string(),
+                policy: decide(t.scope, &client.policy).as_str().to_string(),
+            })
+            .collect())
+    }
+
+    // ---- calls ----------------------------------------------------------------------------
+
+    /// Run one tool for a bridge. `on_wait` is told when the call waits for the human.
+    pub async fn call(
+        &self,
+        token: &Credential,
+        tool_name: &str,
+        arguments: Value,
+        on_wait: impl FnOnce(&Pending),
+    ) -> Result<Value, BrokerError> {
+        let started = Instant::now();
+        let mut audit = json!({"kind": "tool_call", "tool": tool_name});
+        let result = self.call_inner(token, tool_name, arguments, on_wait, &mut audit).await;
+        audit["latency_us"] = json!(started.elapsed().as_micros() as u64);
+        match &result {
+            Ok(_) => audit["outcome"] = json!("ok"),
+            Err(e) => {
+                audit["outcome"] = json!(format!("{:?}", e.code()).to_ascii_lowercase());
+                audit["error"] = json!(e.to_string());
+            }
+        }
+        self.record(audit);
+        result
+    }
+
+    async fn call_inner(
+        &self,
+        token: &Credential,
+        tool_name: &str,
+        arguments: Value,
+        on_wait: impl FnOnce(&Pending),
+        audit: &mut Value,
+    ) -> Result<Value, BrokerError> {
+        let (claims, client) = self.authorize(token)?;
+        audit["client"] = json!(client.id);
+        audit["session"] = json!(claims.sid);
+        audit["account"] = json!(client.account);
+        if self.is_paused() {
+            return Err(BrokerError::Paused);
+        }
+        let tool = keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(tool_name.to_string()))?;
+        audit["scope"] = json!(tool.scope);
+        if !Self::effective_scopes(&claims, &client).contains(&tool.scope) {
+            return Err(BrokerError::MissingScope {
+                tool: tool.name.into(),
+                scope: tool.scope.to_string(),
+                preset: preset_with(tool.scope).into(),
+            });
+        }
+        let args = tool.prepare(arguments).map_err(|e| BrokerError::InvalidArguments(e.to_string()))?;
+        let args_digest = digest(&Value::Object(args.clone()));
+        audit["args_sha256"] = json!(args_digest);
+        audit["args"] = redact(&args);
+        let decision = decide(tool.scope, &client.policy);
+        audit["policy"] = json!(decision.as_str());
+        match decision {
+            Decision::Deny => return Err(BrokerError::PolicyDenied { scope: tool.scope.to_string() }),
+            Decision::Allow => audit["decision"] = json!("allowed"),
+            Decision::Ask if self.approvals.allowed(&claims.sid, tool.name) => {
+                audit["decision"] = json!("allowed_for_session");
+            }
+            Decision::Ask => {
+                let pending = self.pending_call(&client, &claims, tool, &args, args_digest).await;
+                let outcome = self.ask(pending, on_wait).await?;
+                audit["decision"] = json!(match outcome {
+                    Outcome::Approved => "approved",
+                    Outcome::ApprovedFor(_) => "approved_for_session",
+                    Outcome::Denied => "denied",
+                    Outcome::TimedOut => "timed_out",
+                });
+                match outcome {
+                    Outcome::Approved => {}
+                    Outcome::ApprovedFor(duration) => {
+                        self.approvals.allow_for(&claims.sid, tool.name, duration);
+                        self.record(json!({"kind": "allowance", "client": client.id, "session": claims.sid,
+                            "tool": tool.name, "minutes": duration.as_secs() / 60}));
+                    }
+                    Outcome::Denied => return Err(BrokerError::ApprovalDenied),
+                    Outcome::TimedOut => {
+                        return Err(BrokerError::ApprovalTimedOut(self.config.approval_timeout.as_secs()));
+                    }
+                }
+            }
+        }
+        let result = self.execute(&client.account, tool, Value::Object(args)).await;
+        audit["upstream"] = json!(match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("{:?}", e.code()).to_ascii_lowercase(),
+        });
+        result
+    }
+
+    /// Open an approval, tell the caller, wait; the approval is withdrawn if the caller goes away.
+    async fn ask(&self, pending: Pending, on_wait: impl FnOnce(&Pending)) -> Result<Outcome, BrokerError> {
+        let ticket = self.approvals.open(pending, self.config.approval_timeout);
+        let _withdraw = Withdraw { approvals: &self.approvals, id: ticket.pending.id.clone() };
+        let _ = self.events.send(json!({"type": "approval_opened", "approval": ticket.pending}));
+        on_wait(&ticket.pending);
+        let id = ticket.pending.id.clone();
+        let outcome = self.approvals.wait(ticket).await;
+        let _ = self.events.send(json!({"type": "approval_closed", "id": id}));
+        Ok(outcome)
+    }
+
+    async fn pending_call(
+        &self,
+        client: &Client,
+        claims: &Claims,
+        tool: &Tool,
+        args: &Map<String, Value>,
+        args_digest: String,
+    ) -> Pending {
+        let mut summary =
+            format!("{} wants to run {} on account {}: {}", client.name, tool.name, client.account, tool.description);
+        if let Some(project_id) = args.get("projectId").and_then(Value::as_i64) {
+            let name = self.project_name(&client.account, project_id).await;
+            summary
+                .push_str(&format!(" Project: {} (id {project_id}).", name.as_deref().unwrap_or("name unavailable")));
+        }
+        let shown: Vec<String> = redact(args)
+            .as_object()
+            .map(|m| m.iter().filter(|(k, _)| k.as_str() != "projectId").map(|(k, v)| format!("{k}={v}")).collect())
+            .unwrap_or_default();
+        if !shown.is_empty() {
+            summary.push_str(&format!(" Arguments: {}.", shown.join(", ")));
+        }
+        Pending {
+            id: format!("a-{}", random_id(6)),
+            kind: ApprovalKind::ToolCall,
+            client_id: client.id.clone(),
+            client_name: client.name.clone(),
+            session_id: Some(claims.sid.clone()),
+            account: client.account.to_string(),
+            tool: Some(tool.name.to_string()),
+            scope: Some(tool.scope.to_string()),
+            summary,
+            arguments: redact(args),
+            arguments_sha256: args_digest,
+            created: 0,
+            expires: 0,
+        }
+    }
+
+    /// The project's name for an approval summary; best effort, never blocks long.
+    async fn project_name(&self, account: &AccountId, project_id: i64) -> Option<String> {
+        let tool = keybridge_catalog::find("read_project")?;
+        let read = self.execute(account, tool, json!({"projectId": project_id}));
+        let reply = tokio::time::timeout(Duration::from_secs(3), read).await.ok()?.ok()?;
+        reply.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
+    }
+
+    async fn execute(&self, account: &AccountId, tool: &Tool, args: Value) -> Result<Value, BrokerError> {
+        let creds = self.credentials_for(account)?;
+        let permit = {
+            let limit = lock(&self.limits)
+                .entry(account.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.config.account_concurrency)))
+                .clone();
+            limit.acquire_owned().await.map_err(|e| BrokerError::Internal(e.to_string()))?
+        };
+        let result = self.qc.call(&creds, tool, args).await;
+        drop(permit);
+        Ok(result?)
+    }
+
+    fn credentials_for(&self, account: &AccountId) -> Result<Arc<Credentials>, BrokerError> {
+        if let Some(creds) = lock(&self.credentials).get(account.as_str()) {
+            return Ok(creds.clone());
+        }
+        let meta = self.accounts.get(account)?.ok_or_else(|| {
+            BrokerError::NotFound(format!(
+                "account `{account}` is not set up; add it with `keybridge account add {account}`"
+            ))
+        })?;
+        let token = self.accounts.token(account)?;
+        let creds = Arc::new(Credentials { user_id: meta.user_id, api_token: token });
+        lock(&self.credentials).insert(account.to_string(), creds.clone());
+        Ok(creds)
+    }
+
+    // ---- administration ------------------------------------------------------------------
+
+    /// Run an admin command (every command but a following `audit tail`).
+    pub async fn admin(&self, command: AdminCommand) -> Result<Value, BrokerError> {
+        match command {
+            AdminCommand::Status => Ok(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "paused": self.is_paused(),
+                "data_dir": self.config.data_dir,
+                "quantconnect": self.config.qc_base_url,
+                "sessions": lock(&self.sessions).values().filter(|s| !s.revoked).count(),
+                "pending_approvals": self.approvals.list().len(),
+                "signing_key": self.tokens.active_kid(),
+            })),
+            AdminCommand::AccountAdd { name, user_id, organization_id, api_token, skip_check } => {
+                self.add_account(&name, &user_id, organization_id, api_token, skip_check).await
+            }
+            AdminCommand::AccountList => Ok(json!(self.accounts.list()?)),
+            AdminCommand::AccountRemove { name } => {
+                let id: AccountId = name.parse()?;
+                let removed = self.accounts.remove(&id)?;
+                lock(&self.credentials).remove(id.as_str());
+                self.record(json!({"kind": "admin", "action": "account_removed", "account": id, "existed": removed}));
+                Ok(json!({"removed": removed}))
+            }
+            AdminCommand::AccountTest { name } => {
+                let id: AccountId = name.parse()?;
+                let creds = self.credentials_for(&id)?;
+                self.qc.authenticate(&creds).await?;
+                Ok(json!({"account": id, "ok": true}))
+            }
+            AdminCommand::ClientAdd { spec } => self.add_client(spec),
+            AdminCommand::ClientList => Ok(json!(lock(&self.clients).list().map(client_view).collect::<Vec<_>>())),
+            AdminCommand::ClientShow { client_id } => {
+                let client = lock(&self.clients).get(&client_id).cloned();
+                let client = client.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
+                let sessions: Vec<Value> = lock(&self.sessions)
+                    .iter()
+                    .filter(|(_, s)| s.client_id == client_id && !s.revoked)
+                    .map(|(id, s)| json!({"session_id": id, "host": s.host, "started": s.started}))
+                    .collect();
+                let mut view = client_view(&client);
+                view["sessions"] = json!(sessions);
+                Ok(view)
+            }
+            AdminCommand::ClientRevoke { client_id } => {
+                let existed = lock(&self.clients).update(&client_id, |c| c.revoked = true)?;
+                if !existed {
+                    return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
+                }
+                self.record(json!({"kind": "admin", "action": "client_revoked", "client": client_id}));
+                Ok(json!({"revoked": client_id}))
+            }
+            AdminCommand::SessionEnd { session_id } => {
+                let ended = lock(&self.sessions).get_mut(&session_id).map(|s| s.revoked = true).is_some();
+                self.approvals.end_session(&session_id);
+                self.record(
+                    json!({"kind": "admin", "action": "session_ended", "session": session_id, "existed": ended}),
+                );
+                Ok(json!({"ended": ended}))
+            }
+            AdminCommand::Pause => self.set_paused(true),
+            AdminCommand::Resume => self.set_paused(false),
+            AdminCommand::ApprovalsList => Ok(json!(self.approvals.list())),
+            AdminCommand::ApprovalDecide { approval_id, decision } => {
+                let decided = self.approvals.decide(&approval_id, decision).ok_or_else(|| {
+                    BrokerError::NotFound(format!(
+                        "no pending approval `{approval_id}` (answered or timed out already)"
+                    ))
+                })?;
+                self.record(json!({"kind": "approval", "approval": approval_id, "client": decided.client_id,
+                    "tool": decided.tool, "decision": decision_text(decision), "args_sha256": decided.arguments_sha256}));
+                Ok(json!({"approval": approval_id, "decision": decision_text(decision)}))
+            }
+            AdminCommand::AuditTail { last, .. } => {
+                let records = self.audit.read_all()?;
+                let skip = records.len().saturating_sub(last);
+                Ok(json!(records[skip..]))
+            }
+            AdminCommand::AuditVerify => {
+                let verified = self.audit.verify()?;
+                Ok(json!({"intact": true, "records": verified.records, "files": verified.files}))
+            }
+            AdminCommand::KeysRotate => {
+                let kid = self.tokens.rotate().map_err(|e| BrokerError::Internal(e.to_string()))?;
+                self.record(json!({"kind": "admin", "action": "signing_key_rotated", "kid": kid}));
+                Ok(json!({"kid": kid}))
+            }
+            AdminCommand::TokenMint { client_id, ttl_secs } => {
+                let mut client = lock(&self.clients)
+                    .get(&client_id)
+                    .cloned()
+                    .ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
+                if client.revoked {
+                    return Err(BrokerError::Revoked(format!("client `{client_id}` was revoked")));
+                }
+                if let Some(ttl) = ttl_secs {
+                    client.token_ttl_secs = ttl;
+                }
+                let session_id = format!("s-{}", random_id(8));
+                lock(&self.sessions).insert(
+                    session_id.clone(),
+                    Session {
+                        client_id: client.id.clone(),
+                        host: Some("keybridge token mint".into()),
+                        started: now(),
+                        revoked: false,
+                    },
+                );
+                let session = self.mint(&client, &session_id)?;
+                Ok(
+                    json!({"token": session.token.expose(), "session_id": session.session_id, "expires_at": session.expires_at}),
+                )
+            }
+        }
+    }
+
+    fn set_paused(&self, paused: bool) -> Result<Value, BrokerError> {
+        self.paused.store(paused, Ordering::SeqCst);
+        let marker = self.config.data_dir.join("paused");
+        let result = if paused { std::fs::write(&marker, b"paused\n") } else { std::fs::remove_file(&marker) };
+        if let Err(e) = result
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(BrokerError::Internal(format!("cannot record the pause in {}: {e}", marker.display())));
+        }
+        self.record(json!({"kind": "admin", "action": if paused { "paused" } else { "resumed" }}));
+        let _ = self.events.send(json!({"type": "paused", "paused": paused}));
+        Ok(json!({"paused": paused}))
+    }
+
+    async fn add_account(
+        &self,
+        name: &str,
+        user_id: &str,
+        organization_id: Option<String>,
+        api_token: Credential,
+        skip_check: bool,
+    ) -> Result<Value, BrokerError> {
+        let id: AccountId = name.parse()?;
+        if user_id.trim().is_empty() || !user_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(BrokerError::Invalid(format!(
+                "user id `{user_id}` should be the number shown on quantconnect.com/settings"
+            )));
+        }
+        let token = SecretString::from(api_token.expose().trim().to_string());
+        if !skip_check {
+            let creds = Credentials { user_id: user_id.to_string(), api_token: token.clone() };
+            self.qc.authenticate(&creds).await.map_err(|e| {
+                BrokerError::Invalid(format!("QuantConnect did not accept these credentials, nothing was saved: {e}"))
+            })?;
+        }
+        let account = Account { id: id.clone(), user_id: user_id.to_string(), organization_id, created: now() };
+        self.accounts.add(account.clone(), &token)?;
+        self.record(json!({"kind": "admin", "action": "account_added", "account": id, "checked": !skip_check}));
+        Ok(json!(account))
+    }
+
+    fn add_client(&self, spec: ClientSpec) -> Result<Value, BrokerError> {
+        let account: AccountId = spec.account.parse()?;
+        if self.accounts.get(&account)?.is_none() {
+            return Err(BrokerError::NotFound(format!(
+                "account `{account}` is not set up; add it first with `keybridge account add {account}`"
+            )));
+        }
+        if spec.name.trim().is_empty() {
+            return Err(BrokerError::Invalid("the client needs a name, e.g. \"Claude Desktop\"".into()));
+        }
+        let (preset, scopes) = resolve_scopes(spec.preset.as_deref(), &spec.scopes)?;
+        let policy = spec
+            .policy
+            .iter()
+            .map(|(scope, decision)| {
+                let scope: Scope =
+                    scope.parse().map_err(|e: keybridge_catalog::UnknownScope| BrokerError::Invalid(e.to_string()))?;
+                let decision: Decision = decision.parse().map_err(BrokerError::Invalid)?;
+                Ok((scope, decision))
+            })
+            .collect::<Result<BTreeMap<_, _>, BrokerError>>()?;
+        let ttl = spec.token_ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+        if !(60..=MAX_TTL_SECS).contains(&ttl) {
+            return Err(BrokerError::Invalid(format!("token lifetime {ttl}s is outside 60..{MAX_TTL_SECS}s")));
+        }
+        let key = spec.with_key.then(|| random_id(32));
+        let auth = match &key {
+            Some(key) => ClientAuth::Key { key_sha256: key_hash(key) },
+            None => ClientAuth::HostBound { approved_hosts: BTreeSet::new() },
+        };
+        let client = Client {
+            id: new_client_id(&spec.name),
+            name: spec.name.trim().to_string(),
+            account,
+            scopes,
+            preset,
+            policy,
+            token_ttl_secs: ttl,
+            auth,
+            revoked: false,
+            created: now(),
+            last_seen: None,
+        };
+        lock(&self.clients).insert(client.clone())?;
+        self.record(json!({"kind": "admin", "action": "client_added", "client": client.id,
+            "scopes": client.scopes, "mode": if key.is_some() { "key" } else { "host" }}));
+        Ok(json!({"client_id": client.id, "client_key": key}))
+    }
+}
+
+fn decision_text(decision: ApprovalDecision) -> String {
+    match decision {
+        ApprovalDecision::Approve => "approved".into(),
+        ApprovalDecision::Deny => "denied".into(),
+        ApprovalDecision::AllowFor { minutes } => format!("approved, and allowed for {minutes} minutes"),
+    }
+}
+
+fn client_view(client: &Client) -> Value {
+    json!({
+        "client_id": client.id,
+        "name": client.name,
+        "account": client.account,
+        "preset": client.preset.map(|p| p.name()),
+        "scopes": client.scopes,
+        "policy": client.policy,
+        "token_ttl_secs": client.token_ttl_secs,
+        "mode": match client.auth { ClientAuth::HostBound { .. } => "host", ClientAuth::Key { .. } => "key" },
+        "approved_hosts": match &client.auth { ClientAuth::HostBound { approved_hosts } => json!(approved_hosts), _ => json!([]) },
+        "revoked": client.revoked,
+        "created": client.created,
+        "last_seen": client.last_seen,
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A random id for this install, made once; it goes into every token's issuer.
+fn install_id(dir: &Path) -> Result<String, BrokerError> {
+    let path = dir.join("install-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = random_id(8);
+            keybridge_vault::write_private(&path, id.as_bytes()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            Ok(id)
+        }
+    }
+}
+
+/// Where Keybridge keeps its data: `KEYBRIDGE_HOME`, else the platform's per-user data folder.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("KEYBRIDGE_HOME").filter(|h| !h.is_empty()) {
+        return home.into();
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    if cfg!(target_os = "macos") {
+        return home.join("Library/Application Support/Keybridge");
+    }
+    if cfg!(windows)
+        && let Some(appdata) = std::env::var_os("APPDATA")
+    {
+        return PathBuf::from(appdata).join("Keybridge");
+    }
+    match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(data) => PathBuf::from(data).join("keybridge"),
+        None => home.join(".local/share/keybridge"),
+    }
+}
+
+/// This process's user id.
+pub fn own_uid() -> u32 {
+    #[cfg(unix)]
+    {
+        rustix::process::getuid().as_raw()
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
+}

@@ -1,0 +1,135 @@
+//! Paired MCP clients: who they are, what they may do, how they prove it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use keybridge_catalog::{Preset, Scope};
+use keybridge_vault::AccountId;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::BrokerError;
+use crate::policy::Decision;
+
+/// How a client's bridge proves it is that client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// No secret: the OS says who the peer is. Each host executable the human approved.
+    HostBound { approved_hosts: BTreeSet<String> },
+    /// A 256-bit key shown once; only its SHA-256 is kept.
+    Key { key_sha256: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub account: AccountId,
+    pub scopes: BTreeSet<Scope>,
+    pub preset: Option<Preset>,
+    #[serde(default)]
+    pub policy: BTreeMap<Scope, Decision>,
+    pub token_ttl_secs: u64,
+    pub auth: ClientAuth,
+    #[serde(default)]
+    pub revoked: bool,
+    pub created: u64,
+    #[serde(default)]
+    pub last_seen: Option<u64>,
+}
+
+/// The registry, persisted as `clients.json` in the data directory.
+#[derive(Debug)]
+pub struct Clients {
+    file: PathBuf,
+    clients: BTreeMap<String, Client>,
+}
+
+pub(crate) fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A readable, unique id: the name as a slug plus a random suffix (`claude-desktop-3fa2`).
+pub(crate) fn new_client_id(name: &str) -> String {
+    let slug: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug: String = slug.chars().take(24).collect();
+    let slug = if slug.is_empty() { "client".to_string() } else { slug };
+    format!("{slug}-{}", crate::tokens::random_id(2))
+}
+
+impl Clients {
+    pub fn load(data_dir: &Path) -> Result<Self, BrokerError> {
+        let file = data_dir.join("clients.json");
+        let clients = match std::fs::read(&file) {
+            Ok(bytes) => {
+                let list: Vec<Client> = serde_json::from_slice(&bytes).map_err(|e| {
+                    BrokerError::Invalid(format!("{} is damaged ({e}); restore it or remove it", file.display()))
+                })?;
+                list.into_iter().map(|c| (c.id.clone(), c)).collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(BrokerError::Internal(format!("cannot read {}: {e}", file.display()))),
+        };
+        Ok(Self { file, clients })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Client> {
+        self.clients.get(id)
+    }
+
+    pub fn list(&self) -> impl Iterator<Item = &Client> {
+        self.clients.values()
+    }
+
+    pub fn insert(&mut self, client: Client) -> Result<(), BrokerError> {
+        self.clients.insert(client.id.clone(), client);
+        self.save()
+    }
+
+    /// Change a client and save; returns whether it existed.
+    pub fn update(&mut self, id: &str, change: impl FnOnce(&mut Client)) -> Result<bool, BrokerError> {
+        let Some(client) = self.clients.get_mut(id) else { return Ok(false) };
+        change(client);
+        self.save()?;
+        Ok(true)
+    }
+
+    fn save(&self) -> Result<(), BrokerError> {
+        let list: Vec<&Client> = self.clients.values().collect();
+        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        keybridge_vault::write_private(&self.file, &bytes).map_err(|e| BrokerError::Internal(e.to_string()))
+    }
+}
+
+/// Resolve a preset name or an explicit list into scopes.
+pub fn resolve_scopes(
+    preset: Option<&str>,
+    scopes: &[String],
+) -> Result<(Option<Preset>, BTreeSet<Scope>), BrokerError> {
+    match (preset, scopes.is_empty()) {
+        (Some(_), false) => Err(BrokerError::Invalid("give a preset or a list of scopes, not both".into())),
+        (Some(name), true) => {
+            let preset: Preset = name.parse().map_err(BrokerError::Invalid)?;
+            Ok((Some(preset), preset.scopes().into_iter().collect()))
+        }
+        (None, false) => {
+            let set = scopes
+                .iter()
+                .map(|s| s.parse::<Scope>().map_err(|e| BrokerError::Invalid(e.to_string())))
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            Ok((None, set))
+        }
+        (None, true) => Err(BrokerError::Invalid(
+            "choose what the client may do: --preset read-only|research|trader|admin, or --scope qc:...".into(),
+        )),
+    }
+}

@@ -1,0 +1,66 @@
+//! Per-scope policy: whether a granted scope runs, asks the human first, or is refused.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use keybridge_catalog::Scope;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Ask,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Ask => "ask",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+impl FromStr for Decision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(Decision::Allow),
+            "ask" => Ok(Decision::Ask),
+            "deny" => Ok(Decision::Deny),
+            other => Err(format!("policy `{other}` is not allow, ask or deny")),
+        }
+    }
+}
+
+/// The default: ask before anything that trades live, deletes, or changes the organization.
+pub fn default_decision(scope: Scope) -> Decision {
+    if scope.is_dangerous() { Decision::Ask } else { Decision::Allow }
+}
+
+/// The decision for `scope` given a client's overrides.
+pub fn decide(scope: Scope, overrides: &BTreeMap<Scope, Decision>) -> Decision {
+    overrides.get(&scope).copied().unwrap_or_else(|| default_decision(scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_ask_for_live_trading_deletes_and_admin_writes() {
+        for scope in
+            [Scope::LiveWrite, Scope::LiveExecute, Scope::ProjectsDelete, Scope::ObjectsDelete, Scope::AdminWrite]
+        {
+            assert_eq!(default_decision(scope), Decision::Ask, "{scope}");
+        }
+        for scope in [Scope::BacktestsWrite, Scope::FilesWrite, Scope::LiveRead, Scope::CompileExecute] {
+            assert_eq!(default_decision(scope), Decision::Allow, "{scope}");
+        }
+        let overrides = [(Scope::LiveRead, Decision::Deny)].into_iter().collect();
+        assert_eq!(decide(Scope::LiveRead, &overrides), Decision::Deny);
+    }
+}

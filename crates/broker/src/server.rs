@@ -1,0 +1,314 @@
+//! The broker's local socket: a Unix socket in a private folder, for the same user only.
+//!
+//! Each connection starts with a [`Hello`]. Bridge connections authenticate and then send
+//! calls, which run concurrently and can be cancelled; admin connections run commands and may
+//! follow the audit log. A malformed, oversized or unknown frame gets an error reply and closes
+//! that connection only. A peer that says nothing is dropped after [`HELLO_TIMEOUT`], so a
+//! flood of idle connections cannot hold the broker.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keybridge_broker_proto::{
+    AdminCommand, ErrorCode, ErrorInfo, FrameError, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
+    read_frame, write_frame,
+};
+use serde_json::json;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::peer::Peer;
+use crate::{Broker, BrokerError, own_uid};
+
+/// How long a new connection has to say hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound socket, holding the per-user lock that keeps a second broker out.
+#[derive(Debug)]
+pub struct Listener {
+    listener: UnixListener,
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Listener {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Internal(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// Bind the socket at `path`, refusing if another broker of this user runs.
+pub fn bind(path: &Path) -> Result<Listener, BrokerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir =
+        path.parent().ok_or_else(|| BrokerError::Invalid(format!("socket path {} has no folder", path.display())))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| internal("create", dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| internal("protect", dir, e))?;
+    }
+    check_private_dir(dir)?;
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| internal("open", &lock_path, e))?;
+    if lock.try_lock().is_err() {
+        return Err(BrokerError::Invalid(format!(
+            "Keybridge is already running for this user (socket {}); stop it first, or use it: it is the same broker",
+            path.display()
+        )));
+    }
+    // The lock is ours, so a socket file left behind is stale.
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(|e| internal("listen on", path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| internal("protect", path, e))?;
+    Ok(Listener { listener, path: path.to_path_buf(), _lock: lock })
+}
+
+/// The socket's folder must be ours and closed to others, or another user could swap the socket.
+fn check_private_dir(dir: &Path) -> Result<(), BrokerError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| internal("inspect", dir, e))?;
+    if meta.uid() != own_uid() || meta.mode() & 0o077 != 0 {
+        return Err(BrokerError::Invalid(format!(
+            "the socket folder {} must belong to you with mode 0700 (it has owner {} and mode {:o}); fix it or set KEYBRIDGE_SOCKET elsewhere",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
+/// Accept connections until `shutdown` completes.
+pub async fn serve(listener: Listener, broker: Arc<Broker>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let broker = broker.clone();
+                    tokio::spawn(async move { connection(stream, broker).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+type Outbox = mpsc::UnboundedSender<Response>;
+
+fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error { id, error: ErrorInfo { code, message: message.into() } }
+}
+
+async fn connection(stream: UnixStream, broker: Arc<Broker>) {
+    let cred = stream.peer_cred();
+    let (mut reader, mut writer) = stream.into_split();
+    let (outbox, mut queue) = mpsc::unbounded_channel::<Response>();
+    let writer_task = tokio::spawn(async move {
+        while let Some(response) = queue.recv().await {
+            if write_frame(&mut writer, &response).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let peer = match cred {
+        Ok(cred) if cred.uid() == own_uid() => Peer::inspect(cred.uid(), cred.pid()),
+        Ok(cred) => {
+            tracing::warn!(uid = cred.uid(), "refused a connection from another user");
+            let _ = outbox.send(error(None, ErrorCode::NotAuthenticated, "this broker serves its own user only"));
+            drop(outbox);
+            let _ = writer_task.await;
+            return;
+        }
+        Err(e) => {
+            let _ = outbox.send(error(None, ErrorCode::Internal, format!("cannot identify the peer: {e}")));
+            drop(outbox);
+            let _ = writer_task.await;
+            return;
+        }
+    };
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello, _>(&mut reader)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(FrameError::Closed)) | Err(_) => return,
+        Ok(Err(e)) => {
+            let _ = outbox.send(error(None, ErrorCode::BadFrame, format!("{e}; the first frame must be a hello")));
+            drop(outbox);
+            let _ = writer_task.await;
+            return;
+        }
+    };
+    if hello.version() != PROTOCOL_VERSION {
+        let _ = outbox.send(error(
+            None,
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {} is not supported by this broker (it speaks {PROTOCOL_VERSION}); update Keybridge so both parts match",
+                hello.version()
+            ),
+        ));
+    } else {
+        match hello {
+            Hello::Bridge { client_id, client_key, .. } => {
+                match broker.authenticate(&client_id, client_key.as_ref(), &peer).await {
+                    Ok(session) => {
+                        let session_id = session.session_id.clone();
+                        let _ = outbox.send(Response::Welcome { session });
+                        requests(&mut reader, &outbox, &broker, Some(session_id)).await;
+                    }
+                    Err(e) => {
+                        let _ = outbox.send(Response::Error { id: None, error: e.info() });
+                    }
+                }
+            }
+            Hello::Admin { .. } => {
+                let _ = outbox.send(Response::AdminWelcome { broker_version: env!("CARGO_PKG_VERSION").into() });
+                requests(&mut reader, &outbox, &broker, None).await;
+            }
+        }
+    }
+    drop(outbox);
+    let _ = writer_task.await;
+}
+
+/// Serve requests until the peer leaves or sends a bad frame. `session` is set for bridges.
+async fn requests(
+    reader: &mut tokio::net::unix::OwnedReadHalf,
+    outbox: &Outbox,
+    broker: &Arc<Broker>,
+    session: Option<String>,
+) {
+    let running: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>> = Arc::default();
+    loop {
+        let request = match read_frame::<Request, _>(reader).await {
+            Ok(request) => request,
+            Err(FrameError::Closed) => break,
+            Err(e) => {
+                let _ = outbox.send(error(None, ErrorCode::BadFrame, format!("{e}; closing this connection")));
+                break;
+            }
+        };
+        let id = request.id;
+        match (request.body, &session) {
+            (RequestBody::Cancel { target }, _) => {
+                if let Some(task) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&target) {
+                    task.abort();
+                    let _ = outbox.send(error(Some(target), ErrorCode::Cancelled, "cancelled by the client"));
+                }
+            }
+            (RequestBody::Refresh, Some(session_id)) => {
+                let _ = outbox.send(match broker.refresh(session_id) {
+                    Ok(session) => Response::Token { id, session },
+                    Err(e) => Response::Error { id: Some(id), error: e.info() },
+                });
+            }
+            (RequestBody::ListTools { token }, Some(_)) => {
+                let _ = outbox.send(match broker.list_tools(&token) {
+                    Ok(tools) => Response::Tools { id, tools },
+                    Err(e) => Response::Error { id: Some(id), error: e.info() },
+                });
+            }
+            (RequestBody::Call { token, tool, arguments }, Some(_)) => {
+                let (broker, outbox_for_call, running_for_call) = (broker.clone(), outbox.clone(), running.clone());
+                let task = tokio::spawn(async move {
+                    let waiting = outbox_for_call.clone();
+                    let result = broker
+                        .call(&token, &tool, arguments, |pending| {
+                            let seconds_left = pending.expires.saturating_sub(pending.created);
+                            let _ = waiting.send(Response::Waiting {
+                                id,
+                                approval_id: pending.id.clone(),
+                                summary: pending.summary.clone(),
+                                seconds_left,
+                            });
+                        })
+                        .await;
+                    running_for_call.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    let _ = outbox_for_call.send(match result {
+                        Ok(result) => Response::Result { id, result },
+                        Err(e) => Response::Error { id: Some(id), error: e.info() },
+                    });
+                });
+                running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, task.abort_handle());
+            }
+            (RequestBody::Admin(AdminCommand::AuditTail { last, follow: true }), None) => {
+                follow_audit(broker, outbox, id, last).await;
+                break;
+            }
+            (RequestBody::Admin(command), None) => {
+                let _ = outbox.send(match broker.admin(command).await {
+                    Ok(result) => Response::Admin { id, result },
+                    Err(e) => Response::Error { id: Some(id), error: e.info() },
+                });
+            }
+            (RequestBody::Admin(_), Some(_)) => {
+                let _ = outbox.send(error(
+                    Some(id),
+                    ErrorCode::Invalid,
+                    "a bridge connection cannot administer the broker",
+                ));
+            }
+            (_, None) => {
+                let _ = outbox.send(error(Some(id), ErrorCode::NotAuthenticated, "say hello as a bridge first"));
+            }
+        }
+    }
+    for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        task.abort();
+    }
+}
+
+/// Send the last records, then every new record and approval change until the peer leaves.
+async fn follow_audit(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usize) {
+    let mut records = broker.audit_log().subscribe();
+    let mut events = broker.subscribe_events();
+    match broker.admin(AdminCommand::AuditTail { last, follow: false }).await {
+        Ok(result) => {
+            let _ = outbox.send(Response::Admin { id, result });
+        }
+        Err(e) => {
+            let _ = outbox.send(Response::Error { id: Some(id), error: e.info() });
+            return;
+        }
+    }
+    loop {
+        let event = tokio::select! {
+            record = records.recv() => match record {
+                Ok(record) => json!({"type": "audit", "record": *record}),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                Err(_) => break,
+            },
+            event = events.recv() => match event {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                Err(_) => break,
+            },
+            _ = outbox.closed() => break,
+        };
+        if outbox.send(Response::Event { event }).is_err() {
+            break;
+        }
+    }
+}
