@@ -14,6 +14,8 @@
 
 mod accounts;
 mod keychain;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -4,33 +4,8 @@
 //! fresh gnome-keyring under a temporary HOME, and runs itself again inside it, so it never
 //! touches the keyring of whoever runs the tests.
 
-use std::process::Command;
-
+use keybridge_vault::testing::in_keyring_session;
 use keybridge_vault::{KeyringStore, SecretStore, SecretString, VaultError};
-
-const INSIDE: &str = "KEYBRIDGE_TEST_IN_KEYRING_SESSION";
-
-/// Run `test` inside a private D-Bus session with an unlocked gnome-keyring.
-fn in_keyring_session(test: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let home = tempfile::tempdir().unwrap();
-    let script = r#"eval "$(printf 'keybridge-test' | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
-exec "$0" --exact "$1" --nocapture --test-threads=1"#;
-    let status = Command::new("dbus-run-session")
-        .args(["--", "sh", "-c", script])
-        .arg(std::env::current_exe().unwrap())
-        .arg(test)
-        .env(INSIDE, "1")
-        .env("HOME", home.path())
-        .env("XDG_RUNTIME_DIR", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .status()
-        .expect("dbus-run-session and gnome-keyring-daemon must be installed (scripts/dev.sh deps)");
-    assert!(status.success(), "{test} failed inside the keyring session");
-    false
-}
 
 #[test]
 fn real_keychain_round_trip() {

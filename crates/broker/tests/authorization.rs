@@ -1,0 +1,244 @@
+//! Scopes, policy, approvals, revocation and pause, through the real socket.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Bridge, Env, project_args};
+use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ErrorCode, RequestBody, Response};
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A project with a deployed live algorithm, made directly against the simulator's API
+/// through an admin-free path: the trader client itself.
+async fn live_project(bridge: &mut Bridge) -> i64 {
+    let created = bridge.call("create_project", json!({"name": "Momentum", "language": "Py"})).await.unwrap();
+    created["projects"][0]["projectId"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_read_only_client_sees_and_runs_only_reads() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("read-only", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let tools = bridge.tools().await.unwrap();
+    assert!(tools.contains(&"read_account".to_string()) && tools.contains(&"read_backtest".to_string()));
+    assert!(!tools.iter().any(|t| t.starts_with("create_") || t.starts_with("delete_")), "{tools:?}");
+    bridge.call("read_account", json!({})).await.expect("reads run");
+
+    for (tool, args, scope) in [
+        ("create_project", json!({"name": "x", "language": "Py"}), "qc:projects:write"),
+        ("stop_live_algorithm", project_args(1), "qc:live:execute"),
+    ] {
+        let err = bridge.call(tool, args).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::MissingScope, "{tool}: {err:?}");
+        assert!(err.message.contains(scope) && err.message.contains("grant"), "{}", err.message);
+    }
+    assert_eq!(env.sim.request_count("/projects/create"), 0, "nothing reached QuantConnect");
+    assert_eq!(env.sim.request_count("/live/update/stop"), 0);
+
+    let err = bridge.call("drop_database", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownTool);
+    let err = bridge.call("read_backtest", json!({"projectId": 1})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArguments);
+    assert!(err.message.contains("backtestId"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn denied_and_timed_out_approvals_never_reach_quantconnect() {
+    let env = Env::start(Duration::from_secs(1)).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+
+    // Timed out: nobody answers within the 1 s timeout.
+    let err = bridge.call("stop_live_algorithm", project_args(project)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalTimedOut, "{err:?}");
+    assert_eq!(bridge.waited.len(), 1, "the bridge was told it is waiting");
+    assert!(
+        bridge.waited[0].contains("Momentum") && bridge.waited[0].contains("stop_live_algorithm"),
+        "{}",
+        bridge.waited[0]
+    );
+
+    // Denied.
+    let socket = env.socket.clone();
+    let token = bridge.token();
+    let call = tokio::spawn(async move {
+        let mut other = bridge;
+        let result = other.call_with(token, "stop_live_algorithm", project_args(project)).await;
+        (other, result)
+    });
+    let pending = env.pending_approval().await;
+    assert_eq!(pending["tool"], "stop_live_algorithm");
+    let decided = env
+        .admin(AdminCommand::ApprovalDecide {
+            approval_id: pending["id"].as_str().unwrap().into(),
+            decision: ApprovalDecision::Deny,
+        })
+        .await
+        .unwrap();
+    assert_eq!(decided["decision"], "denied");
+    let (_bridge, result) = call.await.unwrap();
+    assert_eq!(result.unwrap_err().code, ErrorCode::ApprovalDenied);
+    assert_eq!(env.sim.request_count("/live/update/stop"), 0, "denied calls never reach QuantConnect");
+    let _ = socket;
+}
+
+#[tokio::test]
+async fn an_approval_covers_only_the_arguments_it_was_given() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("admin", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let a = live_project(&mut bridge).await;
+    let b = live_project(&mut bridge).await;
+    let token = bridge.token();
+
+    let approve_next = |env: &Env| {
+        let socket = env.socket.clone();
+        async move {
+            let pending = wait_pending(&socket).await;
+            let id = pending["id"].as_str().unwrap().to_string();
+            admin_at(&socket, AdminCommand::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Approve })
+                .await;
+            pending
+        }
+    };
+    let approver = tokio::spawn(approve_next(&env));
+    bridge.call_with(token.clone(), "delete_project", project_args(a)).await.expect("approved");
+    let approved = approver.await.unwrap();
+    assert_eq!(approved["arguments"]["projectId"], a);
+    assert_eq!(env.sim.request_count("/projects/delete"), 1);
+
+    // Same tool, other arguments: asks again.
+    let approver = tokio::spawn(approve_next(&env));
+    bridge.call_with(token, "delete_project", project_args(b)).await.expect("approved again");
+    let second = approver.await.unwrap();
+    assert_eq!(second["arguments"]["projectId"], b);
+    assert_ne!(approved["arguments_sha256"], second["arguments_sha256"]);
+    assert_eq!(bridge.waited.len(), 2, "each call waited for its own approval");
+}
+
+async fn admin_at(socket: &std::path::Path, command: AdminCommand) -> serde_json::Value {
+    use keybridge_broker_proto::{Hello, PROTOCOL_VERSION, Request, read_frame, write_frame};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await.unwrap();
+    let _: Response = read_frame(&mut stream).await.unwrap();
+    write_frame(&mut stream, &Request { id: 1, body: RequestBody::Admin(command) }).await.unwrap();
+    match read_frame(&mut stream).await.unwrap() {
+        Response::Admin { result, .. } => result,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn wait_pending(socket: &std::path::Path) -> serde_json::Value {
+    for _ in 0..300 {
+        let list = admin_at(socket, AdminCommand::ApprovalsList).await;
+        if let Some(first) = list.as_array().and_then(|l| l.first()) {
+            return first.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no approval appeared");
+}
+
+#[tokio::test]
+async fn an_allowance_skips_asking_for_that_tool_in_that_session() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+    let socket = env.socket.clone();
+    let approver = tokio::spawn(async move {
+        let pending = wait_pending(&socket).await;
+        let decision = ApprovalDecision::AllowFor { minutes: 5 };
+        admin_at(
+            &socket,
+            AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision },
+        )
+        .await
+    });
+    let command = json!({"projectId": project, "command": {"$type": "OrderCommand", "quantity": 1}});
+    let _ = bridge.call("create_live_command", command.clone()).await;
+    approver.await.unwrap();
+    let waited = bridge.waited.len();
+    let _ = bridge.call("create_live_command", command).await;
+    assert_eq!(bridge.waited.len(), waited, "the second call did not ask");
+    let audit = env.admin(AdminCommand::AuditTail { last: 50, follow: false }).await.unwrap();
+    assert!(audit.to_string().contains("\"allowance\""), "the allowance is audited");
+}
+
+#[tokio::test]
+async fn revocation_takes_effect_on_the_next_call_and_survives_a_restart() {
+    let mut env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    bridge.call("read_account", json!({})).await.unwrap();
+
+    // Ending the session kills its token at once.
+    env.admin(AdminCommand::SessionEnd { session_id: bridge.session.session_id.clone() }).await.unwrap();
+    assert_eq!(bridge.call("read_account", json!({})).await.unwrap_err().code, ErrorCode::Revoked);
+
+    // A new session works until the client is revoked.
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let old_token = bridge.token();
+    env.admin(AdminCommand::ClientRevoke { client_id: client.clone() }).await.unwrap();
+    env.admin(AdminCommand::ClientRevoke { client_id: client.clone() }).await.expect("revoking twice is fine");
+    let err = bridge.call("read_account", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Revoked, "{err:?}");
+    assert!(matches!(bridge.request(RequestBody::Refresh).await, Err(e) if e.code == ErrorCode::Revoked));
+
+    env.restart().await;
+    let err =
+        Bridge::connect(&env.socket, &client, key.as_deref()).await.err().expect("a revoked client cannot connect");
+    assert_eq!(err.code, ErrorCode::Revoked);
+    // The old token, validly signed, still does nothing.
+    let (other, other_key) = env.add_client("research", true).await;
+    let mut fresh = Bridge::connect(&env.socket, &other, other_key.as_deref()).await.unwrap();
+    let err = fresh.call_with(old_token, "read_account", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Revoked);
+}
+
+#[tokio::test]
+async fn pause_refuses_every_call_until_resumed() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    env.admin(AdminCommand::Pause).await.unwrap();
+    let before = env.sim.request_count("/account/read");
+    let err = bridge.call("read_account", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Paused);
+    assert!(err.message.contains("keybridge resume"), "{}", err.message);
+    assert_eq!(env.sim.request_count("/account/read"), before);
+    env.admin(AdminCommand::Resume).await.unwrap();
+    bridge.call("read_account", json!({})).await.unwrap();
+}
+
+#[tokio::test]
+async fn refresh_gives_a_new_token_for_the_same_session() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let Response::Token { session, .. } = bridge.request(RequestBody::Refresh).await.unwrap() else { panic!() };
+    assert_eq!(session.session_id, bridge.session.session_id);
+    assert_ne!(session.token.expose(), bridge.session.token.expose());
+    bridge.call_with(session.token, "read_account", json!({})).await.unwrap();
+}
+
+#[tokio::test]
+async fn client_keys_are_checked() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let key = key.unwrap();
+    assert_eq!(key.len(), 64, "256 bits, hex");
+    let err = Bridge::connect(&env.socket, &client, Some(&"0".repeat(64))).await.err().unwrap();
+    assert_eq!(err.code, ErrorCode::PairingDenied);
+    let err = Bridge::connect(&env.socket, &client, None).await.err().unwrap();
+    assert!(err.message.contains("KEYBRIDGE_CLIENT_KEY"), "{}", err.message);
+    let shown = env.admin(AdminCommand::ClientShow { client_id: client.clone() }).await.unwrap();
+    assert!(!shown.to_string().contains(&key), "the key is never shown again");
+    let stored = std::fs::read_to_string(common::data_dir(env.dir.path()).join("clients.json")).unwrap();
+    assert!(!stored.contains(&key), "only a hash of the key is stored");
+    Bridge::connect(&env.socket, &client, Some(&key)).await.unwrap();
+}

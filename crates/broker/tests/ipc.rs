@@ -1,0 +1,192 @@
+//! The socket: permissions, hostile frames, floods, other users, one broker per user, and
+//! host-bound pairing by what the OS says about the peer.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{Bridge, Env};
+use keybridge_broker::server;
+use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ErrorCode, Response, read_frame};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+const LONG: Duration = Duration::from_secs(30);
+/// Set when this test binary runs as a child process that acts as a bridge.
+const CHILD: &str = "KEYBRIDGE_TEST_CHILD_SOCKET";
+
+#[tokio::test]
+async fn the_socket_is_private() {
+    let env = Env::start(LONG).await;
+    let mode = std::fs::metadata(&env.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    let dir_mode = std::fs::metadata(env.socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "folder mode {dir_mode:o}");
+}
+
+#[tokio::test]
+async fn a_second_broker_is_told_one_is_running() {
+    let env = Env::start(LONG).await;
+    let err = server::bind(&env.socket).unwrap_err().to_string();
+    assert!(err.contains("already running"), "{err}");
+    env.admin(AdminCommand::Status).await.expect("the first one still serves");
+}
+
+async fn bad_frame_closes_only_that_connection(frame: Vec<u8>, expect: &str) {
+    let env = Env::start(LONG).await;
+    let mut hostile = UnixStream::connect(&env.socket).await.unwrap();
+    hostile.write_all(&frame).await.unwrap();
+    match read_frame::<Response, _>(&mut hostile).await.unwrap() {
+        Response::Error { error, .. } => {
+            assert_eq!(error.code, ErrorCode::BadFrame);
+            assert!(error.message.contains(expect), "{}", error.message);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(read_frame::<Response, _>(&mut hostile).await.is_err(), "the connection is closed");
+    env.admin(AdminCommand::Status).await.expect("others are served");
+}
+
+#[tokio::test]
+async fn malformed_frames_get_an_error_and_a_close() {
+    let garbage = b"{not json".to_vec();
+    let mut frame = (garbage.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&garbage);
+    bad_frame_closes_only_that_connection(frame, "not a valid message").await;
+}
+
+#[tokio::test]
+async fn unknown_messages_get_an_error_and_a_close() {
+    let body = json!({"role": "superuser", "version": 1}).to_string().into_bytes();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    bad_frame_closes_only_that_connection(frame, "superuser").await;
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused_unread() {
+    let frame = (64u32 * 1024 * 1024).to_be_bytes().to_vec();
+    bad_frame_closes_only_that_connection(frame, "exceeds").await;
+}
+
+#[tokio::test]
+async fn a_flood_of_idle_connections_does_not_starve_others() {
+    let env = Env::start(LONG).await;
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(UnixStream::connect(&env.socket).await.unwrap());
+    }
+    let started = Instant::now();
+    env.admin(AdminCommand::Status).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "served in {:?}", started.elapsed());
+    // Idle peers are dropped after the hello timeout.
+    let mut one = idle.pop().unwrap();
+    let closed =
+        tokio::time::timeout(server::HELLO_TIMEOUT + Duration::from_secs(2), read_frame::<Response, _>(&mut one)).await;
+    assert!(matches!(closed, Ok(Err(_))), "an idle connection is closed: {closed:?}");
+}
+
+#[tokio::test]
+async fn host_bound_pairing_asks_once_per_host_executable() {
+    let env = Env::start(LONG).await;
+    let (client, _) = env.add_client("research", false).await;
+
+    // First session from this host: waits for the human.
+    let socket = env.socket.clone();
+    let id = client.clone();
+    let first = tokio::spawn(async move { Bridge::connect(&socket, &id, None).await });
+    let pending = env.pending_approval().await;
+    assert_eq!(pending["kind"], "pairing");
+    assert!(pending["summary"].as_str().unwrap().contains("first time"), "{pending}");
+    let approve = AdminCommand::ApprovalDecide {
+        approval_id: pending["id"].as_str().unwrap().into(),
+        decision: ApprovalDecision::Approve,
+    };
+    env.admin(approve).await.unwrap();
+    first.await.unwrap().expect("paired after approval");
+
+    // Same host again: no question.
+    let started = Instant::now();
+    Bridge::connect(&env.socket, &client, None).await.expect("known host passes silently");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().is_empty());
+
+    // The same bridge launched by another program (this test binary): asks again.
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD, &env.socket)
+        .env("KEYBRIDGE_TEST_CHILD_CLIENT", &client)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pending = env.pending_approval().await;
+    assert_eq!(pending["kind"], "pairing");
+    let host = pending["arguments"]["host"].as_str().unwrap().to_string();
+    assert_eq!(std::path::PathBuf::from(&host), std::env::current_exe().unwrap(), "the host is the launching program");
+    let deny = AdminCommand::ApprovalDecide {
+        approval_id: pending["id"].as_str().unwrap().into(),
+        decision: ApprovalDecision::Deny,
+    };
+    env.admin(deny).await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("CHILD-RESULT pairing_denied"), "{printed}");
+}
+
+#[tokio::test]
+async fn a_peer_that_is_not_the_bridge_is_refused() {
+    let env = Env::start(LONG).await;
+    let (client, _) = env.add_client("research", false).await;
+    // A broker that accepts only an executable this test binary is not.
+    let mut config = env.broker.config().clone();
+    config.bridge_executables = vec!["/nonexistent/keybridge-mcp".into()];
+    let broker = keybridge_broker::Broker::open(config, env.store.clone()).unwrap();
+    let me = keybridge_broker::peer::Peer::inspect(keybridge_broker::own_uid(), Some(std::process::id() as i32));
+    let err = broker.authenticate(&client, None, &me).await.unwrap_err();
+    assert!(err.to_string().contains("is not the keybridge-mcp bridge"), "{err}");
+    assert!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().is_empty(), "nobody was asked");
+}
+
+#[tokio::test]
+async fn another_user_is_refused() {
+    if keybridge_broker::own_uid() != 0 {
+        panic!("this test switches to another uid and must run as root (CI does); run it with sudo");
+    }
+    let env = Env::start(LONG).await;
+    // Open the folder and socket so the uid check itself is what refuses.
+    std::fs::set_permissions(env.socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // tokio's Command: the broker runs on this test's runtime and must keep serving meanwhile.
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD, &env.socket)
+        .env("KEYBRIDGE_TEST_CHILD_CLIENT", "anyone")
+        .output()
+        .await
+        .expect("setpriv (util-linux) runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("CHILD-RESULT not_authenticated"),
+        "stdout: {printed}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Not a test of its own: the entry point of the child processes above, which connect as a
+/// bridge and print how the broker answered.
+#[tokio::test]
+async fn child_process_entry() {
+    let Some(socket) = std::env::var_os(CHILD) else { return };
+    let client = std::env::var("KEYBRIDGE_TEST_CHILD_CLIENT").unwrap();
+    let result = match Bridge::connect(std::path::Path::new(&socket), &client, None).await {
+        Ok(_) => "ok".to_string(),
+        Err(e) => serde_json::to_value(e.code).unwrap().as_str().unwrap().to_string(),
+    };
+    println!("CHILD-RESULT {result}");
+}
