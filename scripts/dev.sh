@@ -3,6 +3,7 @@
 #   scripts/dev.sh deps   install the system packages Keybridge builds and tests with (Debian/Ubuntu)
 #   scripts/dev.sh demo   build, then start Keybridge on its demo default (the built-in simulator)
 #   scripts/dev.sh test   formatting, lints and every test, as CI runs them
+#   scripts/dev.sh bench  measure, and write docs/BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -28,8 +29,9 @@ deps() {
 demo() {
   deps
   cargo build --release -p keybridge-cli
-  echo "Starting the QuantConnect simulator with the demo account (Ctrl-C to stop)."
-  exec ./target/release/keybridge sim --listen 127.0.0.1:8765
+  echo "Starting the Keybridge broker on the built-in QuantConnect simulator (Ctrl-C to stop)."
+  echo "In another terminal: ./target/release/keybridge status | client list | audit tail --follow"
+  exec ./target/release/keybridge serve --demo
 }
 
 test_all() {
@@ -39,9 +41,15 @@ test_all() {
   cargo test --workspace
 }
 
+bench() {
+  deps
+  cargo run --release -p keybridge-bench
+}
+
 case "${1:-}" in
   deps) deps ;;
   demo) demo ;;
   test) test_all ;;
-  *) echo "usage: scripts/dev.sh deps|demo|test" >&2; exit 2 ;;
+  bench) bench ;;
+  *) echo "usage: scripts/dev.sh deps|demo|test|bench" >&2; exit 2 ;;
 esac

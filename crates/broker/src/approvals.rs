@@ -157,3 +157,56 @@ impl Approvals {
         self.allowances.lock().unwrap_or_else(|e| e.into_inner()).retain(|(s, _), _| s != session);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str) -> Pending {
+        Pending {
+            id: id.into(),
+            kind: ApprovalKind::ToolCall,
+            client_id: "c".into(),
+            client_name: "C".into(),
+            session_id: Some("s".into()),
+            account: "main".into(),
+            tool: Some("stop_live_algorithm".into()),
+            scope: Some("qc:live:execute".into()),
+            summary: "stop".into(),
+            arguments: serde_json::json!({"projectId": 1}),
+            arguments_sha256: "d".into(),
+            created: 0,
+            expires: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_allowance_expires_on_time_and_only_covers_its_session_and_tool() {
+        let approvals = Approvals::default();
+        approvals.allow_for("s", "stop_live_algorithm", Duration::from_millis(150));
+        assert!(approvals.allowed("s", "stop_live_algorithm"));
+        assert!(!approvals.allowed("other-session", "stop_live_algorithm"));
+        assert!(!approvals.allowed("s", "liquidate_live_algorithm"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!approvals.allowed("s", "stop_live_algorithm"), "expired");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_a_denial_and_withdraws_the_request() {
+        let approvals = Approvals::default();
+        let ticket = approvals.open(pending("a1"), Duration::from_millis(50));
+        assert_eq!(approvals.list().len(), 1);
+        assert_eq!(approvals.wait(ticket).await, Outcome::TimedOut);
+        assert!(approvals.list().is_empty());
+        assert!(approvals.decide("a1", ApprovalDecision::Approve).is_none(), "too late to approve");
+    }
+
+    #[tokio::test]
+    async fn decisions_reach_the_waiting_call() {
+        let approvals = std::sync::Arc::new(Approvals::default());
+        let ticket = approvals.open(pending("a2"), Duration::from_secs(5));
+        let deciding = approvals.clone();
+        tokio::spawn(async move { deciding.decide("a2", ApprovalDecision::AllowFor { minutes: 3 }) });
+        assert_eq!(approvals.wait(ticket).await, Outcome::ApprovedFor(Duration::from_secs(180)));
+    }
+}

@@ -1,0 +1,239 @@
+//! `keybridge-bench`: measures Keybridge against its baselines in one run and writes the
+//! figures, with the machine and the method, to `docs/BENCHMARKS.md`.
+//!
+//! Run it with `scripts/dev.sh bench` (a release build). It must never be a test: timings on a
+//! shared 2-core machine are figures to read, not pass/fail checks.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use keybridge_broker::audit::AuditLog;
+use keybridge_broker::tokens::{Grant, TokenIssuer};
+use keybridge_broker::{Broker, BrokerConfig, server};
+use keybridge_broker_proto::{
+    AdminCommand, ClientSpec, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame,
+    write_frame,
+};
+use keybridge_catalog::Scope;
+use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
+use keybridge_vault::{MemoryStore, SecretStore};
+use serde_json::json;
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+    n: usize,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let n = samples.len();
+    Stats { median: samples[n / 2], p99: samples[(n * 99 / 100).min(n - 1)], n }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn time_each(n: usize, mut f: impl FnMut()) -> Stats {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        f();
+        samples.push(started.elapsed());
+    }
+    stats(samples)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {}; {rustc}; release build", std::env::consts::OS)
+}
+
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut report = String::new();
+    writeln!(report, "# Benchmarks\n")?;
+    writeln!(
+        report,
+        "Written by `scripts/dev.sh bench` (`cargo run --release -p keybridge-bench`). Machine: {}.\n",
+        machine()
+    )?;
+    writeln!(
+        report,
+        "Each figure is the median (and 99th percentile) of N timed repetitions after a warm-up, in one process, one after another; the baselines are measured in the same run.\n"
+    )?;
+
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+
+    // Tokens.
+    let issuer = TokenIssuer::open("bench", dir.path(), store.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let grant = Grant {
+        client_id: "bench".into(),
+        session_id: "s".into(),
+        account: "main".into(),
+        scopes: Scope::ALL.iter().copied().collect(),
+        ttl_secs: 600,
+    };
+    let (token, _) = issuer.mint(&grant).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for _ in 0..200 {
+        issuer.verify(&token).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let verify = time_each(5000, || {
+        issuer.verify(&token).unwrap();
+    });
+    let mint = time_each(2000, || {
+        issuer.mint(&grant).unwrap();
+    });
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let reject = time_each(5000, || {
+        let _ = issuer.verify(&tampered);
+    });
+
+    // Audit log.
+    let audit = AuditLog::open(&dir.path().join("audit"), store.as_ref())?;
+    let record = json!({"kind": "tool_call", "tool": "read_account", "client": "bench", "latency_us": 900});
+    let append = time_each(5000, || {
+        audit.append(record.clone()).unwrap();
+    });
+    let started = Instant::now();
+    let verified = audit.verify()?;
+    let verify_log = started.elapsed();
+
+    writeln!(report, "## Tokens and audit log (broker internals)\n")?;
+    writeln!(report, "| operation | median | p99 | N |\n|---|---|---|---|")?;
+    writeln!(
+        report,
+        "| verify an access token (EdDSA, all checks) | {} | {} | {} |",
+        us(verify.median),
+        us(verify.p99),
+        verify.n
+    )?;
+    writeln!(
+        report,
+        "| reject a token with a bad signature | {} | {} | {} |",
+        us(reject.median),
+        us(reject.p99),
+        reject.n
+    )?;
+    writeln!(report, "| mint an access token | {} | {} | {} |", us(mint.median), us(mint.p99), mint.n)?;
+    writeln!(
+        report,
+        "| append an audit record (HMAC chain, one write, head update) | {} | {} | {} |",
+        us(append.median),
+        us(append.p99),
+        append.n
+    )?;
+    writeln!(
+        report,
+        "| verify the whole audit chain | {:.1} ms for {} records | | 1 |\n",
+        verify_log.as_secs_f64() * 1e3,
+        verified.records
+    )?;
+
+    // A call through the broker's socket vs straight to the simulator.
+    let (direct, brokered) = runtime.block_on(call_overhead(dir.path().join("broker")))?;
+    writeln!(report, "## `read_account`: through the broker vs straight to QuantConnect (the simulator)\n")?;
+    writeln!(
+        report,
+        "Both use the same `QcClient` against the same in-process simulator on loopback. \"Through the broker\" is a bridge-style client on the Unix socket: token verification, authorization, policy, execution and the audit record included.\n"
+    )?;
+    writeln!(report, "| path | median | p99 | N |\n|---|---|---|---|")?;
+    writeln!(report, "| direct HTTP call | {} | {} | {} |", us(direct.median), us(direct.p99), direct.n)?;
+    writeln!(
+        report,
+        "| through the broker socket | {} | {} | {} |",
+        us(brokered.median),
+        us(brokered.p99),
+        brokered.n
+    )?;
+    let overhead = brokered.median.saturating_sub(direct.median);
+    writeln!(report, "| **overhead Keybridge adds** | **{}** | | |", us(overhead))?;
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
+    std::fs::write(&path, &report).with_context(|| format!("cannot write {}", path.display()))?;
+    print!("{report}");
+    Ok(())
+}
+
+async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
+    let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
+    let demo = keybridge_qc_sim::SimAccount::demo();
+    let tool = keybridge_catalog::find("read_account").context("catalog")?;
+
+    let client = QcClient::new(ClientConfig::new(sim.base_url()))?;
+    let creds = Credentials::new(demo.user_id.clone(), demo.api_token.clone());
+    for _ in 0..200 {
+        client.call(&creds, tool, json!({})).await?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..3000 {
+        let started = Instant::now();
+        client.call(&creds, tool, json!({})).await?;
+        samples.push(started.elapsed());
+    }
+    let direct = stats(samples);
+
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let broker = Arc::new(Broker::open(BrokerConfig::new(dir.join("data"), sim.base_url()), store)?);
+    broker
+        .admin(AdminCommand::AccountAdd {
+            name: "main".into(),
+            user_id: demo.user_id,
+            organization_id: Some(demo.organization_id),
+            api_token: Credential::new(demo.api_token),
+            skip_check: true,
+        })
+        .await?;
+    let spec = ClientSpec {
+        name: "bench".into(),
+        account: "main".into(),
+        preset: Some("research".into()),
+        scopes: vec![],
+        policy: Default::default(),
+        token_ttl_secs: None,
+        with_key: true,
+    };
+    let added = broker.admin(AdminCommand::ClientAdd { spec }).await?;
+    let socket = dir.join("run/broker.sock");
+    let listener = server::bind(&socket)?;
+    tokio::spawn(server::serve(listener, broker.clone(), std::future::pending()));
+
+    let mut stream = tokio::net::UnixStream::connect(&socket).await?;
+    let hello = Hello::Bridge {
+        version: PROTOCOL_VERSION,
+        client_id: added["client_id"].as_str().context("id")?.into(),
+        client_key: Some(Credential::new(added["client_key"].as_str().context("key")?.into())),
+    };
+    write_frame(&mut stream, &hello).await?;
+    let Response::Welcome { session } = read_frame(&mut stream).await? else { anyhow::bail!("not welcomed") };
+    let mut samples = Vec::new();
+    for id in 0..3200u64 {
+        let started = Instant::now();
+        let call =
+            RequestBody::Call { token: session.token.clone(), tool: "read_account".into(), arguments: json!({}) };
+        write_frame(&mut stream, &Request { id, body: call }).await?;
+        let Response::Result { .. } = read_frame(&mut stream).await? else { anyhow::bail!("call failed") };
+        if id >= 200 {
+            samples.push(started.elapsed());
+        }
+    }
+    Ok((direct, stats(samples)))
+}

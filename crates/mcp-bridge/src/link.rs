@@ -1,0 +1,336 @@
+//! The bridge's connection to the broker: one socket, many concurrent calls, and a new
+//! connection (with a new session) whenever the broker goes away and comes back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keybridge_broker_proto::{
+    Credential, ErrorCode, ErrorInfo, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, SessionInfo, ToolInfo,
+    read_frame, write_frame,
+};
+use serde_json::Value;
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Who the bridge is, and where the broker listens.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub socket: PathBuf,
+    pub client_id: String,
+    pub client_key: Option<Credential>,
+}
+
+/// Why a request did not get an answer from the broker.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    #[error(
+        "Keybridge is not running (nothing listens at {socket}); start the Keybridge app, or run `keybridge serve`"
+    )]
+    NotRunning { socket: String },
+    #[error("{}", .0.message)]
+    Refused(ErrorInfo),
+    #[error("the connection to Keybridge was lost during the call; it may or may not have run, check Keybridge's activity log")]
+    LostDuringCall,
+}
+
+impl LinkError {
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            LinkError::Refused(info) => Some(info.code),
+            _ => None,
+        }
+    }
+}
+
+/// Something the broker said while a call waited.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub summary: String,
+    pub seconds_left: u64,
+}
+
+type Pending = Arc<std::sync::Mutex<HashMap<u64, (oneshot::Sender<Response>, Option<mpsc::UnboundedSender<Waiting>>)>>>;
+
+struct Connection {
+    writer: Mutex<OwnedWriteHalf>,
+    pending: Pending,
+    session: std::sync::Mutex<SessionInfo>,
+    alive: watch::Receiver<bool>,
+}
+
+/// The link to the broker. Cheap to share.
+pub struct Link {
+    config: LinkConfig,
+    next_id: AtomicU64,
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Scopes of the last session, to notice when they change.
+    scopes: std::sync::Mutex<Vec<String>>,
+    changes: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("socket", &self.config.socket).field("client", &self.config.client_id).finish()
+    }
+}
+
+impl Link {
+    pub fn new(config: LinkConfig) -> Arc<Self> {
+        let (changes, _) = watch::channel(0);
+        Arc::new(Self {
+            config,
+            next_id: AtomicU64::new(1),
+            current: Mutex::new(None),
+            scopes: std::sync::Mutex::new(Vec::new()),
+            changes,
+        })
+    }
+
+    /// Ticks whenever the session's scopes differ from the previous session's.
+    pub fn scope_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The live session, connecting (and authenticating) first if needed.
+    pub async fn session(&self) -> Result<SessionInfo, LinkError> {
+        let conn = self.connection().await?;
+        let session = conn.session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(session)
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, LinkError> {
+        let mut current = self.current.lock().await;
+        if let Some(conn) = current.as_ref()
+            && *conn.alive.borrow()
+        {
+            return Ok(conn.clone());
+        }
+        let conn = self.connect().await?;
+        *current = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn connect(&self) -> Result<Arc<Connection>, LinkError> {
+        let not_running = || LinkError::NotRunning { socket: self.config.socket.display().to_string() };
+        // A broker that is restarting comes back within a second or two: try for a moment.
+        let mut stream = None;
+        for attempt in 0..20 {
+            match UnixStream::connect(&self.config.socket).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(_) if attempt < 19 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => {}
+            }
+        }
+        let stream = stream.ok_or_else(not_running)?;
+        let (mut reader, mut writer) = stream.into_split();
+        let hello = Hello::Bridge {
+            version: PROTOCOL_VERSION,
+            client_id: self.config.client_id.clone(),
+            client_key: self.config.client_key.clone(),
+        };
+        write_frame(&mut writer, &hello).await.map_err(|_| not_running())?;
+        let session = match read_frame::<Response, _>(&mut reader).await.map_err(|_| not_running())? {
+            Response::Welcome { session } => session,
+            Response::Error { error, .. } => return Err(LinkError::Refused(error)),
+            other => {
+                return Err(LinkError::Refused(ErrorInfo {
+                    code: ErrorCode::Internal,
+                    message: format!("unexpected first answer from Keybridge: {other:?}"),
+                }));
+            }
+        };
+        self.note_scopes(&session);
+        let pending: Pending = Arc::default();
+        let (alive_tx, alive) = watch::channel(true);
+        let dispatch = pending.clone();
+        tokio::spawn(async move {
+            while let Ok(response) = read_frame::<Response, _>(&mut reader).await {
+                let id = match &response {
+                    Response::Token { id, .. }
+                    | Response::Tools { id, .. }
+                    | Response::Result { id, .. }
+                    | Response::Admin { id, .. } => Some(*id),
+                    Response::Error { id, .. } => *id,
+                    Response::Waiting { id, summary, seconds_left, .. } => {
+                        let map = dispatch.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some((_, Some(progress))) = map.get(id) {
+                            let _ = progress.send(Waiting { summary: summary.clone(), seconds_left: *seconds_left });
+                        }
+                        continue;
+                    }
+                    _ => None,
+                };
+                if let Some(id) = id
+                    && let Some((answer, _)) = dispatch.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
+                {
+                    let _ = answer.send(response);
+                }
+            }
+            let _ = alive_tx.send(false);
+            // Dropping the senders tells every waiting call the connection is gone.
+            dispatch.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        });
+        Ok(Arc::new(Connection { writer: Mutex::new(writer), pending, session: std::sync::Mutex::new(session), alive }))
+    }
+
+    fn note_scopes(&self, session: &SessionInfo) {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        if !scopes.is_empty() && *scopes != session.scopes {
+            self.changes.send_modify(|n| *n += 1);
+        }
+        *scopes = session.scopes.clone();
+    }
+
+    /// Send one request on a connection and wait for its answer.
+    async fn request(
+        &self,
+        conn: &Connection,
+        body: impl FnOnce(&SessionInfo) -> RequestBody,
+        progress: Option<mpsc::UnboundedSender<Waiting>>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Response, LinkError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (tx, progress));
+        let body = body(&conn.session.lock().unwrap_or_else(|e| e.into_inner()));
+        if write_frame(&mut *conn.writer.lock().await, &Request { id, body }).await.is_err() {
+            conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            return Err(LinkError::NotRunning { socket: self.config.socket.display().to_string() });
+        }
+        let answer = match cancel {
+            Some(token) => tokio::select! {
+                answer = rx => answer,
+                _ = token.cancelled() => {
+                    let cancel = Request { id: self.next_id.fetch_add(1, Ordering::Relaxed), body: RequestBody::Cancel { target: id } };
+                    let _ = write_frame(&mut *conn.writer.lock().await, &cancel).await;
+                    conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    return Err(LinkError::Refused(ErrorInfo { code: ErrorCode::Cancelled, message: "cancelled".into() }));
+                }
+            },
+            None => rx.await,
+        };
+        match answer {
+            Ok(Response::Error { error, .. }) => Err(LinkError::Refused(error)),
+            Ok(response) => Ok(response),
+            Err(_) => Err(LinkError::LostDuringCall),
+        }
+    }
+
+    async fn refresh(&self, conn: &Connection) -> Result<(), LinkError> {
+        match self.request(conn, |_| RequestBody::Refresh, None, None).await? {
+            Response::Token { session, .. } => {
+                self.note_scopes(&session);
+                *conn.session.lock().unwrap_or_else(|e| e.into_inner()) = session;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The tools this client may use now.
+    pub async fn tools(&self) -> Result<Vec<ToolInfo>, LinkError> {
+        let response = self.with_session(|conn| async move {
+            self.request(&conn, |s| RequestBody::ListTools { token: s.token.clone() }, None, None).await
+        })
+        .await?;
+        match response {
+            Response::Tools { tools, .. } => Ok(tools),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Run a tool. `safe_to_repeat` allows one retry on a new connection if the broker went
+    /// away mid-call; writes are never repeated.
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: Value,
+        safe_to_repeat: bool,
+        progress: Option<mpsc::UnboundedSender<Waiting>>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Value, LinkError> {
+        let mut repeated = false;
+        loop {
+            let conn = self.connection().await?;
+            let result = self
+                .call_on(&conn, tool, arguments.clone(), progress.clone(), cancel)
+                .await;
+            match result {
+                Err(LinkError::LostDuringCall) if safe_to_repeat && !repeated => {
+                    repeated = true;
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_on(
+        &self,
+        conn: &Connection,
+        tool: &str,
+        arguments: Value,
+        progress: Option<mpsc::UnboundedSender<Waiting>>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Value, LinkError> {
+        let body = |s: &SessionInfo| RequestBody::Call { token: s.token.clone(), tool: tool.to_string(), arguments: arguments.clone() };
+        let first = self.request(conn, body, progress.clone(), cancel).await;
+        let response = match first {
+            // Expired: refresh transparently and try once more; the call never ran.
+            Err(LinkError::Refused(ErrorInfo { code: ErrorCode::TokenExpired, .. })) => {
+                self.refresh(conn).await?;
+                self.request(conn, body, progress, cancel).await?
+            }
+            other => other?,
+        };
+        match response {
+            Response::Result { result, .. } => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Run `f` on a live connection; if the session was ended by a broker restart, connect
+    /// again once.
+    async fn with_session<F, Fut>(&self, f: F) -> Result<Response, LinkError>
+    where
+        F: Fn(Arc<Connection>) -> Fut,
+        Fut: std::future::Future<Output = Result<Response, LinkError>>,
+    {
+        let conn = self.connection().await?;
+        match f(conn).await {
+            Err(LinkError::LostDuringCall) => f(self.connection().await?).await,
+            other => other,
+        }
+    }
+
+    /// Keep the token fresh: refresh it a minute before it expires, for as long as the
+    /// process lives.
+    pub async fn keep_fresh(self: Arc<Self>) {
+        loop {
+            let wait = match self.session().await {
+                Ok(session) => {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                    Duration::from_secs(session.expires_at.saturating_sub(now).saturating_sub(60).max(5))
+                }
+                Err(_) => Duration::from_secs(2),
+            };
+            tokio::time::sleep(wait).await;
+            if let Ok(conn) = self.connection().await {
+                let _ = self.refresh(&conn).await;
+            }
+        }
+    }
+}
+
+fn unexpected(response: Response) -> LinkError {
+    LinkError::Refused(ErrorInfo { code: ErrorCode::Internal, message: format!("unexpected answer from Keybridge: {response:?}") })
+}
+
