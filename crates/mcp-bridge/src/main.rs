@@ -1,1 +1,56 @@
-fn main() {}
+//! `keybridge-mcp --client ID`: what an MCP client's config launches. Glue only: the work is in
+//! the library. stdout carries MCP and nothing else; logs go to stderr.
+
+#![deny(clippy::print_stdout)]
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use keybridge_broker_proto::{Credential, default_socket_path};
+use keybridge_mcp::Bridge;
+use keybridge_mcp::link::{Link, LinkConfig};
+use rmcp::ServiceExt;
+
+#[derive(Parser)]
+#[command(name = "keybridge-mcp", version, about = "MCP server for QuantConnect through Keybridge (holds no secret)")]
+struct Args {
+    /// The paired client's id, as `keybridge client list` shows it.
+    #[arg(long)]
+    client: String,
+    /// The broker's socket; default KEYBRIDGE_SOCKET or the per-user runtime folder.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEYBRIDGE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let args = Args::parse();
+    let client_key = std::env::var("KEYBRIDGE_CLIENT_KEY").ok().filter(|k| !k.trim().is_empty()).map(|k| Credential::new(k.trim().to_string()));
+    let link = Link::new(LinkConfig { socket: args.socket.unwrap_or_else(default_socket_path), client_id: args.client, client_key });
+
+    // Authenticate while the client initializes; the first tools/list waits for it.
+    let authenticating = link.clone();
+    tokio::spawn(async move {
+        if let Err(e) = authenticating.session().await {
+            tracing::warn!("{e}");
+        }
+    });
+    tokio::spawn(link.clone().keep_fresh());
+    let running = Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await.context("MCP initialization failed")?;
+    let peer = running.peer().clone();
+    let mut changes = link.scope_changes();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let _ = peer.notify_tool_list_changed().await;
+        }
+    });
+    running.waiting().await.context("the MCP session ended abnormally")?;
+    // A pending stdin read cannot be cancelled; leave without waiting for it.
+    std::process::exit(0)
+}
