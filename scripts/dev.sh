@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev)
-APT_TEST=(dbus gnome-keyring libsecret-tools keyutils)
+APT_TEST=(dbus gnome-keyring libsecret-tools keyutils python3-pip util-linux)
 
 need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -24,6 +24,8 @@ deps() {
     need_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+  # The official Python MCP SDK: a third-party MCP client for the end-to-end tests.
+  python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==1.30.0"
 }
 
 demo() {
@@ -38,6 +40,8 @@ test_all() {
   deps
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets -- -D warnings
+  # The end-to-end tests run the real binaries: build them first.
+  cargo build --workspace --bins
   cargo test --workspace
 }
 

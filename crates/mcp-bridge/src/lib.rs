@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use keybridge_broker_proto::ErrorCode;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -188,7 +188,9 @@ impl ServerHandler for Bridge {
                 );
                 tracing::info!("{message}");
                 if let Some(token) = &progress_token {
-                    let _ = peer.notify_progress(ProgressNotificationParam::new(token.clone(), step).with_message(message)).await;
+                    let _ = peer
+                        .notify_progress(ProgressNotificationParam::new(token.clone(), step).with_message(message))
+                        .await;
                 }
             }
         });

@@ -34,7 +34,9 @@ pub enum LinkError {
     NotRunning { socket: String },
     #[error("{}", .0.message)]
     Refused(ErrorInfo),
-    #[error("the connection to Keybridge was lost during the call; it may or may not have run, check Keybridge's activity log")]
+    #[error(
+        "the connection to Keybridge was lost during the call; it may or may not have run, check Keybridge's activity log"
+    )]
     LostDuringCall,
 }
 
@@ -71,7 +73,13 @@ pub struct Link {
     /// Scopes of the last session, to notice when they change.
     scopes: std::sync::Mutex<Vec<String>>,
     changes: watch::Sender<u64>,
+    /// The broker's last refusal to authenticate, and when: repeated at once for a while, so a
+    /// denied pairing does not ask the human again on every request.
+    refused: std::sync::Mutex<Option<(std::time::Instant, ErrorInfo)>>,
 }
+
+/// How long a refusal to authenticate is remembered.
+pub const REFUSAL_MEMORY: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,6 +96,7 @@ impl Link {
             current: Mutex::new(None),
             scopes: std::sync::Mutex::new(Vec::new()),
             changes,
+            refused: std::sync::Mutex::new(None),
         })
     }
 
@@ -110,9 +119,23 @@ impl Link {
         {
             return Ok(conn.clone());
         }
-        let conn = self.connect().await?;
-        *current = Some(conn.clone());
-        Ok(conn)
+        if let Some((when, error)) = self.refused.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && when.elapsed() < REFUSAL_MEMORY
+        {
+            return Err(LinkError::Refused(error.clone()));
+        }
+        match self.connect().await {
+            Ok(conn) => {
+                *current = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(LinkError::Refused(error)) => {
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((std::time::Instant::now(), error.clone()));
+                Err(LinkError::Refused(error))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     async fn connect(&self) -> Result<Arc<Connection>, LinkError> {
@@ -237,10 +260,11 @@ impl Link {
 
     /// The tools this client may use now.
     pub async fn tools(&self) -> Result<Vec<ToolInfo>, LinkError> {
-        let response = self.with_session(|conn| async move {
-            self.request(&conn, |s| RequestBody::ListTools { token: s.token.clone() }, None, None).await
-        })
-        .await?;
+        let response = self
+            .with_session(|conn| async move {
+                self.request(&conn, |s| RequestBody::ListTools { token: s.token.clone() }, None, None).await
+            })
+            .await?;
         match response {
             Response::Tools { tools, .. } => Ok(tools),
             other => Err(unexpected(other)),
@@ -260,9 +284,7 @@ impl Link {
         let mut repeated = false;
         loop {
             let conn = self.connection().await?;
-            let result = self
-                .call_on(&conn, tool, arguments.clone(), progress.clone(), cancel)
-                .await;
+            let result = self.call_on(&conn, tool, arguments.clone(), progress.clone(), cancel).await;
             match result {
                 Err(LinkError::LostDuringCall) if safe_to_repeat && !repeated => {
                     repeated = true;
@@ -281,7 +303,11 @@ impl Link {
         progress: Option<mpsc::UnboundedSender<Waiting>>,
         cancel: Option<&CancellationToken>,
     ) -> Result<Value, LinkError> {
-        let body = |s: &SessionInfo| RequestBody::Call { token: s.token.clone(), tool: tool.to_string(), arguments: arguments.clone() };
+        let body = |s: &SessionInfo| RequestBody::Call {
+            token: s.token.clone(),
+            tool: tool.to_string(),
+            arguments: arguments.clone(),
+        };
         let first = self.request(conn, body, progress.clone(), cancel).await;
         let response = match first {
             // Expired: refresh transparently and try once more; the call never ran.
@@ -317,7 +343,10 @@ impl Link {
         loop {
             let wait = match self.session().await {
                 Ok(session) => {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
                     Duration::from_secs(session.expires_at.saturating_sub(now).saturating_sub(60).max(5))
                 }
                 Err(_) => Duration::from_secs(2),
@@ -331,6 +360,8 @@ impl Link {
 }
 
 fn unexpected(response: Response) -> LinkError {
-    LinkError::Refused(ErrorInfo { code: ErrorCode::Internal, message: format!("unexpected answer from Keybridge: {response:?}") })
+    LinkError::Refused(ErrorInfo {
+        code: ErrorCode::Internal,
+        message: format!("unexpected answer from Keybridge: {response:?}"),
+    })
 }
-

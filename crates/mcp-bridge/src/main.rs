@@ -31,8 +31,15 @@ async fn main() -> Result<()> {
         .with_ansi(false)
         .init();
     let args = Args::parse();
-    let client_key = std::env::var("KEYBRIDGE_CLIENT_KEY").ok().filter(|k| !k.trim().is_empty()).map(|k| Credential::new(k.trim().to_string()));
-    let link = Link::new(LinkConfig { socket: args.socket.unwrap_or_else(default_socket_path), client_id: args.client, client_key });
+    let client_key = std::env::var("KEYBRIDGE_CLIENT_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| Credential::new(k.trim().to_string()));
+    let link = Link::new(LinkConfig {
+        socket: args.socket.unwrap_or_else(default_socket_path),
+        client_id: args.client,
+        client_key,
+    });
 
     // Authenticate while the client initializes; the first tools/list waits for it.
     let authenticating = link.clone();
@@ -42,7 +49,8 @@ async fn main() -> Result<()> {
         }
     });
     tokio::spawn(link.clone().keep_fresh());
-    let running = Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await.context("MCP initialization failed")?;
+    let running =
+        Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await.context("MCP initialization failed")?;
     let peer = running.peer().clone();
     let mut changes = link.scope_changes();
     tokio::spawn(async move {

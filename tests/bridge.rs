@@ -1,0 +1,237 @@
+//! keybridge-mcp end to end, driven by the official Python MCP SDK: real binaries, the real
+//! socket, the real keychain (a throwaway gnome-keyring in a private D-Bus session).
+
+use std::time::{Duration, Instant};
+
+use keybridge_e2e::World;
+use keybridge_vault::testing::in_keyring_session;
+use serde_json::{Value, json};
+
+fn project_id(result: &Value) -> i64 {
+    let text = result["steps"][0]["text"].as_str().unwrap();
+    let reply: Value = serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    reply["projects"][0]["projectId"].as_i64().unwrap()
+}
+
+fn step(result: &Value, i: usize) -> &Value {
+    &result["steps"][i]
+}
+
+fn wait_for_request(world: &World, endpoint: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while world.sim.request_count(endpoint) < count {
+        assert!(Instant::now() < deadline, "{endpoint} was never called");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn each_preset_lists_exactly_its_tools_and_reads_work_in_every_category() {
+    if !in_keyring_session("each_preset_lists_exactly_its_tools_and_reads_work_in_every_category") {
+        return;
+    }
+    let world = World::start(60);
+    for preset in ["read-only", "research", "trader", "admin"] {
+        let (client, key) = world.add_client(preset, true);
+        let out = world.run_python(&client, key.as_deref(), json!([]));
+        let tools: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        assert_eq!(out["server"], "keybridge");
+        assert!(tools.contains(&"keybridge_status"), "the status tool is always there");
+        let scoped = keybridge_catalog_count(preset);
+        assert_eq!(tools.len() - 1, scoped, "{preset}: {tools:?}");
+        eprintln!("{preset}: {} tools, tools/list {} bytes", tools.len(), out["tools_bytes"]);
+        if preset == "admin" {
+            assert!(out["tools_bytes"].as_u64().unwrap() < 60_000, "all 64 tools fit in 60 KB");
+        }
+        if preset == "read-only" {
+            assert!(!tools.iter().any(|t| t.starts_with("delete_") || t.starts_with("create_")), "{tools:?}");
+        }
+    }
+
+    // A read of every category, through an admin client.
+    let (client, key) = world.add_client("admin", true);
+    let created = world.run_python(
+        &client,
+        key.as_deref(),
+        json!([["call", "create_project", {"name": "E2E", "language": "Py"}]]),
+    );
+    let pid = project_id(&created);
+    let org = world.account.organization_id.clone();
+    let reads = json!([
+        ["call", "read_account", {}],
+        ["call", "list_projects", {}],
+        ["call", "read_project_collaborators", {"projectId": pid}],
+        ["call", "read_file", {"projectId": pid}],
+        ["call", "create_compile", {"projectId": pid}],
+        ["call", "list_backtests", {"projectId": pid}],
+        ["call", "list_optimizations", {"projectId": pid}],
+        ["call", "list_live_algorithms", {}],
+        ["call", "list_object_store_files", {"organizationId": org}],
+        ["call", "read_lean_versions", {}],
+        ["call", "search_quantconnect", {"language": "Py", "criteria": [{"input": "universe", "type": "Docs", "count": 1}]}],
+        ["call", "keybridge_status", {}],
+    ]);
+    let out = world.run_python(&client, key.as_deref(), reads.clone());
+    for (i, s) in out["steps"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["isError"], false, "{}: {}", reads[i][1], s["text"]);
+    }
+    assert!(step(&out, 11)["text"].as_str().unwrap().contains("\"account\":\"main\""));
+}
+
+/// Tools of the catalog a preset's scopes allow, as the broker lists them.
+fn keybridge_catalog_count(preset: &str) -> usize {
+    let out = std::process::Command::new(keybridge_e2e::bin("keybridge")).args(["catalog", "--json"]).output().unwrap();
+    let tools: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let verbs: &[&str] = match preset {
+        "read-only" => &["read"],
+        _ => &[],
+    };
+    let research =
+        ["qc:projects:write", "qc:files:write", "qc:compile:execute", "qc:backtests:write", "qc:optimizations:write"];
+    let trader = ["qc:live:write", "qc:live:execute", "qc:objects:write", "qc:ai:execute"];
+    tools
+        .iter()
+        .filter(|t| {
+            let scope = t["scope"].as_str().unwrap();
+            let read = scope.ends_with(":read");
+            match preset {
+                "read-only" => verbs.iter().any(|v| scope.ends_with(&format!(":{v}"))),
+                "research" => read || research.contains(&scope),
+                "trader" => read || research.contains(&scope) || trader.contains(&scope),
+                _ => true,
+            }
+        })
+        .count()
+}
+
+#[test]
+fn a_live_call_waits_for_approval_granted_denied_and_timed_out() {
+    if !in_keyring_session("a_live_call_waits_for_approval_granted_denied_and_timed_out") {
+        return;
+    }
+    let world = World::start(3);
+    let (client, key) = world.add_client("trader", true);
+    let created = world.run_python(
+        &client,
+        key.as_deref(),
+        json!([["call", "create_project", {"name": "Live", "language": "Py"}]]),
+    );
+    let pid = project_id(&created);
+    let stop = json!(["call", "stop_live_algorithm", {"projectId": pid}]);
+    let child = world.python_client(&client, key.as_deref(), json!([stop, stop, stop]));
+    let granted = world.answer_next("approve");
+    assert_eq!(granted["tool"], "stop_live_algorithm");
+    assert!(granted["summary"].as_str().unwrap().contains("Live"), "the summary names the project: {granted}");
+    let denied = world.answer_next("deny");
+    assert_ne!(granted["id"], denied["id"]);
+    // The third is left unanswered and times out after 3 s.
+    let out = World::finish(child);
+    let first = step(&out, 0);
+    assert!(first["progress"].to_string().contains("Waiting for your approval in Keybridge"), "{first}");
+    assert!(step(&out, 1)["text"].as_str().unwrap().starts_with("Denied"), "{}", step(&out, 1));
+    assert_eq!(step(&out, 1)["isError"], true);
+    let third = step(&out, 2)["text"].as_str().unwrap();
+    assert!(third.contains("nobody approved"), "{third}");
+    assert_eq!(world.sim.request_count("/live/update/stop"), 1, "only the approved call reached QuantConnect");
+}
+
+#[test]
+fn revocation_mid_session_stops_the_next_call() {
+    if !in_keyring_session("revocation_mid_session_stops_the_next_call") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, key) = world.add_client("research", true);
+    let child = world.python_client(
+        &client,
+        key.as_deref(),
+        json!([["call", "read_account", {}], ["sleep", 2.0], ["call", "read_account", {}]]),
+    );
+    wait_for_request(&world, "/account/read", 1);
+    world.cli(&["client", "revoke", &client], None);
+    let out = World::finish(child);
+    assert_eq!(step(&out, 0)["isError"], false);
+    assert_eq!(step(&out, 1)["isError"], true);
+    assert!(step(&out, 1)["text"].as_str().unwrap().contains("revoked"), "{}", step(&out, 1));
+    assert_eq!(world.sim.request_count("/account/read"), 1);
+}
+
+#[test]
+fn a_broker_restart_mid_session_goes_unnoticed() {
+    if !in_keyring_session("a_broker_restart_mid_session_goes_unnoticed") {
+        return;
+    }
+    let mut world = World::start(60);
+    let (client, key) = world.add_client("research", true);
+    let child = world.python_client(
+        &client,
+        key.as_deref(),
+        json!([["call", "read_account", {}], ["sleep", 2.5], ["call", "read_account", {}]]),
+    );
+    wait_for_request(&world, "/account/read", 1);
+    world.stop_broker();
+    world.start_broker(60);
+    let out = World::finish(child);
+    assert_eq!(step(&out, 0)["isError"], false);
+    assert_eq!(step(&out, 1)["isError"], false, "{}", step(&out, 1));
+    assert_eq!(world.sim.request_count("/account/read"), 2);
+}
+
+#[test]
+fn host_bound_pairing_asks_once_per_host_program() {
+    if !in_keyring_session("host_bound_pairing_asks_once_per_host_program") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, _) = world.add_client("research", false);
+    let call = json!([["call", "read_account", {}]]);
+
+    // First session from this host program: asks.
+    let child = world.python_client(&client, None, call.clone());
+    let asked = world.answer_next("approve");
+    assert_eq!(asked["kind"], "pairing");
+    let out = World::finish(child);
+    assert_eq!(step(&out, 0)["isError"], false, "{}", step(&out, 0));
+
+    // Again from the same host: no question.
+    let out = world.run_python(&client, None, call.clone());
+    assert_eq!(step(&out, 0)["isError"], false);
+    assert!(world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty());
+
+    // The same bridge, launched under another program (`timeout`): asks again; denied.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp_client.py");
+    let mut command = std::process::Command::new("timeout");
+    command
+        .args(["60", "python3"])
+        .arg(script)
+        .arg(keybridge_e2e::bin("keybridge-mcp"))
+        .args(["--client", &client])
+        .env("KB_STEPS", call.to_string())
+        .env("KEYBRIDGE_SOCKET", &world.socket)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    let asked = world.answer_next("deny");
+    assert!(asked["summary"].as_str().unwrap().contains("timeout"), "the new host is named: {asked}");
+    let out = World::finish(child);
+    assert_eq!(out["tools"], json!(["keybridge_status"]), "a refused bridge lists only its status tool");
+    assert!(step(&out, 0)["text"].as_str().unwrap().contains("denied the connection"), "{}", step(&out, 0));
+}
+
+#[test]
+fn a_missing_scope_is_explained_and_nothing_is_sent() {
+    if !in_keyring_session("a_missing_scope_is_explained_and_nothing_is_sent") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, key) = world.add_client("read-only", true);
+    let out = world.run_python(
+        &client,
+        key.as_deref(),
+        json!([["call", "delete_project", {"projectId": 1}], ["call", "no_such_tool", {}]]),
+    );
+    let text = step(&out, 0)["text"].as_str().unwrap();
+    assert!(text.contains("qc:projects:delete") && text.contains("grant"), "{text}");
+    assert!(step(&out, 1)["text"].as_str().unwrap().contains("Unknown tool"));
+    assert_eq!(world.sim.request_count("/projects/delete"), 0);
+}

@@ -1,0 +1,153 @@
+//! The end-to-end world: a QuantConnect simulator, `keybridge serve` as a process with the real
+//! keychain, the `keybridge` CLI, and MCP clients driving the real `keybridge-mcp` over stdio.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A binary of this workspace, built beside the test binary.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+pub struct World {
+    pub home: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub sim: keybridge_qc_sim::SimHandle,
+    pub account: keybridge_qc_sim::SimAccount,
+    broker: Option<Child>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl World {
+    /// A simulator and a running broker with account `main`; approvals time out after
+    /// `approval_timeout_secs`.
+    pub fn start(approval_timeout_secs: u64) -> World {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let account = keybridge_qc_sim::SimAccount {
+            api_token: "e2e-token-0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
+            ..keybridge_qc_sim::SimAccount::demo()
+        };
+        let config = keybridge_qc_sim::SimConfig { accounts: vec![account.clone()], ..Default::default() };
+        let sim = runtime.block_on(keybridge_qc_sim::start(config, "127.0.0.1:0".parse().unwrap())).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let socket = home.path().join("run/broker.sock");
+        let mut world = World { home, socket, sim, account, broker: None, _runtime: runtime };
+        world.start_broker(approval_timeout_secs);
+        let token = world.account.api_token.clone();
+        let user = world.account.user_id.clone();
+        world.cli(&["account", "add", "main", "--user-id", &user], Some(&token));
+        world
+    }
+
+    fn env(&self, command: &mut Command) {
+        command
+            .env("KEYBRIDGE_HOME", self.home.path().join("data"))
+            .env("KEYBRIDGE_SOCKET", &self.socket)
+            .env("KEYBRIDGE_QC_BASE_URL", self.sim.base_url())
+            .env("KEYBRIDGE_KEYCHAIN", format!("e2e-{}", std::process::id()))
+            .env_remove("KEYBRIDGE_CLIENT_KEY")
+            .env_remove("RUST_BACKTRACE");
+    }
+
+    pub fn start_broker(&mut self, approval_timeout_secs: u64) {
+        let mut command = Command::new(bin("keybridge"));
+        self.env(&mut command);
+        command.arg("serve").env("KEYBRIDGE_APPROVAL_TIMEOUT", approval_timeout_secs.to_string());
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("keybridge serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("ready "), "broker said {line:?}");
+        self.broker = Some(child);
+    }
+
+    /// Stop the broker (SIGTERM-like clean stop is not needed: the bridge must cope with any).
+    pub fn stop_broker(&mut self) {
+        if let Some(mut child) = self.broker.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Run the CLI and parse its JSON output.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let mut command = Command::new(bin("keybridge"));
+        self.env(&mut command);
+        let mut child =
+            command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "keybridge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Pair a client; returns its id and, with `key`, its client key.
+    pub fn add_client(&self, preset: &str, key: bool) -> (String, Option<String>) {
+        let mut args = vec!["client", "add", preset, "--account", "main", "--preset", preset, "--json"];
+        if key {
+            args.push("--key");
+        }
+        let added = self.cli(&args, None);
+        (added["client_id"].as_str().unwrap().to_string(), added["client_key"].as_str().map(str::to_string))
+    }
+
+    /// The official Python MCP SDK runs `keybridge-mcp --client ID` and the given steps.
+    pub fn python_client(&self, client: &str, key: Option<&str>, steps: Value) -> std::process::Child {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp_client.py");
+        let mut command = Command::new("python3");
+        self.env(&mut command);
+        if let Some(key) = key {
+            command.env("KEYBRIDGE_CLIENT_KEY", key);
+        }
+        command
+            .arg(script)
+            .arg(bin("keybridge-mcp"))
+            .args(["--client", client])
+            .env("KB_STEPS", steps.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 with the `mcp` package (scripts/dev.sh deps installs it)")
+    }
+
+    pub fn finish(child: std::process::Child) -> Value {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "MCP client failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad client output ({e}): {stdout}"))
+    }
+
+    pub fn run_python(&self, client: &str, key: Option<&str>, steps: Value) -> Value {
+        Self::finish(self.python_client(client, key, steps))
+    }
+
+    /// Wait for the next pending approval and answer it (`approve`, `deny`), returning it.
+    pub fn answer_next(&self, answer: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let list = self.cli(&["approvals", "list"], None);
+            if let Some(first) = list.as_array().and_then(|l| l.first()).cloned() {
+                self.cli(&["approvals", answer, first["id"].as_str().unwrap()], None);
+                return first;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no approval appeared within 30 s");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_broker();
+    }
+}
