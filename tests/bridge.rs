@@ -235,3 +235,22 @@ fn a_missing_scope_is_explained_and_nothing_is_sent() {
     assert!(step(&out, 1)["text"].as_str().unwrap().contains("Unknown tool"));
     assert_eq!(world.sim.request_count("/projects/delete"), 0);
 }
+
+#[test]
+fn a_scope_change_announces_a_new_tool_list() {
+    if !in_keyring_session("a_scope_change_announces_a_new_tool_list") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, key) = world.add_client("research", true);
+    let child =
+        world.python_client(&client, key.as_deref(), json!([["call", "read_account", {}], ["sleep", 2.0], ["list"]]));
+    wait_for_request(&world, "/account/read", 1);
+    world.cli(&["client", "update", &client, "--preset", "read-only"], None);
+    let out = World::finish(child);
+    assert!(out["list_changed"].as_u64().unwrap() >= 1, "notifications/tools/list_changed was sent: {out}");
+    let before = out["tools"].as_array().unwrap().len();
+    let after = step(&out, 1)["tools"].as_array().unwrap().len();
+    assert!(after < before, "the new list is the read-only one: {before} → {after}");
+    assert!(!step(&out, 1)["tools"].to_string().contains("create_project"));
+}

@@ -140,6 +140,15 @@ pub enum AdminCommand {
     ClientRevoke {
         client_id: String,
     },
+    /// Change what a client may do; its live bridges re-list their tools.
+    ClientUpdate {
+        client_id: String,
+        preset: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default)]
+        policy: std::collections::BTreeMap<String, String>,
+    },
     SessionEnd {
         session_id: String,
     },

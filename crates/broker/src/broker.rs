@@ -631,6 +631,23 @@ impl Broker {
                 self.record(json!({"kind": "admin", "action": "client_revoked", "client": client_id}));
                 Ok(json!({"revoked": client_id}))
             }
+            AdminCommand::ClientUpdate { client_id, preset, scopes, policy } => {
+                let (preset, scopes) = resolve_scopes(preset.as_deref(), &scopes)?;
+                let policy = parse_policy(&policy)?;
+                let existed = lock(&self.clients).update(&client_id, |c| {
+                    c.preset = preset;
+                    c.scopes = scopes.clone();
+                    c.policy = policy;
+                })?;
+                if !existed {
+                    return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
+                }
+                self.record(
+                    json!({"kind": "admin", "action": "client_updated", "client": client_id, "scopes": scopes}),
+                );
+                let _ = self.events.send(json!({"type": "client_changed", "client": client_id}));
+                Ok(json!({"updated": client_id, "scopes": scopes}))
+            }
             AdminCommand::SessionEnd { session_id } => {
                 let ended = lock(&self.sessions).get_mut(&session_id).map(|s| s.revoked = true).is_some();
                 self.approvals.end_session(&session_id);
@@ -747,16 +764,7 @@ impl Broker {
             return Err(BrokerError::Invalid("the client needs a name, e.g. \"Claude Desktop\"".into()));
         }
         let (preset, scopes) = resolve_scopes(spec.preset.as_deref(), &spec.scopes)?;
-        let policy = spec
-            .policy
-            .iter()
-            .map(|(scope, decision)| {
-                let scope: Scope =
-                    scope.parse().map_err(|e: keybridge_catalog::UnknownScope| BrokerError::Invalid(e.to_string()))?;
-                let decision: Decision = decision.parse().map_err(BrokerError::Invalid)?;
-                Ok((scope, decision))
-            })
-            .collect::<Result<BTreeMap<_, _>, BrokerError>>()?;
+        let policy = parse_policy(&spec.policy)?;
         let ttl = spec.token_ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         if !(60..=MAX_TTL_SECS).contains(&ttl) {
             return Err(BrokerError::Invalid(format!("token lifetime {ttl}s is outside 60..{MAX_TTL_SECS}s")));
@@ -784,6 +792,18 @@ impl Broker {
             "scopes": client.scopes, "mode": if key.is_some() { "key" } else { "host" }}));
         Ok(json!({"client_id": client.id, "client_key": key}))
     }
+}
+
+fn parse_policy(policy: &BTreeMap<String, String>) -> Result<BTreeMap<Scope, Decision>, BrokerError> {
+    policy
+        .iter()
+        .map(|(scope, decision)| {
+            let scope: Scope =
+                scope.parse().map_err(|e: keybridge_catalog::UnknownScope| BrokerError::Invalid(e.to_string()))?;
+            let decision: Decision = decision.parse().map_err(BrokerError::Invalid)?;
+            Ok((scope, decision))
+        })
+        .collect()
 }
 
 fn decision_text(decision: ApprovalDecision) -> String {

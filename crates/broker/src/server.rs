@@ -176,7 +176,9 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>) {
                     Ok(session) => {
                         let session_id = session.session_id.clone();
                         let _ = outbox.send(Response::Welcome { session });
+                        let notices = tokio::spawn(forward_client_changes(broker.clone(), outbox.clone(), client_id));
                         requests(&mut reader, &outbox, &broker, Some(session_id)).await;
+                        notices.abort();
                     }
                     Err(e) => {
                         let _ = outbox.send(Response::Error { id: None, error: e.info() });
@@ -277,6 +279,22 @@ async fn requests(
     }
     for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
         task.abort();
+    }
+}
+
+/// Tell a bridge when its client's scopes or policy change, so it can re-list its tools.
+async fn forward_client_changes(broker: Arc<Broker>, outbox: Outbox, client_id: String) {
+    let mut events = broker.subscribe_events();
+    loop {
+        match events.recv().await {
+            Ok(event) if event["type"] == "client_changed" && event["client"] == client_id.as_str() => {
+                if outbox.send(Response::Event { event }).is_err() {
+                    return;
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
     }
 }
 

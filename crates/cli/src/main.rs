@@ -133,6 +133,16 @@ enum ClientCommand {
     Show {
         client_id: String,
     },
+    /// Change what a client may do; its running bridges re-list their tools at once.
+    Update {
+        client_id: String,
+        #[arg(long, conflicts_with = "scope")]
+        preset: Option<String>,
+        #[arg(long)]
+        scope: Vec<String>,
+        #[arg(long, value_parser = parse_policy)]
+        policy: Vec<(String, String)>,
+    },
     /// Revoke a client; its sessions stop on their next call.
     Revoke {
         client_id: String,
@@ -254,6 +264,10 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Client(ClientCommand::List) => admin().await?.run(A::ClientList).await?,
         Command::Client(ClientCommand::Show { client_id }) => admin().await?.run(A::ClientShow { client_id }).await?,
+        Command::Client(ClientCommand::Update { client_id, preset, scope, policy }) => {
+            let update = A::ClientUpdate { client_id, preset, scopes: scope, policy: policy.into_iter().collect() };
+            admin().await?.run(update).await?
+        }
         Command::Client(ClientCommand::Revoke { client_id }) => {
             admin().await?.run(A::ClientRevoke { client_id }).await?
         }

@@ -76,6 +76,9 @@ pub struct Link {
     /// The broker's last refusal to authenticate, and when: repeated at once for a while, so a
     /// denied pairing does not ask the human again on every request.
     refused: std::sync::Mutex<Option<(std::time::Instant, ErrorInfo)>>,
+    /// Events the broker pushes (the client was changed).
+    notices: mpsc::UnboundedSender<Value>,
+    notices_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Value>>>,
 }
 
 /// How long a refusal to authenticate is remembered.
@@ -90,6 +93,7 @@ impl std::fmt::Debug for Link {
 impl Link {
     pub fn new(config: LinkConfig) -> Arc<Self> {
         let (changes, _) = watch::channel(0);
+        let (notices, notices_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             config,
             next_id: AtomicU64::new(1),
@@ -97,6 +101,8 @@ impl Link {
             scopes: std::sync::Mutex::new(Vec::new()),
             changes,
             refused: std::sync::Mutex::new(None),
+            notices,
+            notices_rx: std::sync::Mutex::new(Some(notices_rx)),
         })
     }
 
@@ -174,6 +180,7 @@ impl Link {
         let pending: Pending = Arc::default();
         let (alive_tx, alive) = watch::channel(true);
         let dispatch = pending.clone();
+        let notices = self.notices.clone();
         tokio::spawn(async move {
             while let Ok(response) = read_frame::<Response, _>(&mut reader).await {
                 let id = match &response {
@@ -188,6 +195,10 @@ impl Link {
                             let _ = progress.send(Waiting { summary: summary.clone(), seconds_left: *seconds_left });
                         }
                         continue;
+                    }
+                    Response::Event { event } => {
+                        let _ = notices.send(event.clone());
+                        None
                     }
                     _ => None,
                 };
@@ -334,6 +345,20 @@ impl Link {
         match f(conn).await {
             Err(LinkError::LostDuringCall) => f(self.connection().await?).await,
             other => other,
+        }
+    }
+
+    /// When the broker says this client changed, take a new token at once: its scopes are
+    /// compared with the old ones and a change is announced on [`Link::scope_changes`].
+    pub async fn follow_changes(self: Arc<Self>) {
+        let Some(mut notices) = self.notices_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        while let Some(event) = notices.recv().await {
+            tracing::info!(%event, "client changed in Keybridge");
+            if let Ok(conn) = self.connection().await
+                && let Err(e) = self.refresh(&conn).await
+            {
+                tracing::warn!("{e}");
+            }
         }
     }
 

@@ -49,6 +49,7 @@ async fn main() -> Result<()> {
         }
     });
     tokio::spawn(link.clone().keep_fresh());
+    tokio::spawn(link.clone().follow_changes());
     let running =
         Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await.context("MCP initialization failed")?;
     let peer = running.peer().clone();
