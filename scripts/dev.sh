@@ -47,7 +47,8 @@ test_all() {
 
 bench() {
   deps
-  cargo run --release -p keybridge-bench
+  cargo build --release -p keybridge-cli -p keybridge-mcp -p keybridge-bench
+  ./target/release/keybridge-bench
 }
 
 case "${1:-}" in

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod bridge;
+
 use anyhow::{Context, Result};
 use keybridge_broker::audit::AuditLog;
 use keybridge_broker::tokens::{Grant, TokenIssuer};
@@ -22,19 +24,19 @@ use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
 use keybridge_vault::{MemoryStore, SecretStore};
 use serde_json::json;
 
-struct Stats {
-    median: Duration,
-    p99: Duration,
-    n: usize,
+pub(crate) struct Stats {
+    pub(crate) median: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) n: usize,
 }
 
-fn stats(mut samples: Vec<Duration>) -> Stats {
+pub(crate) fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
     let n = samples.len();
     Stats { median: samples[n / 2], p99: samples[(n * 99 / 100).min(n - 1)], n }
 }
 
-fn us(d: Duration) -> String {
+pub(crate) fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
@@ -72,7 +74,7 @@ fn main() -> Result<()> {
     writeln!(report, "# Benchmarks\n")?;
     writeln!(
         report,
-        "Written by `scripts/dev.sh bench` (`cargo run --release -p keybridge-bench`). Machine: {}.\n",
+        "Written by `scripts/dev.sh bench` (release builds of `keybridge`, `keybridge-mcp` and `keybridge-bench`). Machine: {}.\n",
         machine()
     )?;
     writeln!(
@@ -150,7 +152,7 @@ fn main() -> Result<()> {
 
     // A call through the broker's socket vs straight to the simulator.
     let (direct, brokered) = runtime.block_on(call_overhead(dir.path().join("broker")))?;
-    writeln!(report, "## `read_account`: through the broker vs straight to QuantConnect (the simulator)\n")?;
+    writeln!(report, "## `read_account` through the broker's socket (in-process broker)\n")?;
     writeln!(
         report,
         "Both use the same `QcClient` against the same in-process simulator on loopback. \"Through the broker\" is a bridge-style client on the Unix socket: token verification, authorization, policy, execution and the audit record included.\n"
@@ -164,8 +166,9 @@ fn main() -> Result<()> {
         us(brokered.p99),
         brokered.n
     )?;
-    let overhead = brokered.median.saturating_sub(direct.median);
-    writeln!(report, "| **overhead Keybridge adds** | **{}** | | |", us(overhead))?;
+    writeln!(report, "| overhead of the broker alone | {} | | |\n", us(brokered.median.saturating_sub(direct.median)))?;
+
+    runtime.block_on(bridge::run(&mut report))?;
 
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("cannot write {}", path.display()))?;

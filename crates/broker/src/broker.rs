@@ -55,6 +55,9 @@ struct Session {
     revoked: bool,
 }
 
+/// Resolves to whether a pending pairing was approved.
+type PairingAnswer = tokio::sync::watch::Receiver<Option<bool>>;
+
 /// The broker. Cheap to share: wrap it in an `Arc`.
 pub struct Broker {
     config: BrokerConfig,
@@ -69,6 +72,9 @@ pub struct Broker {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     credentials: Mutex<HashMap<String, Arc<Credentials>>>,
     events: broadcast::Sender<Value>,
+    /// Pairings waiting for the human, by (client, host): MCP hosts often start the same
+    /// server twice at once, and the human should be asked once.
+    pairings: Mutex<HashMap<(String, String), PairingAnswer>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -172,6 +178,7 @@ impl Broker {
             limits: Mutex::new(HashMap::new()),
             credentials: Mutex::new(HashMap::new()),
             events,
+            pairings: Mutex::new(HashMap::new()),
             config,
         })
     }
@@ -286,6 +293,32 @@ impl Broker {
     }
 
     async fn approve_pairing(&self, client: &Client, host: &str) -> Result<(), BrokerError> {
+        let key = (client.id.clone(), host.to_string());
+        let asked_already = lock(&self.pairings).get(&key).cloned();
+        if let Some(mut answer) = asked_already {
+            let approved = loop {
+                if let Some(approved) = *answer.borrow() {
+                    break approved;
+                }
+                if answer.changed().await.is_err() {
+                    break false;
+                }
+            };
+            return if approved {
+                Ok(())
+            } else {
+                Err(BrokerError::PairingDenied("the connection was not approved in Keybridge".into()))
+            };
+        }
+        let (tell, answer) = tokio::sync::watch::channel(None);
+        lock(&self.pairings).insert(key.clone(), answer);
+        let result = self.ask_pairing(client, host).await;
+        let _ = tell.send(Some(result.is_ok()));
+        lock(&self.pairings).remove(&key);
+        result
+    }
+
+    async fn ask_pairing(&self, client: &Client, host: &str) -> Result<(), BrokerError> {
         let pending = Pending {
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::Pairing,
@@ -444,6 +477,7 @@ impl Broker {
             return Err(BrokerError::MissingScope {
                 tool: tool.name.into(),
                 scope: tool.scope.to_string(),
+                client: client.id.clone(),
                 preset: preset_with(tool.scope).into(),
             });
         }

@@ -22,9 +22,9 @@ pub enum BrokerError {
     #[error("unknown tool `{0}`; `keybridge catalog` lists the tools")]
     UnknownTool(String),
     #[error(
-        "`{tool}` needs the scope {scope}, which this client was not granted; grant it to the client in Keybridge (Clients → edit), or pair a client with the {preset} preset"
+        "`{tool}` needs the scope {scope}, which this client was not granted; nothing was sent. To grant it: `keybridge client update {client} --preset {preset}` (or add `--scope {scope}`), or edit the client in the Keybridge app"
     )]
-    MissingScope { tool: String, scope: String, preset: String },
+    MissingScope { tool: String, scope: String, client: String, preset: String },
     #[error("the policy of this client denies {scope}; change it in Keybridge (Settings → Policy)")]
     PolicyDenied { scope: String },
     #[error("you denied this call in Keybridge")]

@@ -136,6 +136,26 @@ async fn host_bound_pairing_asks_once_per_host_executable() {
 }
 
 #[tokio::test]
+async fn a_host_starting_the_bridge_twice_at_once_is_asked_once() {
+    let env = Env::start(LONG).await;
+    let (client, _) = env.add_client("research", false).await;
+    let (socket_a, socket_b) = (env.socket.clone(), env.socket.clone());
+    let (id_a, id_b) = (client.clone(), client.clone());
+    let a = tokio::spawn(async move { Bridge::connect(&socket_a, &id_a, None).await });
+    let pending = env.pending_approval().await;
+    let b = tokio::spawn(async move { Bridge::connect(&socket_b, &id_b, None).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().len(), 1, "one question");
+    let approve = AdminCommand::ApprovalDecide {
+        approval_id: pending["id"].as_str().unwrap().into(),
+        decision: ApprovalDecision::Approve,
+    };
+    env.admin(approve).await.unwrap();
+    a.await.unwrap().expect("first paired");
+    b.await.unwrap().expect("second paired by the same answer");
+}
+
+#[tokio::test]
 async fn a_peer_that_is_not_the_bridge_is_refused() {
     let env = Env::start(LONG).await;
     let (client, _) = env.add_client("research", false).await;

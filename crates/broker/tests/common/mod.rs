@@ -158,7 +158,9 @@ impl Bridge {
             client_id: client_id.into(),
             client_key: key.map(|k| Credential::new(k.into())),
         };
-        write_frame(&mut stream, &hello).await.unwrap();
+        // A broker that refuses the peer answers and closes before reading: the write may fail,
+        // the answer is still there to read.
+        let _ = write_frame(&mut stream, &hello).await;
         match read_frame(&mut stream).await.unwrap() {
             Response::Welcome { session } => Ok(Bridge { stream, session, next_id: 1, waited: vec![] }),
             Response::Error { error, .. } => Err(error),

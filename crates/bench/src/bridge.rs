@@ -1,0 +1,333 @@
+//! The bridge as MCP clients see it: `keybridge-mcp` processes against a `keybridge serve`
+//! process, measured with a minimal JSON-RPC client over stdio.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::{stats, us};
+
+fn release_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("bench binary folder")?.join(name);
+    if !path.exists() {
+        bail!("{} is not built: run `cargo build --release -p keybridge-cli -p keybridge-mcp` first", path.display());
+    }
+    Ok(path)
+}
+
+struct Env {
+    home: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Env {
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("KEYBRIDGE_HOME", self.home.path().join("data"))
+            .env("KEYBRIDGE_SOCKET", &self.socket)
+            .env("KEYBRIDGE_LOG", "error")
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn cli(&self, args: &[&str]) -> Result<Value> {
+        let out = self.command(&release_bin("keybridge")?).args(args).stderr(Stdio::null()).output().await?;
+        if !out.status.success() {
+            bail!("keybridge {args:?} failed");
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+/// One `keybridge-mcp` process and a line-based JSON-RPC client on its stdio.
+struct Mcp {
+    child: Child,
+    stdin: ChildStdin,
+    lines: tokio::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Mcp {
+    async fn spawn(env: &Env, client: &str, key: &str) -> Result<Mcp> {
+        let mut child = env
+            .command(&release_bin("keybridge-mcp")?)
+            .args(["--client", client])
+            .env("KEYBRIDGE_CLIENT_KEY", key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        Ok(Mcp { child, stdin, lines })
+    }
+
+    async fn send(&mut self, message: Value) -> Result<()> {
+        let mut line = message.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await?;
+        Ok(())
+    }
+
+    /// Read until the reply to `id`.
+    async fn reply(&mut self, id: u64) -> Result<Value> {
+        while let Some(line) = self.lines.next_line().await? {
+            let message: Value = serde_json::from_str(&line)?;
+            if message["id"] == id {
+                return Ok(message);
+            }
+        }
+        bail!("the bridge closed stdout")
+    }
+
+    async fn initialize(&mut self) -> Result<()> {
+        self.send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}))
+            .await?;
+        self.reply(0).await?;
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await
+    }
+
+    fn rss_kib(&self) -> u64 {
+        self.child.id().map(rss_kib).unwrap_or(0)
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn call(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "read_account", "arguments": {}}})
+}
+
+pub async fn run(report: &mut String) -> Result<()> {
+    let home = tempfile::tempdir()?;
+    let env = Env { socket: home.path().join("run/broker.sock"), home };
+    let mut serve = env
+        .command(&release_bin("keybridge")?)
+        .args(["serve", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut ready = BufReader::new(serve.stdout.take().context("stdout")?).lines();
+    let first = ready.next_line().await?.unwrap_or_default();
+    if !first.starts_with("ready ") {
+        bail!("keybridge serve said {first:?}");
+    }
+    let status = env.cli(&["status"]).await?;
+    let base_url = status["quantconnect"].as_str().context("simulator URL")?.to_string();
+
+    let mut clients = HashMap::new();
+    for preset in ["read-only", "research", "trader", "admin"] {
+        let added =
+            env.cli(&["client", "add", preset, "--account", "demo", "--preset", preset, "--key", "--json"]).await?;
+        clients.insert(
+            preset,
+            (
+                added["client_id"].as_str().unwrap_or_default().to_string(),
+                added["client_key"].as_str().unwrap_or_default().to_string(),
+            ),
+        );
+    }
+    let (client, key) = clients["research"].clone();
+
+    // Start-up.
+    let mut to_initialize = Vec::new();
+    let mut to_tools = Vec::new();
+    for _ in 0..40 {
+        let started = Instant::now();
+        let mut mcp = Mcp::spawn(&env, &client, &key).await?;
+        mcp.initialize().await?;
+        to_initialize.push(started.elapsed());
+        mcp.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await?;
+        let tools = mcp.reply(1).await?;
+        to_tools.push(started.elapsed());
+        if tools["result"]["tools"].as_array().map_or(0, Vec::len) < 2 {
+            bail!("tools/list did not list the client's tools: {tools}");
+        }
+    }
+    let (to_initialize, to_tools) = (stats(to_initialize), stats(to_tools));
+
+    // One call at a time: direct vs through bridge and broker.
+    let demo = keybridge_qc_sim::SimAccount::demo();
+    let qc = QcClient::new(ClientConfig::new(base_url))?;
+    let creds = Credentials::new(demo.user_id, demo.api_token);
+    let tool = keybridge_catalog::find("read_account").context("catalog")?;
+    let mut direct = Vec::new();
+    for i in 0..2200 {
+        let started = Instant::now();
+        qc.call(&creds, tool, json!({})).await?;
+        if i >= 200 {
+            direct.push(started.elapsed());
+        }
+    }
+    let direct = stats(direct);
+    let mut mcp = Mcp::spawn(&env, &client, &key).await?;
+    mcp.initialize().await?;
+    let mut bridged = Vec::new();
+    for id in 10..2210u64 {
+        let started = Instant::now();
+        mcp.send(call(id)).await?;
+        let reply = mcp.reply(id).await?;
+        if reply["result"]["isError"] != false {
+            bail!("call failed: {reply}");
+        }
+        if id >= 210 {
+            bridged.push(started.elapsed());
+        }
+    }
+    let bridged = stats(bridged);
+    let bridge_rss = mcp.rss_kib();
+
+    // tools/list size per preset.
+    let mut sizes = Vec::new();
+    for preset in ["read-only", "research", "trader", "admin"] {
+        let (client, key) = &clients[preset];
+        let mut mcp = Mcp::spawn(&env, client, key).await?;
+        mcp.initialize().await?;
+        mcp.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await?;
+        let reply = mcp.reply(1).await?;
+        let tools = reply["result"]["tools"].as_array().map_or(0, Vec::len);
+        sizes.push((preset, tools, reply["result"].to_string().len()));
+    }
+
+    // Sustained load: 8 bridges, each with 16 calls in flight, for 5 seconds.
+    let records_before = count_tool_calls(&env).await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut mcp = Mcp::spawn(&env, &client, &key).await?;
+        tasks.push(tokio::spawn(async move {
+            mcp.initialize().await?;
+            let (mut next, mut done, mut in_flight) = (100u64, 0u64, 0u64);
+            while in_flight < 16 {
+                mcp.send(call(next)).await?;
+                (next, in_flight) = (next + 1, in_flight + 1);
+            }
+            while let Some(line) = mcp.lines.next_line().await? {
+                let message: Value = serde_json::from_str(&line)?;
+                if message.get("id").is_none() {
+                    continue;
+                }
+                if message["result"]["isError"] != false {
+                    bail!("call failed under load: {message}");
+                }
+                (done, in_flight) = (done + 1, in_flight - 1);
+                if Instant::now() < deadline {
+                    mcp.send(call(next)).await?;
+                    (next, in_flight) = (next + 1, in_flight + 1);
+                } else if in_flight == 0 {
+                    break;
+                }
+            }
+            Ok::<u64, anyhow::Error>(done)
+        }));
+    }
+    let mut calls = 0;
+    for task in tasks {
+        calls += task.await??;
+    }
+    let elapsed = started.elapsed();
+    let records = count_tool_calls(&env).await? - records_before;
+    let broker_rss = serve.id().map(rss_kib).unwrap_or(0);
+    let _ = serve.kill().await;
+
+    writeln!(report, "## keybridge-mcp, as an MCP client sees it\n")?;
+    writeln!(
+        report,
+        "`keybridge serve --demo` and `keybridge-mcp` are release builds run as processes; the client is a minimal JSON-RPC writer/reader on the bridge's stdio (protocol 2025-06-18), clients in key mode. Start-up is measured from `spawn` on.\n"
+    )?;
+    writeln!(report, "| measure | median | p99 | N | target |\n|---|---|---|---|---|")?;
+    writeln!(
+        report,
+        "| spawn → `initialize` reply | {} | {} | {} | ≤ 10 ms |",
+        ms(&to_initialize.median),
+        ms(&to_initialize.p99),
+        to_initialize.n
+    )?;
+    writeln!(
+        report,
+        "| spawn → authenticated `tools/list` reply | {} | {} | {} | ≤ 30 ms |",
+        ms(&to_tools.median),
+        ms(&to_tools.p99),
+        to_tools.n
+    )?;
+    writeln!(
+        report,
+        "| `read_account` direct HTTP to the simulator | {} | {} | {} | |",
+        us(direct.median),
+        us(direct.p99),
+        direct.n
+    )?;
+    writeln!(
+        report,
+        "| `read_account` via bridge and broker | {} | {} | {} | |",
+        us(bridged.median),
+        us(bridged.p99),
+        bridged.n
+    )?;
+    writeln!(
+        report,
+        "| **overhead Keybridge adds** | **{}** | | | ≤ 0.5 ms |\n",
+        us(bridged.median.saturating_sub(direct.median))
+    )?;
+    writeln!(report, "| preset | tools listed (with `keybridge_status`) | `tools/list` result bytes |\n|---|---|---|")?;
+    for (preset, tools, bytes) in &sizes {
+        writeln!(report, "| {preset} | {tools} | {bytes} |")?;
+    }
+    writeln!(
+        report,
+        "\nTarget: all 64 tools ≤ 60 KB. QuantConnect's official server lists its 64 tools in about 336 KB.\n"
+    )?;
+    writeln!(report, "| sustained load | value | target |\n|---|---|---|")?;
+    writeln!(
+        report,
+        "| calls per second, 8 bridges × 16 in flight, {:.1} s | {:.0} | ≥ 3,000 |",
+        elapsed.as_secs_f64(),
+        calls as f64 / elapsed.as_secs_f64()
+    )?;
+    writeln!(report, "| calls answered / audit records written | {calls} / {records} | equal |")?;
+    writeln!(report, "| resident memory, one bridge after 2,200 calls | {:.1} MiB | |", bridge_rss as f64 / 1024.0)?;
+    writeln!(
+        report,
+        "| resident memory, headless broker (with the in-process simulator) after the load | {:.1} MiB | |\n",
+        broker_rss as f64 / 1024.0
+    )?;
+    writeln!(
+        report,
+        "For reference, QuantConnect's official MCP server, measured on this kind of machine: about 1.7 s to start, 62–65 ms per `read_account` against a local fake API, and a 336 KB `tools/list`."
+    )?;
+    Ok(())
+}
+
+fn ms(d: &Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn count_tool_calls(env: &Env) -> Result<u64> {
+    let out = env
+        .command(&release_bin("keybridge")?)
+        .args(["audit", "tail", "--last", "100000000", "--json"])
+        .output()
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"tool_call\"") && l.contains("\"outcome\":\"ok\""))
+        .count() as u64)
+}
