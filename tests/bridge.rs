@@ -254,3 +254,80 @@ fn a_scope_change_announces_a_new_tool_list() {
     assert!(after < before, "the new list is the read-only one: {before} → {after}");
     assert!(!step(&out, 1)["tools"].to_string().contains("create_project"));
 }
+
+#[test]
+fn cancelling_a_call_withdraws_its_approval_and_stdin_eof_exits_cleanly() {
+    if !in_keyring_session("cancelling_a_call_withdraws_its_approval_and_stdin_eof_exits_cleanly") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, key) = world.add_client("trader", true);
+    let mut raw = keybridge_e2e::RawMcp::spawn(&world, &client, key.as_deref(), None);
+    raw.send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "liquidate_live_algorithm", "arguments": {"projectId": 1}, "_meta": {"progressToken": "p7"}}}));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no approval appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    raw.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "user stopped"}}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the approval was not withdrawn after the cancel");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(world.sim.request_count("/live/update/liquidate"), 0);
+
+    // Still serving after the cancel; then stdin closes and the bridge leaves cleanly.
+    raw.send(
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "read_account", "arguments": {}}}),
+    );
+    assert_eq!(raw.reply(8)["result"]["isError"], false);
+    raw.close_stdin();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = raw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the bridge did not exit on stdin EOF");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn without_a_broker_the_bridge_says_how_to_start_it() {
+    if !in_keyring_session("without_a_broker_the_bridge_says_how_to_start_it") {
+        return;
+    }
+    let world = World::start(60);
+    let nowhere = world.home.path().join("nowhere.sock");
+    let mut raw = keybridge_e2e::RawMcp::spawn(&world, "any-client", None, Some(&nowhere));
+    raw.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let tools = raw.reply(1);
+    assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 1, "only keybridge_status: {tools}");
+    raw.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "keybridge_status", "arguments": {}}}));
+    let status = raw.reply(2);
+    let text = status["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(status["result"]["isError"], true);
+    assert!(text.contains("Keybridge is not running") && text.contains("keybridge serve"), "{text}");
+}
+
+#[test]
+fn the_bridge_never_sees_or_prints_the_quantconnect_token() {
+    if !in_keyring_session("the_bridge_never_sees_or_prints_the_quantconnect_token") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, key) = world.add_client("admin", true);
+    let child = world.python_client(
+        &client,
+        key.as_deref(),
+        json!([["call", "read_account", {}], ["call", "keybridge_status", {}], ["call", "read_backtest", {"projectId": 1, "backtestId": "x"}]]),
+    );
+    let out = child.wait_with_output().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("organizationId"), "the calls ran: {printed}");
+    assert!(!printed.contains(&world.account.api_token), "the QuantConnect token reached the MCP side");
+}

@@ -151,3 +151,63 @@ impl Drop for World {
         self.stop_broker();
     }
 }
+
+/// A raw JSON-RPC client on a bridge's stdio, for what an SDK hides (cancellation, stdin EOF).
+pub struct RawMcp {
+    pub child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl RawMcp {
+    pub fn spawn(world: &World, client: &str, key: Option<&str>, socket: Option<&Path>) -> RawMcp {
+        let mut command = Command::new(bin("keybridge-mcp"));
+        world.env(&mut command);
+        if let Some(key) = key {
+            command.env("KEYBRIDGE_CLIENT_KEY", key);
+        }
+        if let Some(socket) = socket {
+            command.env("KEYBRIDGE_SOCKET", socket);
+        }
+        let mut child = command
+            .args(["--client", client])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut raw = RawMcp { child, stdin, lines };
+        raw.send(serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}));
+        let init = raw.reply(0);
+        assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+        raw.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        raw
+    }
+
+    pub fn send(&mut self, message: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Every line must be JSON-RPC: stdout carries the protocol and nothing else.
+    pub fn reply(&mut self, id: u64) -> Value {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            let message: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("non-protocol stdout ({e}): {line}"));
+            assert_eq!(message["jsonrpc"], "2.0", "{line}");
+            if message["id"] == id {
+                return message;
+            }
+        }
+        panic!("the bridge closed stdout before answering {id}");
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+}

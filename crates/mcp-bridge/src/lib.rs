@@ -204,3 +204,32 @@ impl ServerHandler for Bridge {
         .into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(result: &CallToolResult) -> String {
+        serde_json::to_value(result).unwrap()["content"][0]["text"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn large_results_are_cut_with_a_note_saying_how_to_get_the_rest() {
+        let big = json!({"logs": vec!["é".repeat(100); 5000]});
+        let result = text_result(big, false);
+        let text = text_of(&result);
+        assert!(text.len() < MAX_RESULT_BYTES + 400, "{} bytes", text.len());
+        assert!(text.contains("Keybridge cut this result") && text.contains("smaller start/end range"));
+        let small = text_result(json!({"ok": true}), false);
+        assert_eq!(text_of(&small), r#"{"ok":true}"#);
+    }
+
+    #[test]
+    fn catalog_tools_keep_their_annotations() {
+        let tool = mcp_tool(keybridge_catalog::find("liquidate_live_algorithm").unwrap());
+        let listed = serde_json::to_value(&tool).unwrap();
+        assert_eq!(listed["annotations"]["destructiveHint"], true);
+        assert_eq!(listed["annotations"]["readOnlyHint"], false);
+        assert_eq!(listed["inputSchema"]["required"], json!(["projectId"]));
+    }
+}
