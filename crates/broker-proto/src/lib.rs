@@ -146,8 +146,9 @@ pub enum AdminCommand {
         preset: Option<String>,
         #[serde(default)]
         scopes: Vec<String>,
+        /// `None` keeps the client's overrides.
         #[serde(default)]
-        policy: std::collections::BTreeMap<String, String>,
+        policy: Option<std::collections::BTreeMap<String, String>>,
     },
     SessionEnd {
         session_id: String,
@@ -226,9 +227,9 @@ pub enum Response {
         result: Value,
     },
     /// A call is waiting for the human: sent while it waits, then the final answer follows.
+    /// The approval's id is not sent: only the human decides, in Keybridge.
     Waiting {
         id: u64,
-        approval_id: String,
         summary: String,
         seconds_left: u64,
     },

@@ -33,8 +33,9 @@ pub struct Pending {
     pub summary: String,
     /// The exact arguments (secrets inside them redacted), shown on demand.
     pub arguments: Value,
-    /// SHA-256 of the exact arguments: the approval covers these and no others.
-    pub arguments_sha256: String,
+    /// Keyed digest (HMAC-SHA256) of the exact arguments: the approval covers these and no
+    /// others. Keyed, so a digest of arguments with a brokerage password cannot be guessed offline.
+    pub arguments_digest: String,
     /// Unix seconds.
     pub created: u64,
     pub expires: u64,
@@ -174,7 +175,7 @@ mod tests {
             scope: Some("qc:live:execute".into()),
             summary: "stop".into(),
             arguments: serde_json::json!({"projectId": 1}),
-            arguments_sha256: "d".into(),
+            arguments_digest: "d".into(),
             created: 0,
             expires: 0,
         }

@@ -197,7 +197,8 @@ impl AuditLog {
         line.push('\n');
         // One write per record: a kill cannot leave half a record behind.
         w.files.write_all(line.as_bytes()).map_err(|e| io(&self.dir, e))?;
-        let mut head = json!({"seq": seq, "mac": mac}).to_string();
+        let head_mac = self.key.mac("head", &format!("{seq}:{mac}"));
+        let mut head = json!({"seq": seq, "mac": mac, "head_mac": head_mac}).to_string();
         head.push_str(&" ".repeat(HEAD_BYTES.saturating_sub(head.len())));
         write_at_start(&w.head, head.as_bytes()).map_err(|e| io(&self.dir.join(HEAD_FILE), e))?;
         w.seq = seq;
@@ -207,6 +208,12 @@ impl AuditLog {
         // No subscriber is fine; a slow one loses the oldest records, never blocks the broker.
         let _ = self.live.send(record.clone());
         Ok(record)
+    }
+
+    /// A digest of `text` keyed by the chain key (HMAC-SHA256 in its own domain): stable for
+    /// equal arguments, useless for guessing what they were.
+    pub fn keyed_digest(&self, text: &str) -> String {
+        self.key.mac("arguments", text)
     }
 
     /// Check the whole chain with this log's key.
@@ -278,6 +285,9 @@ fn verify_with(dir: &Path, key: &ChainKey) -> Result<Verified, AuditError> {
     let files = log_files(dir)?;
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_string();
+    // The MAC before the last record: a kill between a record's write and the head update
+    // leaves the head one record behind, which is not tampering.
+    let mut before_last = GENESIS.to_string();
     for path in &files {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
@@ -302,7 +312,7 @@ fn verify_with(dir: &Path, key: &ChainKey) -> Result<Verified, AuditError> {
             if key.mac(&prev, &body_of(&record)) != mac {
                 return Err(broken("content does not match its MAC (edited)".into()));
             }
-            prev = mac;
+            before_last = std::mem::replace(&mut prev, mac);
             expected_seq += 1;
         }
     }
@@ -311,7 +321,20 @@ fn verify_with(dir: &Path, key: &ChainKey) -> Result<Verified, AuditError> {
     if let Ok(head) = std::fs::read_to_string(&head_path) {
         let head: Value = serde_json::from_str(head.trim()).unwrap_or(Value::Null);
         let head_seq = head["seq"].as_u64().unwrap_or(0);
-        if head_seq != records || (records > 0 && head["mac"].as_str() != Some(prev.as_str())) {
+        let head_mac = head["mac"].as_str().unwrap_or_default();
+        let sealed = head_seq == 0
+            || head["head_mac"].as_str() == Some(key.mac("head", &format!("{head_seq}:{head_mac}")).as_str());
+        if !sealed {
+            return Err(AuditError::Broken(Broken {
+                file: HEAD_FILE.into(),
+                line: 0,
+                expected_seq: records + 1,
+                reason: "the head file was edited (its MAC does not match)".into(),
+            }));
+        }
+        let at_end = head_seq == records && (records == 0 || head_mac == prev);
+        let one_behind = records > 0 && head_seq == records - 1 && (head_seq == 0 || head_mac == before_last);
+        if !(at_end || one_behind) {
             return Err(AuditError::Broken(Broken {
                 file: files.last().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("audit").to_string(),
                 line: 0,
@@ -417,6 +440,35 @@ mod tests {
         let b = broken_at(dir.path(), &store);
         assert_eq!(b.line, 5);
         assert!(b.reason.contains("cut short"), "{b}");
+    }
+
+    #[test]
+    fn an_edited_head_is_detected_and_a_head_one_record_behind_is_not_tampering() {
+        let (dir, store, _log) = log_with(3);
+        let head_path = dir.path().join(HEAD_FILE);
+        let head: Value = serde_json::from_str(std::fs::read_to_string(&head_path).unwrap().trim()).unwrap();
+        // Cut a record and rewrite the head to match, without the key: refused.
+        edit_lines(dir.path(), |l| l.truncate(2));
+        let lines: Vec<String> =
+            std::fs::read_to_string(file(dir.path())).unwrap().lines().map(str::to_string).collect();
+        let last: Value = serde_json::from_str(&lines[1]).unwrap();
+        let forged = json!({"seq": 2, "mac": last["mac"], "head_mac": head["head_mac"]}).to_string();
+        std::fs::write(&head_path, forged).unwrap();
+        assert!(broken_at(dir.path(), &store).reason.contains("head file was edited"));
+
+        // A kill between a record's write and the head update leaves the head one behind.
+        let (dir, store, log) = log_with(3);
+        let key = ChainKey::load_or_create(&store).unwrap();
+        let records = read_records(dir.path()).unwrap();
+        assert_eq!(records.len(), 3);
+        let lines: Vec<String> =
+            std::fs::read_to_string(file(dir.path())).unwrap().lines().map(str::to_string).collect();
+        let second: Value = serde_json::from_str(&lines[1]).unwrap();
+        let mac = second["mac"].as_str().unwrap();
+        let behind = json!({"seq": 2, "mac": mac, "head_mac": key.mac("head", &format!("2:{mac}"))}).to_string();
+        std::fs::write(dir.path().join(HEAD_FILE), behind).unwrap();
+        drop(log);
+        assert_eq!(verify(dir.path(), &store).unwrap().records, 3);
     }
 
     #[test]

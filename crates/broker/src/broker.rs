@@ -12,7 +12,6 @@ use keybridge_catalog::{Preset, Scope, Tool};
 use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
 use keybridge_vault::{Account, AccountId, Accounts, SecretStore, SecretString};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::BrokerError;
@@ -91,19 +90,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// SHA-256 of a JSON value with object keys sorted, so equal arguments digest equally.
-pub fn digest(value: &Value) -> String {
-    fn canonical(v: &Value) -> Value {
+/// A JSON value as text with object keys sorted, so equal arguments digest equally.
+pub fn canonical(value: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
         match v {
             Value::Object(map) => {
-                let sorted: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, canonical(v))).collect();
-                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+                let by_key: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                Value::Object(by_key.into_iter().map(|(k, v)| (k.clone(), v)).collect())
             }
-            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),
         }
     }
-    hex::encode(Sha256::digest(canonical(value).to_string().as_bytes()))
+    sorted(value).to_string()
 }
 
 /// Arguments as they may be shown and audited: brokerage credentials removed, long text cut.
@@ -111,10 +110,7 @@ pub fn redact(args: &Map<String, Value>) -> Value {
     let mut out = Map::new();
     for (key, value) in args {
         let shown = match (key.as_str(), value) {
-            ("brokerage", Value::Object(settings)) => {
-                json!({"id": settings.get("id").cloned().unwrap_or(Value::Null), "credentials": "<redacted>"})
-            }
-            ("dataProviders", Value::Object(_)) => json!("<redacted>"),
+            ("brokerage" | "dataProviders", Value::Object(settings)) => redact_settings(settings),
             (_, Value::String(text)) if text.chars().count() > 200 => {
                 json!(format!("{}… ({} bytes)", text.chars().take(120).collect::<String>(), text.len()))
             }
@@ -123,6 +119,36 @@ pub fn redact(args: &Map<String, Value>) -> Value {
         out.insert(key.clone(), shown);
     }
     Value::Object(out)
+}
+
+/// Brokerage settings with every credential-like field hidden and the rest (brokerage id,
+/// environment, trading mode, account names) shown, so the human sees live versus paper.
+fn redact_settings(settings: &Map<String, Value>) -> Value {
+    const SECRET_WORDS: &[&str] = &["password", "secret", "token", "key", "private", "passphrase", "credential"];
+    let mut shown = Map::new();
+    for (name, value) in settings {
+        let lower = name.to_ascii_lowercase();
+        let value = if SECRET_WORDS.iter().any(|w| lower.contains(w)) {
+            json!("<redacted>")
+        } else {
+            match value {
+                Value::Object(inner) => redact_settings(inner),
+                Value::String(text) => json!(truncate(text, 80)),
+                other => other.clone(),
+            }
+        };
+        shown.insert(name.clone(), value);
+    }
+    Value::Object(shown)
+}
+
+/// At most `max` characters of `text`.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
 }
 
 fn token_error(e: TokenError) -> BrokerError {
@@ -135,6 +161,48 @@ fn token_error(e: TokenError) -> BrokerError {
 /// The smallest preset that includes `scope`, for error messages.
 fn preset_with(scope: Scope) -> &'static str {
     Preset::ALL.iter().find(|p| p.scopes().contains(&scope)).map(|p| p.name()).unwrap_or("admin")
+}
+
+/// A call that passed every check and may be sent.
+struct Cleared {
+    account: AccountId,
+    tool: &'static Tool,
+    args: Map<String, Value>,
+}
+
+/// The audit record of one call. Written when finished; if the call is dropped before (the
+/// caller cancelled while it waited), it is written as cancelled.
+struct CallRecord {
+    broker: Arc<Broker>,
+    started: Instant,
+    record: Option<Value>,
+}
+
+impl CallRecord {
+    fn fields(&mut self) -> &mut Value {
+        self.record.get_or_insert_with(|| json!({}))
+    }
+
+    fn finish(&mut self, result: Result<(), &BrokerError>) {
+        let Some(mut record) = self.record.take() else { return };
+        record["latency_us"] = json!(self.started.elapsed().as_micros() as u64);
+        match result {
+            Ok(()) => record["outcome"] = json!("ok"),
+            Err(e) => {
+                record["outcome"] = json!(format!("{:?}", e.code()).to_ascii_lowercase());
+                record["error"] = json!(e.to_string());
+            }
+        }
+        self.broker.record(record);
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            self.finish(Err(&BrokerError::Cancelled));
+        }
+    }
 }
 
 /// Withdraws a pending approval if the waiting call is dropped (cancelled).
@@ -242,7 +310,6 @@ impl Broker {
         if client.revoked {
             return Err(BrokerError::Revoked(format!("client `{client_id}` was revoked; pair it again in Keybridge")));
         }
-        let host = peer.host.as_ref().map(|h| h.display().to_string()).unwrap_or_else(|| "an unknown program".into());
         match (&client.auth, key) {
             (ClientAuth::Key { key_sha256 }, Some(key)) => {
                 if !constant_time_eq(key_hash(key.expose()).as_bytes(), key_sha256.as_bytes()) {
@@ -261,11 +328,22 @@ impl Broker {
             }
             (ClientAuth::HostBound { approved_hosts }, None) => {
                 self.check_bridge_executable(peer)?;
+                let host = peer.host.as_ref().map(|h| h.display().to_string()).ok_or_else(|| {
+                    BrokerError::PairingDenied(format!(
+                        "cannot tell which program started the bridge (it was started from a terminal, a shell session or a service); pair a client with a key for it: `keybridge client add NAME --account {} --key`",
+                        client.account
+                    ))
+                })?;
                 if !approved_hosts.contains(&host) {
                     self.approve_pairing(&client, &host).await?;
                 }
             }
         }
+        let host = peer
+            .host
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .unwrap_or_else(|| "a program Keybridge cannot name".into());
         let session_id = format!("s-{}", random_id(8));
         lock(&self.sessions).insert(
             session_id.clone(),
@@ -294,7 +372,17 @@ impl Broker {
 
     async fn approve_pairing(&self, client: &Client, host: &str) -> Result<(), BrokerError> {
         let key = (client.id.clone(), host.to_string());
-        let asked_already = lock(&self.pairings).get(&key).cloned();
+        let (asked_already, tell) = {
+            let mut pairings = lock(&self.pairings);
+            match pairings.get(&key) {
+                Some(answer) => (Some(answer.clone()), None),
+                None => {
+                    let (tell, answer) = tokio::sync::watch::channel(None);
+                    pairings.insert(key.clone(), answer);
+                    (None, Some(tell))
+                }
+            }
+        };
         if let Some(mut answer) = asked_already {
             let approved = loop {
                 if let Some(approved) = *answer.borrow() {
@@ -310,10 +398,10 @@ impl Broker {
                 Err(BrokerError::PairingDenied("the connection was not approved in Keybridge".into()))
             };
         }
-        let (tell, answer) = tokio::sync::watch::channel(None);
-        lock(&self.pairings).insert(key.clone(), answer);
         let result = self.ask_pairing(client, host).await;
-        let _ = tell.send(Some(result.is_ok()));
+        if let Some(tell) = tell {
+            let _ = tell.send(Some(result.is_ok()));
+        }
         lock(&self.pairings).remove(&key);
         result
     }
@@ -329,11 +417,11 @@ impl Broker {
             tool: None,
             scope: None,
             summary: format!(
-                "{} wants to connect to account {} for the first time from {host}. Approve only if you just started it.",
+                "{} wants to connect to account {} for the first time from {host:?}. Approve only if you just started that program.",
                 client.name, client.account
             ),
             arguments: json!({"host": host}),
-            arguments_sha256: digest(&json!({"host": host})),
+            arguments_digest: self.audit.keyed_digest(&canonical(&json!({"host": host}))),
             created: 0,
             expires: 0,
         };
@@ -401,9 +489,15 @@ impl Broker {
         Ok(client)
     }
 
-    /// Verify a token and the state behind it, on every call.
-    fn authorize(&self, token: &Credential) -> Result<(Claims, Client), BrokerError> {
+    /// Verify a token and the state behind it, on every call. A connection that authenticated
+    /// as a session accepts only that session's tokens.
+    fn authorize_for(&self, session: Option<&str>, token: &Credential) -> Result<(Claims, Client), BrokerError> {
         let claims = self.tokens.verify(token.expose()).map_err(token_error)?;
+        if session.is_some_and(|s| s != claims.sid) {
+            return Err(BrokerError::TokenInvalid(
+                "this token belongs to another session; reconnect the bridge".into(),
+            ));
+        }
         let client = self.live_client(&claims.sid)?;
         if client.id != claims.sub {
             return Err(BrokerError::TokenInvalid("the token's client does not match its session".into()));
@@ -416,8 +510,8 @@ impl Broker {
         claims.scopes().intersection(&client.scopes).copied().collect()
     }
 
-    pub fn list_tools(&self, token: &Credential) -> Result<Vec<ToolInfo>, BrokerError> {
-        let (claims, client) = self.authorize(token)?;
+    pub fn list_tools(&self, session: Option<&str>, token: &Credential) -> Result<Vec<ToolInfo>, BrokerError> {
+        let (claims, client) = self.authorize_for(session, token)?;
         let scopes = Self::effective_scopes(&claims, &client);
         Ok(keybridge_catalog::tools()
             .iter()
@@ -433,57 +527,71 @@ impl Broker {
 
     // ---- calls ----------------------------------------------------------------------------
 
-    /// Run one tool for a bridge. `on_wait` is told when the call waits for the human.
+    /// Run one tool for a bridge whose connection authenticated as `session` (`None` for
+    /// in-process callers). `on_wait` is told when the call waits for the human.
+    ///
+    /// Once a call is cleared and sent to QuantConnect it runs to completion and is recorded,
+    /// even if the caller cancels or goes away: a write that happened is never missing from the
+    /// audit log. Cancelling before that point only stops the wait.
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
+        session: Option<&str>,
         token: &Credential,
         tool_name: &str,
         arguments: Value,
         on_wait: impl FnOnce(&Pending),
     ) -> Result<Value, BrokerError> {
-        let started = Instant::now();
-        let mut audit = json!({"kind": "tool_call", "tool": tool_name});
-        let result = self.call_inner(token, tool_name, arguments, on_wait, &mut audit).await;
-        audit["latency_us"] = json!(started.elapsed().as_micros() as u64);
-        match &result {
-            Ok(_) => audit["outcome"] = json!("ok"),
+        let mut audit = CallRecord {
+            broker: self.clone(),
+            started: Instant::now(),
+            record: Some(json!({"kind": "tool_call", "tool": truncate(tool_name, 64)})),
+        };
+        let cleared = match self.clear_call(session, token, tool_name, arguments, on_wait, audit.fields()).await {
+            Ok(cleared) => cleared,
             Err(e) => {
-                audit["outcome"] = json!(format!("{:?}", e.code()).to_ascii_lowercase());
-                audit["error"] = json!(e.to_string());
+                audit.finish(Err(&e));
+                return Err(e);
             }
-        }
-        self.record(audit);
-        result
+        };
+        let broker = self.clone();
+        let execution = tokio::spawn(async move {
+            let result = broker.execute(&cleared.account, cleared.tool, Value::Object(cleared.args)).await;
+            audit.fields()["upstream"] = json!(match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{:?}", e.code()).to_ascii_lowercase(),
+            });
+            audit.finish(result.as_ref().map(|_| ()));
+            result
+        });
+        execution.await.unwrap_or_else(|e| Err(BrokerError::Internal(format!("the call failed: {e}"))))
     }
 
-    async fn call_inner(
+    /// Every check before a call may be sent: token and session, pause, scope, arguments,
+    /// policy and, when the policy asks, the human's approval — after which the state is checked
+    /// again, since a pause or revocation may have come while the human was deciding.
+    async fn clear_call(
         &self,
+        session: Option<&str>,
         token: &Credential,
         tool_name: &str,
         arguments: Value,
         on_wait: impl FnOnce(&Pending),
         audit: &mut Value,
-    ) -> Result<Value, BrokerError> {
-        let (claims, client) = self.authorize(token)?;
+    ) -> Result<Cleared, BrokerError> {
+        let (claims, client) = self.authorize_for(session, token)?;
         audit["client"] = json!(client.id);
         audit["session"] = json!(claims.sid);
         audit["account"] = json!(client.account);
         if self.is_paused() {
             return Err(BrokerError::Paused);
         }
-        let tool = keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(tool_name.to_string()))?;
+        let tool =
+            keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(truncate(tool_name, 64)))?;
         audit["scope"] = json!(tool.scope);
-        if !Self::effective_scopes(&claims, &client).contains(&tool.scope) {
-            return Err(BrokerError::MissingScope {
-                tool: tool.name.into(),
-                scope: tool.scope.to_string(),
-                client: client.id.clone(),
-                preset: preset_with(tool.scope).into(),
-            });
-        }
+        self.check_scope(&claims, &client, tool)?;
         let args = tool.prepare(arguments).map_err(|e| BrokerError::InvalidArguments(e.to_string()))?;
-        let args_digest = digest(&Value::Object(args.clone()));
-        audit["args_sha256"] = json!(args_digest);
+        let args_digest = self.audit.keyed_digest(&canonical(&Value::Object(args.clone())));
+        audit["args_digest"] = json!(args_digest);
         audit["args"] = redact(&args);
         let decision = decide(tool.scope, &client.policy);
         audit["policy"] = json!(decision.as_str());
@@ -503,25 +611,37 @@ impl Broker {
                     Outcome::TimedOut => "timed_out",
                 });
                 match outcome {
-                    Outcome::Approved => {}
-                    Outcome::ApprovedFor(duration) => {
-                        self.approvals.allow_for(&claims.sid, tool.name, duration);
-                        self.record(json!({"kind": "allowance", "client": client.id, "session": claims.sid,
-                            "tool": tool.name, "minutes": duration.as_secs() / 60}));
-                    }
+                    Outcome::Approved | Outcome::ApprovedFor(_) => {}
                     Outcome::Denied => return Err(BrokerError::ApprovalDenied),
                     Outcome::TimedOut => {
                         return Err(BrokerError::ApprovalTimedOut(self.config.approval_timeout.as_secs()));
                     }
                 }
+                let (claims, client) = self.authorize_for(session, token)?;
+                if self.is_paused() {
+                    return Err(BrokerError::Paused);
+                }
+                self.check_scope(&claims, &client, tool)?;
+                if let Outcome::ApprovedFor(duration) = outcome {
+                    self.approvals.allow_for(&claims.sid, tool.name, duration);
+                    self.record(json!({"kind": "allowance", "client": client.id, "session": claims.sid,
+                        "tool": tool.name, "minutes": duration.as_secs() / 60}));
+                }
             }
         }
-        let result = self.execute(&client.account, tool, Value::Object(args)).await;
-        audit["upstream"] = json!(match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("{:?}", e.code()).to_ascii_lowercase(),
-        });
-        result
+        Ok(Cleared { account: client.account, tool, args })
+    }
+
+    fn check_scope(&self, claims: &Claims, client: &Client, tool: &Tool) -> Result<(), BrokerError> {
+        if Self::effective_scopes(claims, client).contains(&tool.scope) {
+            return Ok(());
+        }
+        Err(BrokerError::MissingScope {
+            tool: tool.name.into(),
+            scope: tool.scope.to_string(),
+            client: client.id.clone(),
+            preset: preset_with(tool.scope).into(),
+        })
     }
 
     /// Open an approval, tell the caller, wait; the approval is withdrawn if the caller goes away.
@@ -569,7 +689,7 @@ impl Broker {
             scope: Some(tool.scope.to_string()),
             summary,
             arguments: redact(args),
-            arguments_sha256: args_digest,
+            arguments_digest: args_digest,
             created: 0,
             expires: 0,
         }
@@ -667,11 +787,14 @@ impl Broker {
             }
             AdminCommand::ClientUpdate { client_id, preset, scopes, policy } => {
                 let (preset, scopes) = resolve_scopes(preset.as_deref(), &scopes)?;
-                let policy = parse_policy(&policy)?;
+                let policy = policy.as_ref().map(parse_policy).transpose()?;
                 let existed = lock(&self.clients).update(&client_id, |c| {
                     c.preset = preset;
                     c.scopes = scopes.clone();
-                    c.policy = policy;
+                    // Without new overrides, the client keeps its own.
+                    if let Some(policy) = policy {
+                        c.policy = policy;
+                    }
                 })?;
                 if !existed {
                     return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
@@ -700,7 +823,7 @@ impl Broker {
                     ))
                 })?;
                 self.record(json!({"kind": "approval", "approval": approval_id, "client": decided.client_id,
-                    "tool": decided.tool, "decision": decision_text(decision), "args_sha256": decided.arguments_sha256}));
+                    "tool": decided.tool, "decision": decision_text(decision), "args_digest": decided.arguments_digest}));
                 Ok(json!({"approval": approval_id, "decision": decision_text(decision)}))
             }
             AdminCommand::AuditTail { last, .. } => {

@@ -22,5 +22,5 @@ pub mod policy;
 pub mod server;
 pub mod tokens;
 
-pub use broker::{Broker, BrokerConfig, default_data_dir, digest, own_uid, redact};
+pub use broker::{Broker, BrokerConfig, canonical, default_data_dir, own_uid, redact};
 pub use error::BrokerError;

@@ -42,6 +42,40 @@ const PASS_THROUGH: &[&str] = &[
     "pwsh",
 ];
 
+/// Where a walk up the process tree ends without naming an MCP host: terminals, multiplexers,
+/// remote shells and service managers. A bridge started under one of these could have been
+/// started by anything the user runs there, so it is not host-bound to anything.
+const SESSION_ROOTS: &[&str] = &[
+    "tmux",
+    "tmux: server",
+    "screen",
+    "sshd",
+    "systemd",
+    "init",
+    "gnome-terminal-server",
+    "konsole",
+    "xterm",
+    "alacritty",
+    "kitty",
+    "wezterm-gui",
+    "foot",
+    "terminator",
+    "tilix",
+    "xfce4-terminal",
+    "lxterminal",
+    "Terminal",
+    "iTerm2",
+    "WindowsTerminal.exe",
+    "conhost.exe",
+    "explorer.exe",
+    "launchd",
+];
+
+fn is_session_root(exe: &std::path::Path) -> bool {
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    SESSION_ROOTS.contains(&name)
+}
+
 fn passes_through(exe: &std::path::Path) -> bool {
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     // Versioned interpreters: python3.11, node20.
@@ -79,6 +113,9 @@ fn host_of(pid: i32) -> Option<PathBuf> {
             return None;
         }
         let exe = exe_of(current)?;
+        if is_session_root(&exe) {
+            return None;
+        }
         if !passes_through(&exe) {
             return Some(exe);
         }
@@ -107,6 +144,8 @@ mod tests {
             assert!(passes_through(std::path::Path::new(name)), "{name}");
         }
         assert!(!passes_through(std::path::Path::new("/opt/Claude/claude-desktop")));
+        assert!(is_session_root(std::path::Path::new("/usr/bin/tmux")));
+        assert!(is_session_root(std::path::Path::new("/usr/lib/systemd/systemd")));
     }
 
     #[cfg(target_os = "linux")]

