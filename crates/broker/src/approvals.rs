@@ -125,6 +125,12 @@ impl Approvals {
         Some(shown)
     }
 
+    /// Requests of one session still waiting.
+    pub fn waiting_in(&self, session: &str) -> usize {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.values().filter(|e| e.pending.session_id.as_deref() == Some(session)).count()
+    }
+
     pub fn list(&self) -> Vec<Pending> {
         let mut list: Vec<Pending> =
             self.pending.lock().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.pending.clone()).collect();

@@ -22,6 +22,9 @@ use crate::peer::Peer;
 use crate::policy::{Decision, decide};
 use crate::tokens::{Claims, DEFAULT_TTL_SECS, Grant, MAX_TTL_SECS, TokenError, TokenIssuer, random_id};
 
+/// Calls of one session that may wait for approval at once.
+pub const MAX_WAITING_PER_SESSION: usize = 5;
+
 /// How a broker is set up.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -74,6 +77,8 @@ pub struct Broker {
     /// Pairings waiting for the human, by (client, host): MCP hosts often start the same
     /// server twice at once, and the human should be asked once.
     pairings: Mutex<HashMap<(String, String), PairingAnswer>>,
+    /// Set when an audit record could not be written.
+    audit_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -247,6 +252,7 @@ impl Broker {
             credentials: Mutex::new(HashMap::new()),
             events,
             pairings: Mutex::new(HashMap::new()),
+            audit_failure: Mutex::new(None),
             config,
         })
     }
@@ -271,6 +277,17 @@ impl Broker {
     fn record(&self, event: Value) {
         if let Err(e) = self.audit.append(event) {
             tracing::error!(error = %e, "cannot write the audit log");
+            // Fail closed: no call runs unrecorded.
+            *lock(&self.audit_failure) = Some(e.to_string());
+        }
+    }
+
+    fn audit_healthy(&self) -> Result<(), BrokerError> {
+        match lock(&self.audit_failure).as_ref() {
+            None => Ok(()),
+            Some(e) => Err(BrokerError::Internal(format!(
+                "the audit log cannot be written ({e}); every call is refused until it can: fix the cause, then restart Keybridge"
+            ))),
         }
     }
 
@@ -287,9 +304,9 @@ impl Broker {
         let result = self.authenticate_inner(client_id, key, peer).await;
         let host = peer.host.as_ref().map(|h| h.display().to_string());
         match &result {
-            Ok(session) => self.record(json!({"kind": "authentication", "client": client_id, "ok": true,
+            Ok(session) => self.record(json!({"kind": "authentication", "client": truncate(client_id, 64), "ok": true,
                 "session": session.session_id, "host": host, "method": if key.is_some() { "key" } else { "host" }})),
-            Err(e) => self.record(json!({"kind": "authentication", "client": client_id, "ok": false,
+            Err(e) => self.record(json!({"kind": "authentication", "client": truncate(client_id, 64), "ok": false,
                 "host": host, "reason": e.to_string()})),
         }
         result
@@ -301,6 +318,9 @@ impl Broker {
         key: Option<&Credential>,
         peer: &Peer,
     ) -> Result<SessionInfo, BrokerError> {
+        if client_id.len() > 64 {
+            return Err(BrokerError::NotFound("a client id is at most 64 characters".into()));
+        }
         if peer.uid != own_uid() {
             return Err(BrokerError::PairingDenied(format!("the peer runs as uid {}, not as this user", peer.uid)));
         }
@@ -578,6 +598,7 @@ impl Broker {
         on_wait: impl FnOnce(&Pending),
         audit: &mut Value,
     ) -> Result<Cleared, BrokerError> {
+        self.audit_healthy()?;
         let (claims, client) = self.authorize_for(session, token)?;
         audit["client"] = json!(client.id);
         audit["session"] = json!(claims.sid);
@@ -602,6 +623,12 @@ impl Broker {
                 audit["decision"] = json!("allowed_for_session");
             }
             Decision::Ask => {
+                // A model looping on a dangerous call must not bury the human in questions.
+                if self.approvals.waiting_in(&claims.sid) >= MAX_WAITING_PER_SESSION {
+                    return Err(BrokerError::Invalid(format!(
+                        "{MAX_WAITING_PER_SESSION} calls of this session already wait for approval; answer those first"
+                    )));
+                }
                 let pending = self.pending_call(&client, &claims, tool, &args, args_digest).await;
                 let outcome = self.ask(pending, on_wait).await?;
                 audit["decision"] = json!(match outcome {

@@ -22,5 +22,5 @@ pub mod policy;
 pub mod server;
 pub mod tokens;
 
-pub use broker::{Broker, BrokerConfig, canonical, default_data_dir, own_uid, redact};
+pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, own_uid, redact};
 pub use error::BrokerError;

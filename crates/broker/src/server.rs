@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 use crate::peer::Peer;
 use crate::{Broker, BrokerError, own_uid};
 
+/// Calls one connection may have in flight at once.
+pub const MAX_CALLS_IN_FLIGHT: usize = 64;
+
 /// How long a new connection has to say hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -54,12 +57,12 @@ pub fn bind(path: &Path) -> Result<Listener, BrokerError> {
     use std::os::unix::fs::PermissionsExt;
     let dir =
         path.parent().ok_or_else(|| BrokerError::Invalid(format!("socket path {} has no folder", path.display())))?;
-    if !dir.exists() {
+    if std::fs::symlink_metadata(dir).is_err() {
         std::fs::create_dir_all(dir).map_err(|e| internal("create", dir, e))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| internal("protect", dir, e))?;
     }
-    check_private_dir(dir)?;
+    keybridge_broker_proto::check_socket_folder(path).map_err(BrokerError::Invalid)?;
     let lock_path = path.with_extension("lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -78,21 +81,6 @@ pub fn bind(path: &Path) -> Result<Listener, BrokerError> {
     let listener = UnixListener::bind(path).map_err(|e| internal("listen on", path, e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| internal("protect", path, e))?;
     Ok(Listener { listener, path: path.to_path_buf(), _lock: lock })
-}
-
-/// The socket's folder must be ours and closed to others, or another user could swap the socket.
-fn check_private_dir(dir: &Path) -> Result<(), BrokerError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).map_err(|e| internal("inspect", dir, e))?;
-    if meta.uid() != own_uid() || meta.mode() & 0o077 != 0 {
-        return Err(BrokerError::Invalid(format!(
-            "the socket folder {} must belong to you with mode 0700 (it has owner {} and mode {:o}); fix it or set KEYBRIDGE_SOCKET elsewhere",
-            dir.display(),
-            meta.uid(),
-            meta.mode() & 0o777
-        )));
-    }
-    Ok(())
 }
 
 /// Accept connections until `shutdown` completes.
@@ -233,10 +221,21 @@ async fn requests(
                 });
             }
             (RequestBody::Call { token, tool, arguments }, Some(session_id)) => {
-                if running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
-                    let _ =
-                        outbox.send(error(Some(id), ErrorCode::Invalid, format!("request id {id} is already in use")));
-                    continue;
+                {
+                    let in_flight = running.lock().unwrap_or_else(|e| e.into_inner());
+                    let refusal = if in_flight.contains_key(&id) {
+                        Some(format!("request id {id} is already in use"))
+                    } else if in_flight.len() >= MAX_CALLS_IN_FLIGHT {
+                        Some(format!(
+                            "more than {MAX_CALLS_IN_FLIGHT} calls in flight on one connection; wait for some to finish"
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(message) = refusal {
+                        let _ = outbox.send(error(Some(id), ErrorCode::Invalid, message));
+                        continue;
+                    }
                 }
                 let (broker, outbox_for_call, running_for_call) = (broker.clone(), outbox.clone(), running.clone());
                 let session_id = session_id.clone();

@@ -279,3 +279,34 @@ async fn a_call_cancelled_after_it_was_sent_still_runs_and_is_audited() {
     let listed = bridge.call("list_projects", json!({})).await.unwrap();
     assert!(listed.to_string().contains("Cancelled"), "and QuantConnect has the project");
 }
+
+#[tokio::test]
+async fn a_session_cannot_bury_the_human_in_approval_requests() {
+    use keybridge_broker_proto::{Request, read_frame, write_frame};
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("admin", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let limit = keybridge_broker::MAX_WAITING_PER_SESSION as u64;
+    for id in 0..=limit {
+        let call = RequestBody::Call {
+            token: bridge.token(),
+            tool: "delete_project".into(),
+            arguments: project_args(id as i64),
+        };
+        write_frame(&mut bridge.stream, &Request { id: 100 + id, body: call }).await.unwrap();
+        if id < limit {
+            // Let each one register before the next.
+            let Response::Waiting { .. } = read_frame(&mut bridge.stream).await.unwrap() else {
+                panic!("expected waiting")
+            };
+        }
+    }
+    match read_frame::<Response, _>(&mut bridge.stream).await.unwrap() {
+        Response::Error { id, error } => {
+            assert_eq!(id, Some(100 + limit));
+            assert!(error.message.contains("already wait for approval"), "{}", error.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().len(), limit as usize);
+}

@@ -159,6 +159,22 @@ impl Link {
             }
         }
         let stream = stream.ok_or_else(not_running)?;
+        // Say nothing to a listener that is not this user's broker in this user's folder.
+        let refuse = |message: String| LinkError::Refused(ErrorInfo { code: ErrorCode::NotAuthenticated, message });
+        keybridge_broker_proto::check_socket_folder(&self.config.socket).map_err(refuse)?;
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == keybridge_broker_proto::current_uid() => {}
+            Ok(cred) => {
+                return Err(refuse(format!(
+                    "the process at {} runs as uid {}, not as you",
+                    self.config.socket.display(),
+                    cred.uid()
+                )));
+            }
+            Err(e) => {
+                return Err(refuse(format!("cannot identify the process at {}: {e}", self.config.socket.display())));
+            }
+        }
         let (mut reader, mut writer) = stream.into_split();
         let hello = Hello::Bridge {
             version: PROTOCOL_VERSION,
