@@ -74,6 +74,32 @@ enum Command {
     Token(TokenCommand),
     /// Whether the broker runs, and its state.
     Status,
+    /// Add Keybridge to an MCP client's config (Claude Desktop: merged in place, with a
+    /// backup), or print the snippet or command for it.
+    Connect {
+        #[arg(value_enum)]
+        app: ConnectApp,
+        /// The paired client's id (`keybridge client list`).
+        #[arg(long)]
+        client: String,
+        /// The config file to merge into; default: where the app keeps it (Claude Desktop).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The server's name in the config.
+        #[arg(long, default_value = "quantconnect")]
+        name: String,
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConnectApp {
+    ClaudeDesktop,
+    ClaudeCode,
+    Cursor,
+    Vscode,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +240,7 @@ fn main() -> Result<()> {
     let command = Cli::parse().command;
     match command {
         Command::Catalog { json } => print_catalog(json),
+        Command::Connect { app, client, config, name, dry_run } => connect(app, client, config, name, dry_run),
         Command::Sim { listen, accounts, faults } => run_sim(listen, accounts, faults),
         other => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -293,9 +320,68 @@ async fn run(command: Command) -> Result<()> {
         Command::Token(TokenCommand::Mint { client, ttl }) => {
             admin().await?.run(A::TokenMint { client_id: client, ttl_secs: ttl }).await?
         }
-        Command::Catalog { .. } | Command::Sim { .. } => unreachable!("handled without a runtime"),
+        Command::Catalog { .. } | Command::Sim { .. } | Command::Connect { .. } => {
+            unreachable!("handled without a runtime")
+        }
     };
     emit(&format!("{}\n", serde_json::to_string_pretty(&result)?))
+}
+
+fn connect(app: ConnectApp, client: String, config: Option<PathBuf>, name: String, dry_run: bool) -> Result<()> {
+    use keybridge_mcp_config::{Change, Entry, Homes, McpClient, apply, claude_desktop_config, merge};
+    let app = match app {
+        ConnectApp::ClaudeDesktop => McpClient::ClaudeDesktop,
+        ConnectApp::ClaudeCode => McpClient::ClaudeCode,
+        ConnectApp::Cursor => McpClient::Cursor,
+        ConnectApp::Vscode => McpClient::VsCode,
+    };
+    let here = std::env::current_exe().context("cannot find this program's folder")?;
+    let bridge = here.with_file_name(format!("keybridge-mcp{}", std::env::consts::EXE_SUFFIX));
+    let bridge = std::fs::canonicalize(&bridge).unwrap_or(bridge);
+    let entry = Entry { server_name: name, bridge, client_id: client, client_key: None };
+    let os = if cfg!(target_os = "macos") {
+        "macos"
+    } else if cfg!(windows) {
+        "windows"
+    } else {
+        "linux"
+    };
+    let path = match (app, config) {
+        (_, Some(path)) => path,
+        (McpClient::ClaudeDesktop, None) => claude_desktop_config(os, &Homes::from_env())
+            .context("cannot tell where Claude Desktop keeps its config; pass --config PATH")?,
+        (other, None) => {
+            return emit(&format!(
+                "Add this to {}'s MCP configuration (or pass --config PATH to merge it):\n{}\n",
+                other.name(),
+                entry.snippet(other)
+            ));
+        }
+    };
+    let plan = merge(app, &path, &entry)?;
+    let mut text = format!("{}: {}\n", app.name(), plan.path.display());
+    match &plan.change {
+        Change::Unchanged => text.push_str("already set up; nothing to change\n"),
+        Change::Added => text.push_str(&format!("will add server `{}`:\n{}\n", entry.server_name, plan.entry_text)),
+        Change::Replaced { previous } => text.push_str(&format!(
+            "will replace server `{}`:\n{previous}\nwith:\n{}\n",
+            entry.server_name, plan.entry_text
+        )),
+    }
+    if dry_run {
+        text.push_str("dry run: nothing was written\n");
+    } else if plan.change != Change::Unchanged {
+        match apply(&plan)? {
+            Some(backup) => text.push_str(&format!("done; the previous file is saved as {}\n", backup.display())),
+            None => text.push_str("done\n"),
+        }
+        if app == McpClient::ClaudeDesktop {
+            text.push_str(
+                "Quit Claude Desktop completely (not just its window) and open it again to load the server.\n",
+            );
+        }
+    }
+    emit(&text)
 }
 
 /// The API token, from stdin when piped, else typed without echo. Never from argv.

@@ -83,3 +83,30 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn connect_merges_into_claude_desktop_config_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("claude_desktop_config.json");
+    std::fs::write(&config, r#"{"mcpServers": {"files": {"command": "fs-server"}}, "theme": "dark"}"#).unwrap();
+    let out =
+        keybridge().args(["connect", "claude-desktop", "--client", "c-42", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let merged: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(merged["mcpServers"]["files"]["command"], "fs-server", "other servers survive");
+    assert_eq!(merged["theme"], "dark", "other settings survive");
+    assert_eq!(merged["mcpServers"]["quantconnect"]["args"], serde_json::json!(["--client", "c-42"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("keybridge-backup"), "a backup was made");
+
+    let broken = "{\"mcpServers\": {";
+    std::fs::write(&config, broken).unwrap();
+    let out =
+        keybridge().args(["connect", "claude-desktop", "--client", "c-42", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("left untouched"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
+}

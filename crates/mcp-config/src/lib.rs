@@ -1,0 +1,372 @@
+//! MCP client configuration: where each client keeps its servers, the entry that launches
+//! `keybridge-mcp`, and a merge of that entry into an existing file that never loses anything.
+//!
+//! [`merge`] plans the change without touching the disk: an invalid file is refused with the
+//! line and column of the problem; other servers and settings survive in their order.
+//! [`apply`] backs the old file up, then replaces it atomically. The entry holds no secret for
+//! host-bound clients; a client key, when used, goes in `env` and nowhere else.
+//!
+//! This crate must never write a file it could not parse, and never write outside the path it
+//! is given (and its backup beside it).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+/// The MCP clients Keybridge knows how to connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpClient {
+    ClaudeDesktop,
+    ClaudeCode,
+    Cursor,
+    VsCode,
+}
+
+impl McpClient {
+    pub fn name(self) -> &'static str {
+        match self {
+            McpClient::ClaudeDesktop => "Claude Desktop",
+            McpClient::ClaudeCode => "Claude Code",
+            McpClient::Cursor => "Cursor",
+            McpClient::VsCode => "VS Code",
+        }
+    }
+
+    /// The key that holds servers in this client's file.
+    fn servers_key(self) -> &'static str {
+        match self {
+            McpClient::VsCode => "servers",
+            _ => "mcpServers",
+        }
+    }
+}
+
+/// Why a config file was not changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error(
+        "{path} is not valid JSON (line {line}, column {column}: {reason}); it was left untouched: fix it, or move it aside and try again"
+    )]
+    Invalid { path: String, line: usize, column: usize, reason: String },
+    #[error("{path}: {what}; it was left untouched")]
+    Shape { path: String, what: String },
+    #[error("cannot read or write {path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+/// What launches the bridge for one client.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub server_name: String,
+    pub bridge: PathBuf,
+    pub client_id: String,
+    /// Only for clients paired with a key.
+    pub client_key: Option<String>,
+}
+
+impl Entry {
+    fn json(&self, client: McpClient) -> Value {
+        let mut entry = Map::new();
+        if client == McpClient::VsCode {
+            entry.insert("type".into(), json!("stdio"));
+        }
+        entry.insert("command".into(), json!(self.bridge.display().to_string()));
+        entry.insert("args".into(), json!(["--client", self.client_id]));
+        if let Some(key) = &self.client_key {
+            entry.insert("env".into(), json!({"KEYBRIDGE_CLIENT_KEY": key}));
+        }
+        Value::Object(entry)
+    }
+
+    /// The snippet or command a user pastes by hand.
+    pub fn snippet(&self, client: McpClient) -> String {
+        match client {
+            McpClient::ClaudeCode => {
+                let env = self.client_key.as_ref().map(|k| format!("-e KEYBRIDGE_CLIENT_KEY={k} ")).unwrap_or_default();
+                format!(
+                    "claude mcp add --transport stdio --scope user {env}{} -- {} --client {}",
+                    self.server_name,
+                    shell_quote(&self.bridge.display().to_string()),
+                    self.client_id
+                )
+            }
+            other => {
+                let mut servers = Map::new();
+                servers.insert(self.server_name.clone(), self.json(other));
+                let mut root = Map::new();
+                root.insert(other.servers_key().into(), Value::Object(servers));
+                serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default()
+            }
+        }
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// What a merge would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The file does not exist yet, or has no entry of that name.
+    Added,
+    /// An entry of that name existed with other contents.
+    Replaced { previous: String },
+    /// The entry is already exactly right.
+    Unchanged,
+}
+
+/// A planned change: the new file text and what it changes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub change: Change,
+    pub new_text: String,
+    /// The entry as it will read in the file.
+    pub entry_text: String,
+}
+
+/// Plan the merge of `entry` into the config at `path` (which may not exist yet).
+pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, ConfigError> {
+    let shown = path.display().to_string();
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ConfigError::Io { path: shown, reason: e.to_string() }),
+    };
+    let mut root = match existing.as_deref().map(str::trim) {
+        None | Some("") => Map::new(),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(ConfigError::Shape { path: shown, what: "the top level is not a JSON object".into() }),
+            Err(e) => {
+                return Err(ConfigError::Invalid {
+                    path: shown,
+                    line: e.line(),
+                    column: e.column(),
+                    reason: e.to_string(),
+                });
+            }
+        },
+    };
+    let key = client.servers_key();
+    let servers = root.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(servers) = servers else {
+        return Err(ConfigError::Shape { path: shown, what: format!("`{key}` is not an object") });
+    };
+    let new_entry = entry.json(client);
+    let change = match servers.get(&entry.server_name) {
+        Some(old) if *old == new_entry => Change::Unchanged,
+        Some(old) => Change::Replaced { previous: serde_json::to_string_pretty(old).unwrap_or_default() },
+        None => Change::Added,
+    };
+    servers.insert(entry.server_name.clone(), new_entry.clone());
+    let mut new_text = serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default();
+    new_text.push('\n');
+    Ok(Plan {
+        path: path.to_path_buf(),
+        change,
+        new_text,
+        entry_text: serde_json::to_string_pretty(&new_entry).unwrap_or_default(),
+    })
+}
+
+/// Write a plan: back the old file up beside it, then replace it atomically. Returns the
+/// backup's path (`None` when there was no file, or nothing changes).
+pub fn apply(plan: &Plan) -> Result<Option<PathBuf>, ConfigError> {
+    let io =
+        |path: &Path, e: std::io::Error| ConfigError::Io { path: path.display().to_string(), reason: e.to_string() };
+    if plan.change == Change::Unchanged {
+        return Ok(None);
+    }
+    let dir = plan.path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let backup = if plan.path.exists() {
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let name =
+            format!("{}.keybridge-backup-{stamp}", plan.path.file_name().and_then(|n| n.to_str()).unwrap_or("config"));
+        let backup = plan.path.with_file_name(name);
+        std::fs::copy(&plan.path, &backup).map_err(|e| io(&backup, e))?;
+        Some(backup)
+    } else {
+        None
+    };
+    let tmp = plan.path.with_extension(format!("keybridge-tmp{}", std::process::id()));
+    std::fs::write(&tmp, &plan.new_text).map_err(|e| io(&tmp, e))?;
+    if let Ok(meta) = std::fs::metadata(&plan.path) {
+        std::fs::set_permissions(&tmp, meta.permissions()).map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, &plan.path).map_err(|e| io(&plan.path, e))?;
+    Ok(backup)
+}
+
+/// Folders the platform's config paths are built from; taken from the environment by
+/// [`Homes::from_env`], passed explicitly in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Homes {
+    pub home: Option<PathBuf>,
+    pub appdata: Option<PathBuf>,
+    pub local_appdata: Option<PathBuf>,
+    pub xdg_config: Option<PathBuf>,
+}
+
+impl Homes {
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self {
+            home: var("HOME").or_else(|| var("USERPROFILE")),
+            appdata: var("APPDATA"),
+            local_appdata: var("LOCALAPPDATA"),
+            xdg_config: var("XDG_CONFIG_HOME"),
+        }
+    }
+}
+
+/// Claude Desktop's config files, most likely first, for an OS (`linux`, `macos`, `windows`).
+/// On Windows the MSIX build (the default installer since early 2026) reads a file under its
+/// package folder, not `%APPDATA%`.
+pub fn claude_desktop_candidates(os: &str, homes: &Homes) -> Vec<PathBuf> {
+    const FILE: &str = "claude_desktop_config.json";
+    let mut out = Vec::new();
+    match os {
+        "macos" => out.extend(homes.home.as_ref().map(|h| h.join("Library/Application Support/Claude").join(FILE))),
+        "windows" => {
+            out.extend(homes.local_appdata.as_ref().map(|l| {
+                l.join("Packages")
+                    .join("Claude_pzs8sxrjxfjjc")
+                    .join("LocalCache")
+                    .join("Roaming")
+                    .join("Claude")
+                    .join(FILE)
+            }));
+            out.extend(homes.appdata.as_ref().map(|a| a.join("Claude").join(FILE)));
+        }
+        _ => {
+            let config = homes.xdg_config.clone().or_else(|| homes.home.as_ref().map(|h| h.join(".config")));
+            out.extend(config.map(|c| c.join("Claude").join(FILE)));
+        }
+    }
+    out
+}
+
+/// The Claude Desktop config to edit: the first candidate whose folder exists (the app has
+/// run), else the first candidate.
+pub fn claude_desktop_config(os: &str, homes: &Homes) -> Option<PathBuf> {
+    let candidates = claude_desktop_candidates(os, homes);
+    candidates.iter().find(|p| p.parent().is_some_and(Path::exists)).cloned().or_else(|| candidates.into_iter().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: Option<&str>) -> Entry {
+        Entry {
+            server_name: "quantconnect".into(),
+            bridge: "/opt/keybridge/keybridge-mcp".into(),
+            client_id: "claude-desktop-3fa2".into(),
+            client_key: key.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn other_servers_and_settings_survive_in_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claude_desktop_config.json");
+        let original = r#"{"globalShortcut": "Ctrl+Space", "mcpServers": {"zeta": {"command": "z"}, "alpha": {"command": "a", "args": ["-v"]}}, "theme": "dark"}"#;
+        std::fs::write(&path, original).unwrap();
+        let plan = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap();
+        assert_eq!(plan.change, Change::Added);
+        let backup = apply(&plan).unwrap().expect("a backup");
+        assert_eq!(std::fs::read_to_string(backup).unwrap(), original, "the backup is the old file");
+        let merged: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let keys: Vec<&String> = merged.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["globalShortcut", "mcpServers", "theme"]);
+        let servers: Vec<&String> = merged["mcpServers"].as_object().unwrap().keys().collect();
+        assert_eq!(servers, ["zeta", "alpha", "quantconnect"]);
+        assert_eq!(merged["mcpServers"]["alpha"]["args"], json!(["-v"]));
+        assert_eq!(merged["mcpServers"]["quantconnect"]["args"], json!(["--client", "claude-desktop-3fa2"]));
+        assert!(merged["mcpServers"]["quantconnect"].get("env").is_none(), "host-bound: no secret at all");
+        // Again: nothing to do.
+        let again = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap();
+        assert_eq!(again.change, Change::Unchanged);
+        assert!(apply(&again).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_invalid_file_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claude_desktop_config.json");
+        let broken = "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\",}\n  }\n";
+        std::fs::write(&path, broken).unwrap();
+        let err = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 3") && text.contains("left untouched"), "{text}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+        std::fs::write(&path, "[1, 2]").unwrap();
+        assert!(
+            merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap_err().to_string().contains("not a JSON object")
+        );
+        std::fs::write(&path, r#"{"mcpServers": []}"#).unwrap();
+        assert!(
+            merge(McpClient::ClaudeDesktop, &path, &entry(None))
+                .unwrap_err()
+                .to_string()
+                .contains("`mcpServers` is not an object")
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_created_and_a_changed_entry_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Claude").join("claude_desktop_config.json");
+        let plan = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap();
+        assert_eq!(plan.change, Change::Added);
+        assert!(apply(&plan).unwrap().is_none(), "no backup of a file that did not exist");
+        let plan = merge(McpClient::ClaudeDesktop, &path, &entry(Some("k3y"))).unwrap();
+        assert!(matches!(plan.change, Change::Replaced { .. }));
+        apply(&plan).unwrap();
+        let merged: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(merged["mcpServers"]["quantconnect"]["env"]["KEYBRIDGE_CLIENT_KEY"], "k3y");
+    }
+
+    #[test]
+    fn each_client_gets_its_own_shape() {
+        let e = entry(None);
+        assert!(
+            e.snippet(McpClient::VsCode).contains("\"servers\"") && e.snippet(McpClient::VsCode).contains("\"stdio\"")
+        );
+        assert!(e.snippet(McpClient::Cursor).contains("\"mcpServers\""));
+        assert_eq!(
+            e.snippet(McpClient::ClaudeCode),
+            "claude mcp add --transport stdio --scope user quantconnect -- /opt/keybridge/keybridge-mcp --client claude-desktop-3fa2"
+        );
+    }
+
+    #[test]
+    fn claude_desktop_lives_where_each_platform_keeps_it() {
+        let homes = Homes {
+            home: Some("/home/t".into()),
+            appdata: Some("C:/Users/t/AppData/Roaming".into()),
+            local_appdata: Some("C:/Users/t/AppData/Local".into()),
+            xdg_config: None,
+        };
+        assert_eq!(
+            claude_desktop_candidates("linux", &homes),
+            [PathBuf::from("/home/t/.config/Claude/claude_desktop_config.json")]
+        );
+        assert_eq!(
+            claude_desktop_candidates("macos", &homes),
+            [PathBuf::from("/home/t/Library/Application Support/Claude/claude_desktop_config.json")]
+        );
+        let windows = claude_desktop_candidates("windows", &homes);
+        assert!(windows[0].to_string_lossy().contains("Claude_pzs8sxrjxfjjc"), "the MSIX path comes first");
+        assert!(windows[1].to_string_lossy().ends_with("Roaming/Claude/claude_desktop_config.json"));
+    }
+}
