@@ -125,6 +125,21 @@ impl Approvals {
         Some(shown)
     }
 
+    /// Deny every pending request that `matches` (on pause, revocation, session end): a stale
+    /// question must not be answerable after the human pulled the plug.
+    pub fn deny_where(&self, matches: impl Fn(&Pending) -> bool) -> usize {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<String> = pending.values().filter(|e| matches(&e.pending)).map(|e| e.pending.id.clone()).collect();
+        for id in &ids {
+            if let Some(mut entry) = pending.remove(id)
+                && let Some(answer) = entry.answer.take()
+            {
+                let _ = answer.send(ApprovalDecision::Deny);
+            }
+        }
+        ids.len()
+    }
+
     /// Requests of one session still waiting.
     pub fn waiting_in(&self, session: &str) -> usize {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());

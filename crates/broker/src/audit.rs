@@ -82,16 +82,17 @@ pub struct Verified {
 struct ChainKey(Secret<Vec<u8>>);
 
 impl ChainKey {
-    fn load_or_create(store: &dyn SecretStore) -> Result<Self, AuditError> {
+    /// The key stored under `name`, made if there is none; also says whether it existed.
+    fn load_or_create(store: &dyn SecretStore, name: &str) -> Result<(Self, bool), AuditError> {
         let key_error = |e: keybridge_vault::VaultError| AuditError::Key(e.to_string());
-        if let Some(hex_key) = store.get(KEY_NAME).map_err(key_error)? {
+        if let Some(hex_key) = store.get(name).map_err(key_error)? {
             let bytes = hex::decode(hex_key.expose()).map_err(|_| AuditError::Key("stored key is not hex".into()))?;
-            return Ok(Self(Secret::new(bytes)));
+            return Ok((Self(Secret::new(bytes)), true));
         }
         let mut bytes = vec![0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| AuditError::Key(e.to_string()))?;
-        store.set(KEY_NAME, &SecretString::from(hex::encode(&bytes))).map_err(key_error)?;
-        Ok(Self(Secret::new(bytes)))
+        store.set(name, &SecretString::from(hex::encode(&bytes))).map_err(key_error)?;
+        Ok((Self(Secret::new(bytes)), false))
     }
 
     /// HMAC-SHA256 (RFC 2104) of `prev` and `body`.
@@ -147,9 +148,17 @@ impl AuditLog {
     /// Open the log in `dir`, continuing the chain where it ends. Refuses to append to a
     /// chain that does not verify, so tampering is never papered over by new records.
     pub fn open(dir: &Path, store: &dyn SecretStore) -> Result<Self, AuditError> {
+        Self::open_named(dir, store, KEY_NAME)
+    }
+
+    /// Like [`AuditLog::open`], with the chain key stored under `key_name` (one per install).
+    /// If that key existed but the log and its head are gone, the new chain starts with a
+    /// record saying so: deleting the whole log is not silent.
+    pub fn open_named(dir: &Path, store: &dyn SecretStore, key_name: &str) -> Result<Self, AuditError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let key = ChainKey::load_or_create(store)?;
+        let (key, key_existed) = ChainKey::load_or_create(store, key_name)?;
         let verified = verify_with(dir, &key)?;
+        let vanished = key_existed && verified.records == 0 && !dir.join(HEAD_FILE).exists();
         let files = RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_prefix(PREFIX)
@@ -164,12 +173,17 @@ impl AuditLog {
             .open(&head_path)
             .map_err(|e| io(&head_path, e))?;
         let (live, _) = broadcast::channel(4096);
-        Ok(Self {
+        let log = Self {
             dir: dir.to_path_buf(),
             key,
             writer: Mutex::new(Writer { files, head, seq: verified.records, last_mac: verified.last_mac }),
             live,
-        })
+        };
+        if vanished {
+            log.append(json!({"kind": "audit_log_missing",
+                "detail": "this install wrote an audit log before, but it is gone: the earlier records were deleted"}))?;
+        }
+        Ok(log)
     }
 
     pub fn dir(&self) -> &Path {
@@ -458,7 +472,7 @@ mod tests {
 
         // A kill between a record's write and the head update leaves the head one behind.
         let (dir, store, log) = log_with(3);
-        let key = ChainKey::load_or_create(&store).unwrap();
+        let (key, _) = ChainKey::load_or_create(&store, KEY_NAME).unwrap();
         let records = read_records(dir.path()).unwrap();
         assert_eq!(records.len(), 3);
         let lines: Vec<String> =
@@ -488,6 +502,22 @@ mod tests {
         log.append(json!({"kind": "pause"})).unwrap();
         let got = rx.try_recv().unwrap();
         assert_eq!((got.seq, got.event["kind"].as_str()), (1, Some("pause")));
+    }
+
+    #[test]
+    fn deleting_the_whole_log_leaves_a_record_saying_so() {
+        let (dir, store, log) = log_with(4);
+        drop(log);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        let log = AuditLog::open(dir.path(), &store).unwrap();
+        let records = log.read_all().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].event["kind"], "audit_log_missing");
+        // A fresh install (no key yet) starts without one.
+        let (_dir, _store, fresh) = log_with(0);
+        assert!(fresh.read_all().unwrap().is_empty());
     }
 
     #[test]

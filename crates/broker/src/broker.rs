@@ -231,11 +231,12 @@ impl Broker {
         let install_id = install_id(dir)?;
         let tokens =
             TokenIssuer::open(&install_id, dir, store.clone()).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let audit = AuditLog::open(&dir.join("audit"), store.as_ref()).map_err(|e| {
-            BrokerError::Internal(format!(
-                "{e}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
-            ))
-        })?;
+        let audit = AuditLog::open_named(&dir.join("audit"), store.as_ref(), &format!("audit-chain-key:{install_id}"))
+            .map_err(|e| {
+                BrokerError::Internal(format!(
+                    "{e}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
+                ))
+            })?;
         let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
         let paused = std::fs::read_to_string(dir.join("paused")).is_ok();
         let (events, _) = broadcast::channel(256);
@@ -809,7 +810,8 @@ impl Broker {
                 if !existed {
                     return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
                 }
-                self.record(json!({"kind": "admin", "action": "client_revoked", "client": client_id}));
+                let denied = self.approvals.deny_where(|p| p.client_id == client_id);
+                self.record(json!({"kind": "admin", "action": "client_revoked", "client": client_id, "approvals_denied": denied}));
                 Ok(json!({"revoked": client_id}))
             }
             AdminCommand::ClientUpdate { client_id, preset, scopes, policy } => {
@@ -835,6 +837,7 @@ impl Broker {
             AdminCommand::SessionEnd { session_id } => {
                 let ended = lock(&self.sessions).get_mut(&session_id).map(|s| s.revoked = true).is_some();
                 self.approvals.end_session(&session_id);
+                self.approvals.deny_where(|p| p.session_id.as_deref() == Some(session_id.as_str()));
                 self.record(
                     json!({"kind": "admin", "action": "session_ended", "session": session_id, "existed": ended}),
                 );
@@ -898,6 +901,9 @@ impl Broker {
 
     fn set_paused(&self, paused: bool) -> Result<Value, BrokerError> {
         self.paused.store(paused, Ordering::SeqCst);
+        if paused {
+            self.approvals.deny_where(|_| true);
+        }
         let marker = self.config.data_dir.join("paused");
         let result = if paused { std::fs::write(&marker, b"paused\n") } else { std::fs::remove_file(&marker) };
         if let Err(e) = result

@@ -310,3 +310,18 @@ async fn a_session_cannot_bury_the_human_in_approval_requests() {
     }
     assert_eq!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().len(), limit as usize);
 }
+
+#[tokio::test]
+async fn pausing_denies_the_questions_already_open() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("admin", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let token = bridge.token();
+    let call = tokio::spawn(async move { bridge.call_with(token, "delete_project", project_args(9)).await });
+    env.pending_approval().await;
+    env.admin(AdminCommand::Pause).await.unwrap();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalDenied, "{err:?}");
+    assert!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().is_empty());
+    assert_eq!(env.sim.request_count("/projects/delete"), 0);
+}
