@@ -30,7 +30,7 @@ deps() {
 
 demo() {
   deps
-  cargo build --release -p keybridge-cli
+  cargo build --release -p keybridge-cli -p keybridge-mcp
   echo "Starting the Keybridge broker on the built-in QuantConnect simulator (Ctrl-C to stop)."
   echo "In another terminal: ./target/release/keybridge status | client list | audit tail --follow"
   exec ./target/release/keybridge serve --demo
