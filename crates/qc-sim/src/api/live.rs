@@ -11,6 +11,8 @@ use crate::state::{LiveDeployment, NodeKind};
 use crate::util::{fmt_datetime, hex_id, round, seed};
 
 const AUTH0_BROKERAGES: &[&str] = &["alpaca", "tradestation", "charlesschwab", "tastytrade"];
+// QuantConnect's own list, kept apart from the catalog's on purpose: the simulator must not
+// agree with the client by construction.
 const BROKERAGES: &[&str] = &[
     "QuantConnectBrokerage",
     "InteractiveBrokersBrokerage",
