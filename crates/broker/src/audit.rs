@@ -95,17 +95,21 @@ impl ChainKey {
         Ok((Self(Secret::new(bytes)), false))
     }
 
-    /// HMAC-SHA256 (RFC 2104) of `prev` and `body`.
+    /// HMAC-SHA256 of `prev` and `body`.
     fn mac(&self, prev: &str, body: &str) -> String {
-        let key = self.0.expose();
-        let mut block = [0u8; 64];
-        block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
-        let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-        let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-        let inner =
-            Sha256::new().chain_update(&ipad).chain_update(prev).chain_update(b"\n").chain_update(body).finalize();
-        hex::encode(Sha256::new().chain_update(&opad).chain_update(inner).finalize())
+        hmac_sha256(self.0.expose(), prev, body)
     }
+}
+
+/// HMAC-SHA256 (RFC 2104, keys up to one block) of `context`, a newline, and `body`, as hex.
+pub(crate) fn hmac_sha256(key: &[u8], context: &str, body: &str) -> String {
+    let mut block = [0u8; 64];
+    block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner =
+        Sha256::new().chain_update(&ipad).chain_update(context).chain_update(b"\n").chain_update(body).finalize();
+    hex::encode(Sha256::new().chain_update(&opad).chain_update(inner).finalize())
 }
 
 /// The canonical text a record's MAC covers: the record without its `mac` field.

@@ -79,6 +79,9 @@ pub struct Broker {
     pairings: Mutex<HashMap<(String, String), PairingAnswer>>,
     /// Set when an audit record could not be written.
     audit_failure: Mutex<Option<String>>,
+    store: Arc<dyn SecretStore>,
+    /// The keychain entry that holds the pause.
+    pause_name: String,
 }
 
 impl std::fmt::Debug for Broker {
@@ -238,11 +241,16 @@ impl Broker {
                 ))
             })?;
         let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
-        let paused = std::fs::read_to_string(dir.join("paused")).is_ok();
+        // The pause lives in the keychain: deleting a file must not lift it.
+        let pause_name = format!("paused:{install_id}");
+        let paused = store.get(&pause_name)?.is_some();
+        let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
         let (events, _) = broadcast::channel(256);
         Ok(Self {
-            accounts: Accounts::new(dir, store),
-            clients: Mutex::new(Clients::load(dir)?),
+            accounts: Accounts::new(dir, store.clone()),
+            clients: Mutex::new(Clients::load(dir, seal)?),
+            store,
+            pause_name,
             sessions: Mutex::new(HashMap::new()),
             tokens,
             audit,
@@ -904,12 +912,10 @@ impl Broker {
         if paused {
             self.approvals.deny_where(|_| true);
         }
-        let marker = self.config.data_dir.join("paused");
-        let result = if paused { std::fs::write(&marker, b"paused\n") } else { std::fs::remove_file(&marker) };
-        if let Err(e) = result
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(BrokerError::Internal(format!("cannot record the pause in {}: {e}", marker.display())));
+        if paused {
+            self.store.set(&self.pause_name, &SecretString::from("paused".to_string()))?;
+        } else {
+            self.store.delete(&self.pause_name)?;
         }
         self.record(json!({"kind": "admin", "action": if paused { "paused" } else { "resumed" }}));
         let _ = self.events.send(json!({"type": "paused", "paused": paused}));

@@ -44,6 +44,7 @@ pub struct Client {
 pub struct Clients {
     file: PathBuf,
     clients: BTreeMap<String, Client>,
+    seal: SealKey,
 }
 
 pub(crate) fn key_hash(key: &str) -> String {
@@ -66,20 +67,63 @@ pub(crate) fn new_client_id(name: &str) -> String {
     format!("{slug}-{}", crate::tokens::random_id(2))
 }
 
+/// A key from the keychain that seals `clients.json`, so the file cannot be edited (a key
+/// hash swapped, a host or an `allow` added) without the keychain.
+pub struct SealKey(keybridge_secret::Secret<Vec<u8>>);
+
+impl SealKey {
+    pub fn load_or_create(store: &dyn keybridge_vault::SecretStore, name: &str) -> Result<Self, BrokerError> {
+        let key_error = |e: keybridge_vault::VaultError| BrokerError::Internal(e.to_string());
+        if let Some(hex_key) = store.get(name).map_err(key_error)? {
+            let bytes =
+                hex::decode(hex_key.expose()).map_err(|_| BrokerError::Internal(format!("{name} is not hex")))?;
+            return Ok(Self(keybridge_secret::Secret::new(bytes)));
+        }
+        let mut bytes = vec![0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        store.set(name, &keybridge_vault::SecretString::from(hex::encode(&bytes))).map_err(key_error)?;
+        Ok(Self(keybridge_secret::Secret::new(bytes)))
+    }
+
+    fn mac(&self, body: &str) -> String {
+        crate::audit::hmac_sha256(self.0.expose(), "clients", body)
+    }
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(<redacted>)")
+    }
+}
+
+/// The sealed file: the clients and a MAC over their JSON.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    clients: Vec<Client>,
+    mac: String,
+}
+
 impl Clients {
-    pub fn load(data_dir: &Path) -> Result<Self, BrokerError> {
+    pub fn load(data_dir: &Path, seal: SealKey) -> Result<Self, BrokerError> {
         let file = data_dir.join("clients.json");
         let clients = match std::fs::read(&file) {
             Ok(bytes) => {
-                let list: Vec<Client> = serde_json::from_slice(&bytes).map_err(|e| {
+                let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
                     BrokerError::Invalid(format!("{} is damaged ({e}); restore it or remove it", file.display()))
                 })?;
-                list.into_iter().map(|c| (c.id.clone(), c)).collect()
+                let body = serde_json::to_string(&sealed.clients).map_err(|e| BrokerError::Internal(e.to_string()))?;
+                if seal.mac(&body) != sealed.mac {
+                    return Err(BrokerError::Invalid(format!(
+                        "{} was changed outside Keybridge (its seal does not match); restore it from a backup, or remove it and pair your clients again",
+                        file.display()
+                    )));
+                }
+                sealed.clients.into_iter().map(|c| (c.id.clone(), c)).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(BrokerError::Internal(format!("cannot read {}: {e}", file.display()))),
         };
-        Ok(Self { file, clients })
+        Ok(Self { file, clients, seal })
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {
@@ -104,8 +148,10 @@ impl Clients {
     }
 
     fn save(&self) -> Result<(), BrokerError> {
-        let list: Vec<&Client> = self.clients.values().collect();
-        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let clients: Vec<Client> = self.clients.values().cloned().collect();
+        let body = serde_json::to_string(&clients).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let sealed = Sealed { mac: self.seal.mac(&body), clients };
+        let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| BrokerError::Internal(e.to_string()))?;
         keybridge_vault::write_private(&self.file, &bytes).map_err(|e| BrokerError::Internal(e.to_string()))
     }
 }

@@ -325,3 +325,21 @@ async fn pausing_denies_the_questions_already_open() {
     assert!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().is_empty());
     assert_eq!(env.sim.request_count("/projects/delete"), 0);
 }
+
+#[tokio::test]
+async fn pause_survives_a_restart_and_an_edited_client_file_is_refused() {
+    let mut env = Env::start(LONG).await;
+    let (client, key) = env.add_client("read-only", true).await;
+    env.admin(AdminCommand::Pause).await.unwrap();
+    env.restart().await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    assert_eq!(bridge.call("read_account", json!({})).await.unwrap_err().code, ErrorCode::Paused, "still paused");
+    env.admin(AdminCommand::Resume).await.unwrap();
+
+    // Someone who can write the data folder but not the keychain widens a client's scopes.
+    let file = common::data_dir(env.dir.path()).join("clients.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("qc:account:read", "qc:live:execute", 1)).unwrap();
+    let err = keybridge_broker::Broker::open(env.broker.config().clone(), env.store.clone()).unwrap_err();
+    assert!(err.to_string().contains("changed outside Keybridge"), "{err}");
+}
