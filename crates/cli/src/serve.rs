@@ -112,28 +112,29 @@ async fn set_up_demo(broker: &Broker) -> Result<()> {
             })
             .await?;
     }
+    // A fresh key client each time: a bridge started from a terminal cannot be host-bound, and
+    // a key is only shown when it is made. Earlier demo clients are revoked.
     let clients = broker.admin(AdminCommand::ClientList).await?;
-    let existing = clients.as_array().and_then(|list| {
-        list.iter().find(|c| c["name"] == "Demo client" && c["revoked"] == false).map(|c| c["client_id"].clone())
-    });
-    let client_id = match existing {
-        Some(id) => id,
-        None => {
-            let spec = ClientSpec {
-                name: "Demo client".into(),
-                account: "demo".into(),
-                preset: Some("trader".into()),
-                scopes: Vec::new(),
-                policy: Default::default(),
-                token_ttl_secs: None,
-                with_key: false,
-            };
-            broker.admin(AdminCommand::ClientAdd { spec }).await?["client_id"].clone()
-        }
+    for old in clients.as_array().into_iter().flatten().filter(|c| c["name"] == "Demo client" && c["revoked"] == false)
+    {
+        let client_id = old["client_id"].as_str().unwrap_or_default().to_string();
+        broker.admin(AdminCommand::ClientRevoke { client_id }).await?;
+    }
+    let spec = ClientSpec {
+        name: "Demo client".into(),
+        account: "demo".into(),
+        preset: Some("trader".into()),
+        scopes: Vec::new(),
+        policy: Default::default(),
+        token_ttl_secs: None,
+        with_key: true,
     };
-    let client_id = client_id.as_str().unwrap_or_default();
+    let added = broker.admin(AdminCommand::ClientAdd { spec }).await?;
+    let client_id = added["client_id"].as_str().unwrap_or_default();
+    let key = added["client_key"].as_str().unwrap_or_default();
     eprintln!("demo: account `demo` on the built-in simulator; client {client_id} (trader preset)");
-    eprintln!("demo: connect a bridge with `keybridge-mcp --client {client_id}`");
+    eprintln!("demo: try it with any MCP client, e.g.");
+    eprintln!("demo:   KEYBRIDGE_CLIENT_KEY={key} keybridge-mcp --client {client_id}");
     Ok(())
 }
 
