@@ -128,6 +128,20 @@ enum AccountCommand {
     },
 }
 
+/// What a client may do, as `client add` and `client update` take it.
+#[derive(clap::Args)]
+struct Grant {
+    /// read-only, research, trader or admin.
+    #[arg(long, conflicts_with = "scope")]
+    preset: Option<String>,
+    /// Explicit scopes instead of a preset; repeatable.
+    #[arg(long)]
+    scope: Vec<String>,
+    /// Policy overrides, `SCOPE=allow|ask|deny`; repeatable.
+    #[arg(long, value_parser = parse_policy)]
+    policy: Vec<(String, String)>,
+}
+
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Pair a client. Host-bound by default: no secret anywhere.
@@ -137,15 +151,8 @@ enum ClientCommand {
         /// The account it may use.
         #[arg(long)]
         account: String,
-        /// read-only, research, trader or admin.
-        #[arg(long, conflicts_with = "scope")]
-        preset: Option<String>,
-        /// Explicit scopes instead of a preset; repeatable.
-        #[arg(long)]
-        scope: Vec<String>,
-        /// Policy overrides, `SCOPE=allow|ask|deny`; repeatable.
-        #[arg(long, value_parser = parse_policy)]
-        policy: Vec<(String, String)>,
+        #[command(flatten)]
+        grant: Grant,
         /// Access token lifetime in minutes (1-60).
         #[arg(long)]
         token_minutes: Option<u64>,
@@ -162,12 +169,8 @@ enum ClientCommand {
     /// Change what a client may do; its running bridges re-list their tools at once.
     Update {
         client_id: String,
-        #[arg(long, conflicts_with = "scope")]
-        preset: Option<String>,
-        #[arg(long)]
-        scope: Vec<String>,
-        #[arg(long, value_parser = parse_policy)]
-        policy: Vec<(String, String)>,
+        #[command(flatten)]
+        grant: Grant,
     },
     /// Revoke a client; its sessions stop on their next call.
     Revoke {
@@ -265,13 +268,13 @@ async fn run(command: Command) -> Result<()> {
         Command::Account(AccountCommand::List) => admin().await?.run(A::AccountList).await?,
         Command::Account(AccountCommand::Remove { name }) => admin().await?.run(A::AccountRemove { name }).await?,
         Command::Account(AccountCommand::Test { name }) => admin().await?.run(A::AccountTest { name }).await?,
-        Command::Client(ClientCommand::Add { name, account, preset, scope, policy, token_minutes, key, json }) => {
+        Command::Client(ClientCommand::Add { name, account, grant, token_minutes, key, json }) => {
             let spec = ClientSpec {
                 name,
                 account,
-                preset,
-                scopes: scope,
-                policy: policy.into_iter().collect(),
+                preset: grant.preset,
+                scopes: grant.scope,
+                policy: grant.policy.into_iter().collect(),
                 token_ttl_secs: token_minutes.map(|m| m * 60),
                 with_key: key,
             };
@@ -291,9 +294,9 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Client(ClientCommand::List) => admin().await?.run(A::ClientList).await?,
         Command::Client(ClientCommand::Show { client_id }) => admin().await?.run(A::ClientShow { client_id }).await?,
-        Command::Client(ClientCommand::Update { client_id, preset, scope, policy }) => {
-            let policy = (!policy.is_empty()).then(|| policy.into_iter().collect());
-            let update = A::ClientUpdate { client_id, preset, scopes: scope, policy };
+        Command::Client(ClientCommand::Update { client_id, grant }) => {
+            let policy = (!grant.policy.is_empty()).then(|| grant.policy.into_iter().collect());
+            let update = A::ClientUpdate { client_id, preset: grant.preset, scopes: grant.scope, policy };
             admin().await?.run(update).await?
         }
         Command::Client(ClientCommand::Revoke { client_id }) => {
