@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Bridge, Env, project_args};
+use common::{Bridge, Env, admin_at, project_args};
 use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ErrorCode, RequestBody, Response};
 use serde_json::json;
 
@@ -98,10 +98,11 @@ async fn an_approval_covers_only_the_arguments_it_was_given() {
     let approve_next = |env: &Env| {
         let socket = env.socket.clone();
         async move {
-            let pending = wait_pending(&socket).await;
+            let pending = common::pending_at(&socket).await;
             let id = pending["id"].as_str().unwrap().to_string();
             admin_at(&socket, AdminCommand::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Approve })
-                .await;
+                .await
+                .unwrap();
             pending
         }
     };
@@ -120,29 +121,6 @@ async fn an_approval_covers_only_the_arguments_it_was_given() {
     assert_eq!(bridge.waited.len(), 2, "each call waited for its own approval");
 }
 
-async fn admin_at(socket: &std::path::Path, command: AdminCommand) -> serde_json::Value {
-    use keybridge_broker_proto::{Hello, PROTOCOL_VERSION, Request, read_frame, write_frame};
-    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
-    write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await.unwrap();
-    let _: Response = read_frame(&mut stream).await.unwrap();
-    write_frame(&mut stream, &Request { id: 1, body: RequestBody::Admin(command) }).await.unwrap();
-    match read_frame(&mut stream).await.unwrap() {
-        Response::Admin { result, .. } => result,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn wait_pending(socket: &std::path::Path) -> serde_json::Value {
-    for _ in 0..300 {
-        let list = admin_at(socket, AdminCommand::ApprovalsList).await;
-        if let Some(first) = list.as_array().and_then(|l| l.first()) {
-            return first.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no approval appeared");
-}
-
 #[tokio::test]
 async fn an_allowance_skips_asking_for_that_tool_in_that_session() {
     let env = Env::start(LONG).await;
@@ -151,13 +129,14 @@ async fn an_allowance_skips_asking_for_that_tool_in_that_session() {
     let project = live_project(&mut bridge).await;
     let socket = env.socket.clone();
     let approver = tokio::spawn(async move {
-        let pending = wait_pending(&socket).await;
+        let pending = common::pending_at(&socket).await;
         let decision = ApprovalDecision::AllowFor { minutes: 5 };
         admin_at(
             &socket,
             AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision },
         )
         .await
+        .unwrap()
     });
     let command = json!({"projectId": project, "command": {"$type": "OrderCommand", "quantity": 1}});
     let _ = bridge.call("create_live_command", command.clone()).await;

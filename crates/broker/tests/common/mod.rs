@@ -78,15 +78,7 @@ impl Env {
     }
 
     pub async fn admin(&self, command: AdminCommand) -> Result<Value, ErrorInfo> {
-        let mut stream = UnixStream::connect(&self.socket).await.unwrap();
-        write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await.unwrap();
-        let _welcome: Response = read_frame(&mut stream).await.unwrap();
-        write_frame(&mut stream, &Request { id: 1, body: RequestBody::Admin(command) }).await.unwrap();
-        match read_frame(&mut stream).await.unwrap() {
-            Response::Admin { result, .. } => Ok(result),
-            Response::Error { error, .. } => Err(error),
-            other => panic!("unexpected {other:?}"),
-        }
+        admin_at(&self.socket, command).await
     }
 
     pub async fn add_client(&self, preset: &str, key: bool) -> (String, Option<String>) {
@@ -105,15 +97,33 @@ impl Env {
 
     /// Wait until an approval is pending and return it.
     pub async fn pending_approval(&self) -> Value {
-        for _ in 0..200 {
-            let list = self.admin(AdminCommand::ApprovalsList).await.unwrap();
-            if let Some(first) = list.as_array().and_then(|l| l.first()) {
-                return first.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no approval appeared");
+        pending_at(&self.socket).await
     }
+}
+
+/// One admin command over the socket at `socket` (usable from a task that owns no `Env`).
+pub async fn admin_at(socket: &Path, command: AdminCommand) -> Result<Value, ErrorInfo> {
+    let mut stream = UnixStream::connect(socket).await.unwrap();
+    write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await.unwrap();
+    let _welcome: Response = read_frame(&mut stream).await.unwrap();
+    write_frame(&mut stream, &Request { id: 1, body: RequestBody::Admin(command) }).await.unwrap();
+    match read_frame(&mut stream).await.unwrap() {
+        Response::Admin { result, .. } => Ok(result),
+        Response::Error { error, .. } => Err(error),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Wait until an approval is pending at `socket` and return it.
+pub async fn pending_at(socket: &Path) -> Value {
+    for _ in 0..300 {
+        let list = admin_at(socket, AdminCommand::ApprovalsList).await.unwrap();
+        if let Some(first) = list.as_array().and_then(|l| l.first()) {
+            return first.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no approval appeared");
 }
 
 type Booted = (Arc<Broker>, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>);
