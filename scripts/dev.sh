@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # One entry point for every chore, used by the README and by CI alike.
 #   scripts/dev.sh deps   install the system packages Keybridge builds and tests with (Debian/Ubuntu)
-#   scripts/dev.sh demo   build, then start Keybridge on its demo default (the built-in simulator)
+#   scripts/dev.sh demo   build, then start Keybridge on its demo default (the built-in simulator):
+#                         the desktop app when there is a display, the headless broker otherwise
+#   scripts/dev.sh ui     build the window's TypeScript into ui/dist (the app embeds it)
 #   scripts/dev.sh test   formatting, lints and every test, as CI runs them
 #   scripts/dev.sh bench  measure, and write docs/BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev)
-APT_TEST=(dbus gnome-keyring libsecret-tools keyutils python3-pip util-linux)
+APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev
+  libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev nodejs npm)
+APT_TEST=(dbus dbus-x11 gnome-keyring libsecret-tools keyutils python3-pip util-linux
+  xvfb xauth x11-utils webkit2gtk-driver at-spi2-core)
 
 need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 deps() {
   local missing=()
   for p in "${APT_BUILD[@]}" "${APT_TEST[@]}"; do
+    case "$p" in nodejs | npm) command -v "$p" >/dev/null && continue ;; esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   command -v cargo >/dev/null || { echo "cargo is missing: install Rust from your distribution or rustup first" >&2; exit 1; }
@@ -24,20 +29,33 @@ deps() {
     need_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+  # Node from the distribution only when there is none: a newer one may already be on PATH.
   # The official Python MCP SDK: a third-party MCP client for the end-to-end tests.
   python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==1.30.0"
 }
 
+ui() {
+  (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+}
+
 demo() {
   deps
-  cargo build --release -p keybridge-cli -p keybridge-mcp
-  echo "Starting the Keybridge broker on the built-in QuantConnect simulator (Ctrl-C to stop)."
+  ui
+  cargo build --release -p keybridge-cli -p keybridge-mcp -p keybridge-app --features keybridge-app/custom-protocol
+  if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    echo "Starting the Keybridge app on the built-in QuantConnect simulator (quit from its tray menu)."
+    exec ./target/release/keybridge-app --demo
+  fi
+  echo "No display: starting the headless Keybridge broker on the built-in QuantConnect simulator (Ctrl-C to stop)."
   echo "In another terminal: ./target/release/keybridge status | client list | audit tail --follow"
+  echo "With a display, the same command starts the desktop app."
   exec ./target/release/keybridge serve --demo
 }
 
 test_all() {
   deps
+  # The app embeds ui/dist at compile time, so the window is built before any cargo step.
+  (cd ui && npm ci --no-audit --no-fund && npm run build && npm test)
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets -- -D warnings
   # The end-to-end tests run the real binaries: build them first.
@@ -54,7 +72,8 @@ bench() {
 case "${1:-}" in
   deps) deps ;;
   demo) demo ;;
+  ui) ui ;;
   test) test_all ;;
   bench) bench ;;
-  *) echo "usage: scripts/dev.sh deps|demo|test|bench" >&2; exit 2 ;;
+  *) echo "usage: scripts/dev.sh deps|demo|ui|test|bench" >&2; exit 2 ;;
 esac

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod webdriver;
+
 /// A binary of this workspace, built beside the test binary.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -30,6 +32,16 @@ impl World {
     /// A simulator and a running broker with account `main`; approvals time out after
     /// `approval_timeout_secs`.
     pub fn start(approval_timeout_secs: u64) -> World {
+        let mut world = World::new();
+        world.start_broker(approval_timeout_secs);
+        let token = world.account.api_token.clone();
+        let user = world.account.user_id.clone();
+        world.cli(&["account", "add", "main", "--user-id", &user], Some(&token));
+        world
+    }
+
+    /// A simulator and a data folder, with no broker yet.
+    pub fn new() -> World {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let account = keybridge_qc_sim::SimAccount {
             api_token: "e2e-token-0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
@@ -39,22 +51,21 @@ impl World {
         let sim = runtime.block_on(keybridge_qc_sim::start(config, "127.0.0.1:0".parse().unwrap())).unwrap();
         let home = tempfile::tempdir().unwrap();
         let socket = home.path().join("run/broker.sock");
-        let mut world = World { home, socket, sim, account, broker: None, _runtime: runtime };
-        world.start_broker(approval_timeout_secs);
-        let token = world.account.api_token.clone();
-        let user = world.account.user_id.clone();
-        world.cli(&["account", "add", "main", "--user-id", &user], Some(&token));
-        world
+        World { home, socket, sim, account, broker: None, _runtime: runtime }
     }
 
-    fn env(&self, command: &mut Command) {
-        command
-            .env("KEYBRIDGE_HOME", self.home.path().join("data"))
-            .env("KEYBRIDGE_SOCKET", &self.socket)
-            .env("KEYBRIDGE_QC_BASE_URL", self.sim.base_url())
-            .env("KEYBRIDGE_KEYCHAIN", format!("e2e-{}", std::process::id()))
-            .env_remove("KEYBRIDGE_CLIENT_KEY")
-            .env_remove("RUST_BACKTRACE");
+    /// What every Keybridge process of this world runs with.
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KEYBRIDGE_HOME", self.home.path().join("data").display().to_string()),
+            ("KEYBRIDGE_SOCKET", self.socket.display().to_string()),
+            ("KEYBRIDGE_QC_BASE_URL", self.sim.base_url()),
+            ("KEYBRIDGE_KEYCHAIN", format!("e2e-{}", std::process::id())),
+        ]
+    }
+
+    pub fn env(&self, command: &mut Command) {
+        command.envs(self.env_vars()).env_remove("KEYBRIDGE_CLIENT_KEY").env_remove("RUST_BACKTRACE");
     }
 
     pub fn start_broker(&mut self, approval_timeout_secs: u64) {
@@ -143,6 +154,12 @@ impl World {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("no approval appeared within 30 s");
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -12,6 +12,9 @@
 
 use std::fmt;
 
+mod views;
+pub use views::*;
+
 use keybridge_secret::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -166,6 +169,11 @@ pub enum AdminCommand {
     AccountTest {
         name: String,
     },
+    /// Give an account a new name; its clients follow it.
+    AccountRename {
+        name: String,
+        new_name: String,
+    },
     ClientAdd {
         spec: ClientSpec,
     },
@@ -202,6 +210,11 @@ pub enum AdminCommand {
     },
     AuditVerify,
     KeysRotate,
+    SettingsGet,
+    /// Replace the broker-wide settings; answers with what is now in force.
+    SettingsUpdate {
+        settings: SettingsView,
+    },
     TokenMint {
         client_id: String,
         ttl_secs: Option<u64>,

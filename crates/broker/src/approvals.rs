@@ -5,41 +5,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keybridge_broker_proto::ApprovalDecision;
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::oneshot;
 
-/// What is being asked.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalKind {
-    ToolCall,
-    /// The first session of a client from a host executable.
-    Pairing,
-}
-
-/// A request for the human, as the CLI and the app show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Pending {
-    pub id: String,
-    pub kind: ApprovalKind,
-    pub client_id: String,
-    pub client_name: String,
-    pub session_id: Option<String>,
-    pub account: String,
-    pub tool: Option<String>,
-    pub scope: Option<String>,
-    /// What will happen, in plain words.
-    pub summary: String,
-    /// The exact arguments (secrets inside them redacted), shown on demand.
-    pub arguments: Value,
-    /// Keyed digest (HMAC-SHA256) of the exact arguments: the approval covers these and no
-    /// others. Keyed, so a digest of arguments with a brokerage password cannot be guessed offline.
-    pub arguments_digest: String,
-    /// Unix seconds.
-    pub created: u64,
-    pub expires: u64,
-}
+pub use keybridge_broker_proto::{ApprovalKind, ApprovalView as Pending};
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

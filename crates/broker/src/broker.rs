@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ClientSpec, Credential, SessionInfo, ToolInfo};
+use keybridge_broker_proto::{
+    AccountView, AdminCommand, ApprovalDecision, AuditVerified, ClientAdded, ClientSpec, ClientView, Credential,
+    SessionInfo, SessionView, StatusView, ToolInfo,
+};
 use keybridge_catalog::{Preset, Scope, Tool};
 use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
 use keybridge_vault::{Account, AccountId, Accounts, SecretStore, SecretString};
@@ -19,8 +22,9 @@ use crate::approvals::{ApprovalKind, Approvals, Outcome, Pending};
 use crate::audit::AuditLog;
 use crate::clients::{Client, ClientAuth, Clients, key_hash, new_client_id, resolve_scopes};
 use crate::peer::Peer;
-use crate::policy::{Decision, decide};
-use crate::tokens::{Claims, DEFAULT_TTL_SECS, Grant, MAX_TTL_SECS, TokenError, TokenIssuer, random_id};
+use crate::policy::{Decision, decide, parse_overrides};
+use crate::settings::Settings;
+use crate::tokens::{Claims, Grant, MAX_TTL_SECS, TokenError, TokenIssuer, random_id};
 
 /// Calls of one session that may wait for approval at once.
 pub const MAX_WAITING_PER_SESSION: usize = 5;
@@ -82,6 +86,7 @@ pub struct Broker {
     store: Arc<dyn SecretStore>,
     /// The keychain entry that holds the pause.
     pause_name: String,
+    settings: Mutex<Settings>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -246,7 +251,9 @@ impl Broker {
         let paused = store.get(&pause_name)?.is_some();
         let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
         let (events, _) = broadcast::channel(256);
+        let settings = crate::settings::load(dir, config.approval_timeout)?;
         Ok(Self {
+            settings: Mutex::new(settings),
             accounts: Accounts::new(dir, store.clone()),
             clients: Mutex::new(Clients::load(dir, seal)?),
             store,
@@ -277,6 +284,19 @@ impl Broker {
     /// Approval changes (`{"type": "approval_opened" | "approval_closed", ...}`).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Value> {
         self.events.subscribe()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    fn approval_timeout(&self) -> Duration {
+        lock(&self.settings).approval_timeout
+    }
+
+    fn decide(&self, scope: Scope, client: &Client) -> Decision {
+        decide(scope, &lock(&self.settings).policy, &client.policy)
     }
 
     pub fn is_paused(&self) -> bool {
@@ -466,7 +486,7 @@ impl Broker {
             Outcome::Denied => Err(BrokerError::PairingDenied("you denied the connection in Keybridge".into())),
             Outcome::TimedOut => Err(BrokerError::PairingDenied(format!(
                 "nobody approved the connection in Keybridge within {}s",
-                self.config.approval_timeout.as_secs()
+                self.approval_timeout().as_secs()
             ))),
         }
     }
@@ -545,11 +565,11 @@ impl Broker {
         Ok(keybridge_catalog::tools()
             .iter()
             .filter(|t| scopes.contains(&t.scope))
-            .filter(|t| decide(t.scope, &client.policy) != Decision::Deny)
+            .filter(|t| self.decide(t.scope, &client) != Decision::Deny)
             .map(|t| ToolInfo {
                 name: t.name.to_string(),
                 scope: t.scope.to_string(),
-                policy: decide(t.scope, &client.policy).as_str().to_string(),
+                policy: self.decide(t.scope, &client).as_str().to_string(),
             })
             .collect())
     }
@@ -623,7 +643,7 @@ impl Broker {
         let args_digest = self.audit.keyed_digest(&canonical(&Value::Object(args.clone())));
         audit["args_digest"] = json!(args_digest);
         audit["args"] = redact(&args);
-        let decision = decide(tool.scope, &client.policy);
+        let decision = self.decide(tool.scope, &client);
         audit["policy"] = json!(decision.as_str());
         match decision {
             Decision::Deny => return Err(BrokerError::PolicyDenied { scope: tool.scope.to_string() }),
@@ -650,7 +670,7 @@ impl Broker {
                     Outcome::Approved | Outcome::ApprovedFor(_) => {}
                     Outcome::Denied => return Err(BrokerError::ApprovalDenied),
                     Outcome::TimedOut => {
-                        return Err(BrokerError::ApprovalTimedOut(self.config.approval_timeout.as_secs()));
+                        return Err(BrokerError::ApprovalTimedOut(self.approval_timeout().as_secs()));
                     }
                 }
                 let (claims, client) = self.authorize_for(session, token)?;
@@ -682,7 +702,7 @@ impl Broker {
 
     /// Open an approval, tell the caller, wait; the approval is withdrawn if the caller goes away.
     async fn ask(&self, pending: Pending, on_wait: impl FnOnce(&Pending)) -> Result<Outcome, BrokerError> {
-        let ticket = self.approvals.open(pending, self.config.approval_timeout);
+        let ticket = self.approvals.open(pending, self.approval_timeout());
         let _withdraw = Withdraw { approvals: &self.approvals, id: ticket.pending.id.clone() };
         let _ = self.events.send(json!({"type": "approval_opened", "approval": ticket.pending}));
         on_wait(&ticket.pending);
@@ -773,19 +793,21 @@ impl Broker {
     /// Run an admin command (every command but a following `audit tail`).
     pub async fn admin(&self, command: AdminCommand) -> Result<Value, BrokerError> {
         match command {
-            AdminCommand::Status => Ok(json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "paused": self.is_paused(),
-                "data_dir": self.config.data_dir,
-                "quantconnect": self.config.qc_base_url,
-                "sessions": lock(&self.sessions).values().filter(|s| !s.revoked).count(),
-                "pending_approvals": self.approvals.list().len(),
-                "signing_key": self.tokens.active_kid(),
+            AdminCommand::Status => Ok(json!(StatusView {
+                version: env!("CARGO_PKG_VERSION").into(),
+                paused: self.is_paused(),
+                data_dir: self.config.data_dir.display().to_string(),
+                quantconnect: self.config.qc_base_url.clone(),
+                sessions: lock(&self.sessions).values().filter(|s| !s.revoked).count(),
+                pending_approvals: self.approvals.list().len(),
+                signing_key: self.tokens.active_kid(),
             })),
             AdminCommand::AccountAdd { name, user_id, organization_id, api_token, skip_check } => {
                 self.add_account(&name, &user_id, organization_id, api_token, skip_check).await
             }
-            AdminCommand::AccountList => Ok(json!(self.accounts.list()?)),
+            AdminCommand::AccountList => {
+                Ok(json!(self.accounts.list()?.into_iter().map(account_view).collect::<Vec<_>>()))
+            }
             AdminCommand::AccountRemove { name } => {
                 let id: AccountId = name.parse()?;
                 let removed = self.accounts.remove(&id)?;
@@ -799,19 +821,16 @@ impl Broker {
                 self.qc.authenticate(&creds).await?;
                 Ok(json!({"account": id, "ok": true}))
             }
+            AdminCommand::AccountRename { name, new_name } => self.rename_account(&name, &new_name),
             AdminCommand::ClientAdd { spec } => self.add_client(spec),
-            AdminCommand::ClientList => Ok(json!(lock(&self.clients).list().map(client_view).collect::<Vec<_>>())),
+            AdminCommand::ClientList => {
+                let clients: Vec<Client> = lock(&self.clients).list().cloned().collect();
+                Ok(json!(clients.iter().map(|c| self.client_view(c)).collect::<Vec<_>>()))
+            }
             AdminCommand::ClientShow { client_id } => {
                 let client = lock(&self.clients).get(&client_id).cloned();
                 let client = client.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
-                let sessions: Vec<Value> = lock(&self.sessions)
-                    .iter()
-                    .filter(|(_, s)| s.client_id == client_id && !s.revoked)
-                    .map(|(id, s)| json!({"session_id": id, "host": s.host, "started": s.started}))
-                    .collect();
-                let mut view = client_view(&client);
-                view["sessions"] = json!(sessions);
-                Ok(view)
+                Ok(json!(self.client_view(&client)))
             }
             AdminCommand::ClientRevoke { client_id } => {
                 let existed = lock(&self.clients).update(&client_id, |c| c.revoked = true)?;
@@ -824,7 +843,7 @@ impl Broker {
             }
             AdminCommand::ClientUpdate { client_id, preset, scopes, policy } => {
                 let (preset, scopes) = resolve_scopes(preset.as_deref(), &scopes)?;
-                let policy = policy.as_ref().map(parse_policy).transpose()?;
+                let policy = policy.as_ref().map(parse_overrides).transpose()?;
                 let existed = lock(&self.clients).update(&client_id, |c| {
                     c.preset = preset;
                     c.scopes = scopes.clone();
@@ -871,7 +890,17 @@ impl Broker {
             }
             AdminCommand::AuditVerify => {
                 let verified = self.audit.verify()?;
-                Ok(json!({"intact": true, "records": verified.records, "files": verified.files}))
+                Ok(json!(AuditVerified { intact: true, records: verified.records, files: verified.files }))
+            }
+            AdminCommand::SettingsGet => Ok(json!(self.settings().view())),
+            AdminCommand::SettingsUpdate { settings } => {
+                let settings = Settings::from_view(&settings)?;
+                crate::settings::save(&self.config.data_dir, &settings)?;
+                let view = settings.view();
+                *lock(&self.settings) = settings;
+                self.record(json!({"kind": "admin", "action": "settings_changed", "settings": view}));
+                let _ = self.events.send(json!({"type": "settings_changed", "settings": view}));
+                Ok(json!(view))
             }
             AdminCommand::KeysRotate => {
                 let kid = self.tokens.rotate().map_err(|e| BrokerError::Internal(e.to_string()))?;
@@ -949,6 +978,58 @@ impl Broker {
         Ok(json!(account))
     }
 
+    fn client_view(&self, client: &Client) -> ClientView {
+        let sessions = lock(&self.sessions)
+            .iter()
+            .filter(|(_, s)| s.client_id == client.id && !s.revoked)
+            .map(|(id, s)| SessionView { session_id: id.clone(), host: s.host.clone(), started: s.started })
+            .collect();
+        ClientView {
+            client_id: client.id.clone(),
+            name: client.name.clone(),
+            account: client.account.to_string(),
+            preset: client.preset.map(|p| p.name().to_string()),
+            scopes: client.scopes.iter().map(|s| s.to_string()).collect(),
+            policy: client.policy.iter().map(|(s, d)| (s.to_string(), d.as_str().to_string())).collect(),
+            token_ttl_secs: client.token_ttl_secs,
+            mode: match client.auth {
+                ClientAuth::HostBound { .. } => "host",
+                ClientAuth::Key { .. } => "key",
+            }
+            .into(),
+            approved_hosts: match &client.auth {
+                ClientAuth::HostBound { approved_hosts } => approved_hosts.iter().cloned().collect(),
+                ClientAuth::Key { .. } => Vec::new(),
+            },
+            revoked: client.revoked,
+            created: client.created,
+            last_seen: client.last_seen,
+            sessions,
+        }
+    }
+
+    fn rename_account(&self, name: &str, new_name: &str) -> Result<Value, BrokerError> {
+        let from: AccountId = name.parse()?;
+        let to: AccountId = new_name.parse()?;
+        let renamed = self.accounts.rename(&from, &to)?;
+        lock(&self.credentials).remove(from.as_str());
+        let moved: Vec<String> = {
+            let mut clients = lock(&self.clients);
+            let bound: Vec<String> = clients.list().filter(|c| c.account == from).map(|c| c.id.clone()).collect();
+            for id in &bound {
+                clients.update(id, |c| c.account = to.clone())?;
+            }
+            bound
+        };
+        self.record(
+            json!({"kind": "admin", "action": "account_renamed", "account": from, "new_name": to, "clients": moved}),
+        );
+        for client in moved {
+            let _ = self.events.send(json!({"type": "client_changed", "client": client}));
+        }
+        Ok(json!(account_view(renamed)))
+    }
+
     fn add_client(&self, spec: ClientSpec) -> Result<Value, BrokerError> {
         let account: AccountId = spec.account.parse()?;
         if self.accounts.get(&account)?.is_none() {
@@ -960,8 +1041,8 @@ impl Broker {
             return Err(BrokerError::Invalid("the client needs a name, e.g. \"Claude Desktop\"".into()));
         }
         let (preset, scopes) = resolve_scopes(spec.preset.as_deref(), &spec.scopes)?;
-        let policy = parse_policy(&spec.policy)?;
-        let ttl = spec.token_ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+        let policy = parse_overrides(&spec.policy)?;
+        let ttl = spec.token_ttl_secs.unwrap_or_else(|| lock(&self.settings).token_ttl_secs);
         if !(60..=MAX_TTL_SECS).contains(&ttl) {
             return Err(BrokerError::Invalid(format!("token lifetime {ttl}s is outside 60..{MAX_TTL_SECS}s")));
         }
@@ -986,20 +1067,8 @@ impl Broker {
         lock(&self.clients).insert(client.clone())?;
         self.record(json!({"kind": "admin", "action": "client_added", "client": client.id,
             "scopes": client.scopes, "mode": if key.is_some() { "key" } else { "host" }}));
-        Ok(json!({"client_id": client.id, "client_key": key}))
+        Ok(json!(ClientAdded { client_id: client.id, client_key: key }))
     }
-}
-
-fn parse_policy(policy: &BTreeMap<String, String>) -> Result<BTreeMap<Scope, Decision>, BrokerError> {
-    policy
-        .iter()
-        .map(|(scope, decision)| {
-            let scope: Scope =
-                scope.parse().map_err(|e: keybridge_catalog::UnknownScope| BrokerError::Invalid(e.to_string()))?;
-            let decision: Decision = decision.parse().map_err(BrokerError::Invalid)?;
-            Ok((scope, decision))
-        })
-        .collect()
 }
 
 fn decision_text(decision: ApprovalDecision) -> String {
@@ -1010,21 +1079,13 @@ fn decision_text(decision: ApprovalDecision) -> String {
     }
 }
 
-fn client_view(client: &Client) -> Value {
-    json!({
-        "client_id": client.id,
-        "name": client.name,
-        "account": client.account,
-        "preset": client.preset.map(|p| p.name()),
-        "scopes": client.scopes,
-        "policy": client.policy,
-        "token_ttl_secs": client.token_ttl_secs,
-        "mode": match client.auth { ClientAuth::HostBound { .. } => "host", ClientAuth::Key { .. } => "key" },
-        "approved_hosts": match &client.auth { ClientAuth::HostBound { approved_hosts } => json!(approved_hosts), _ => json!([]) },
-        "revoked": client.revoked,
-        "created": client.created,
-        "last_seen": client.last_seen,
-    })
+fn account_view(account: Account) -> AccountView {
+    AccountView {
+        id: account.id.to_string(),
+        user_id: account.user_id,
+        organization_id: account.organization_id,
+        created: account.created,
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

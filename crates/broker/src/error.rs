@@ -43,13 +43,16 @@ pub enum BrokerError {
     Vault(#[from] keybridge_vault::VaultError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Another broker of this user holds the socket: `keybridge serve` or the app.
+    #[error("Keybridge is already running for this user (socket {0}); stop it first, or use it: it is the same broker")]
+    AlreadyRunning(String),
 }
 
 impl BrokerError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BrokerError::NotFound(_) => ErrorCode::NotFound,
-            BrokerError::Invalid(_) | BrokerError::Vault(_) => ErrorCode::Invalid,
+            BrokerError::Invalid(_) | BrokerError::Vault(_) | BrokerError::AlreadyRunning(_) => ErrorCode::Invalid,
             BrokerError::PairingDenied(_) => ErrorCode::PairingDenied,
             BrokerError::TokenInvalid(_) => ErrorCode::TokenInvalid,
             BrokerError::TokenExpired => ErrorCode::TokenExpired,

@@ -20,6 +20,7 @@ pub mod peer;
 pub mod policy;
 #[cfg(unix)]
 pub mod server;
+pub mod settings;
 pub mod tokens;
 
 pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, own_uid, redact};

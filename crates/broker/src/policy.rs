@@ -41,9 +41,24 @@ pub fn default_decision(scope: Scope) -> Decision {
     if scope.is_dangerous() { Decision::Ask } else { Decision::Allow }
 }
 
-/// The decision for `scope` given a client's overrides.
-pub fn decide(scope: Scope, overrides: &BTreeMap<Scope, Decision>) -> Decision {
-    overrides.get(&scope).copied().unwrap_or_else(|| default_decision(scope))
+/// The decision for `scope`: the client's own override, else the broker-wide setting, else
+/// the built-in default.
+pub fn decide(scope: Scope, settings: &BTreeMap<Scope, Decision>, client: &BTreeMap<Scope, Decision>) -> Decision {
+    client.get(&scope).or_else(|| settings.get(&scope)).copied().unwrap_or_else(|| default_decision(scope))
+}
+
+/// Overrides as the user writes them (`"qc:live:read": "ask"`), checked.
+pub fn parse_overrides(policy: &BTreeMap<String, String>) -> Result<BTreeMap<Scope, Decision>, crate::BrokerError> {
+    use crate::BrokerError;
+    policy
+        .iter()
+        .map(|(scope, decision)| {
+            let scope: Scope =
+                scope.parse().map_err(|e: keybridge_catalog::UnknownScope| BrokerError::Invalid(e.to_string()))?;
+            let decision: Decision = decision.parse().map_err(BrokerError::Invalid)?;
+            Ok((scope, decision))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -60,7 +75,18 @@ mod tests {
         for scope in [Scope::BacktestsWrite, Scope::FilesWrite, Scope::LiveRead, Scope::CompileExecute] {
             assert_eq!(default_decision(scope), Decision::Allow, "{scope}");
         }
-        let overrides = [(Scope::LiveRead, Decision::Deny)].into_iter().collect();
-        assert_eq!(decide(Scope::LiveRead, &overrides), Decision::Deny);
+    }
+
+    #[test]
+    fn the_client_overrides_the_settings_which_override_the_defaults() {
+        let none = BTreeMap::new();
+        let settings: BTreeMap<_, _> =
+            [(Scope::LiveRead, Decision::Ask), (Scope::LiveWrite, Decision::Deny)].into_iter().collect();
+        let client: BTreeMap<_, _> = [(Scope::LiveRead, Decision::Deny)].into_iter().collect();
+        assert_eq!(decide(Scope::LiveRead, &settings, &client), Decision::Deny);
+        assert_eq!(decide(Scope::LiveWrite, &settings, &client), Decision::Deny);
+        assert_eq!(decide(Scope::LiveWrite, &none, &none), Decision::Ask);
+        assert_eq!(decide(Scope::LiveRead, &settings, &none), Decision::Ask);
+        assert_eq!(decide(Scope::FilesRead, &settings, &client), Decision::Allow);
     }
 }

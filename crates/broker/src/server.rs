@@ -71,10 +71,7 @@ pub fn bind(path: &Path) -> Result<Listener, BrokerError> {
         .open(&lock_path)
         .map_err(|e| internal("open", &lock_path, e))?;
     if lock.try_lock().is_err() {
-        return Err(BrokerError::Invalid(format!(
-            "Keybridge is already running for this user (socket {}); stop it first, or use it: it is the same broker",
-            path.display()
-        )));
+        return Err(BrokerError::AlreadyRunning(path.display().to_string()));
     }
     // The lock is ours, so a socket file left behind is stale.
     let _ = std::fs::remove_file(path);

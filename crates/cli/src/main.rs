@@ -331,7 +331,7 @@ async fn run(command: Command) -> Result<()> {
 }
 
 fn connect(app: ConnectApp, client: String, config: Option<PathBuf>, name: String, dry_run: bool) -> Result<()> {
-    use keybridge_mcp_config::{Change, Entry, Homes, McpClient, apply, claude_desktop_config, merge};
+    use keybridge_mcp_config::{Change, Entry, McpClient, apply, claude_desktop_config_here, merge};
     let app = match app {
         ConnectApp::ClaudeDesktop => McpClient::ClaudeDesktop,
         ConnectApp::ClaudeCode => McpClient::ClaudeCode,
@@ -342,16 +342,9 @@ fn connect(app: ConnectApp, client: String, config: Option<PathBuf>, name: Strin
     let bridge = here.with_file_name(format!("keybridge-mcp{}", std::env::consts::EXE_SUFFIX));
     let bridge = std::fs::canonicalize(&bridge).unwrap_or(bridge);
     let entry = Entry { server_name: name, bridge, client_id: client, client_key: None };
-    let os = if cfg!(target_os = "macos") {
-        "macos"
-    } else if cfg!(windows) {
-        "windows"
-    } else {
-        "linux"
-    };
     let path = match (app, config) {
         (_, Some(path)) => path,
-        (McpClient::ClaudeDesktop, None) => claude_desktop_config(os, &Homes::from_env())
+        (McpClient::ClaudeDesktop, None) => claude_desktop_config_here()
             .context("cannot tell where Claude Desktop keeps its config; pass --config PATH")?,
         (other, None) => {
             return emit(&format!(

@@ -129,6 +129,8 @@ pub struct Plan {
     pub new_text: String,
     /// The entry as it will read in the file.
     pub entry_text: String,
+    /// The other servers in the file, which stay as they are.
+    pub other_servers: Vec<String>,
 }
 
 /// Plan the merge of `entry` into the config at `path` (which may not exist yet).
@@ -165,6 +167,7 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
         Some(old) => Change::Replaced { previous: serde_json::to_string_pretty(old).unwrap_or_default() },
         None => Change::Added,
     };
+    let other_servers = servers.keys().filter(|name| **name != entry.server_name).cloned().collect();
     servers.insert(entry.server_name.clone(), new_entry.clone());
     let mut new_text = serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default();
     new_text.push('\n');
@@ -173,6 +176,7 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
         change,
         new_text,
         entry_text: serde_json::to_string_pretty(&new_entry).unwrap_or_default(),
+        other_servers,
     })
 }
 
@@ -225,6 +229,26 @@ impl Homes {
             local_appdata: var("LOCALAPPDATA"),
             xdg_config: var("XDG_CONFIG_HOME"),
         }
+    }
+}
+
+/// This platform, as [`claude_desktop_candidates`] names it.
+pub fn this_os() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "macos"
+    } else if cfg!(windows) {
+        "windows"
+    } else {
+        "linux"
+    }
+}
+
+/// The Claude Desktop config of this user: `KEYBRIDGE_CLAUDE_DESKTOP_CONFIG` when set (a
+/// non-standard install), else where Claude Desktop keeps it on this platform.
+pub fn claude_desktop_config_here() -> Option<PathBuf> {
+    match std::env::var_os("KEYBRIDGE_CLAUDE_DESKTOP_CONFIG").filter(|p| !p.is_empty()) {
+        Some(path) => Some(PathBuf::from(path)),
+        None => claude_desktop_config(this_os(), &Homes::from_env()),
     }
 }
 
@@ -283,6 +307,7 @@ mod tests {
         std::fs::write(&path, original).unwrap();
         let plan = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap();
         assert_eq!(plan.change, Change::Added);
+        assert_eq!(plan.other_servers, ["zeta", "alpha"], "the plan says what stays");
         let backup = apply(&plan).unwrap().expect("a backup");
         assert_eq!(std::fs::read_to_string(backup).unwrap(), original, "the backup is the old file");
         let merged: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

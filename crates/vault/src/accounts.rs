@@ -123,6 +123,25 @@ impl Accounts {
         Ok(true)
     }
 
+    /// Give an account a new name. The token is copied to the new keychain entry before the
+    /// list changes and the old entry goes last, so a failure midway never loses it.
+    pub fn rename(&self, from: &AccountId, to: &AccountId) -> Result<Account, VaultError> {
+        let mut all = self.list()?;
+        if all.iter().any(|a| &a.id == to) {
+            return Err(VaultError::Invalid(format!("an account named `{to}` exists already; pick another name")));
+        }
+        let Some(account) = all.iter_mut().find(|a| &a.id == from) else {
+            return Err(VaultError::Invalid(format!("there is no account named `{from}`")));
+        };
+        let token = self.token(from)?;
+        self.store.set(&token_name(to), &token)?;
+        account.id = to.clone();
+        let renamed = account.clone();
+        self.save(&all)?;
+        self.store.delete(&token_name(from))?;
+        Ok(renamed)
+    }
+
     /// The account's API token, from the keychain.
     pub fn token(&self, id: &AccountId) -> Result<SecretString, VaultError> {
         self.store.get(&token_name(id))?.ok_or_else(|| {
@@ -169,6 +188,25 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
 mod tests {
     use super::*;
     use crate::MemoryStore;
+
+    #[test]
+    fn rename_moves_the_token_and_refuses_a_taken_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let accounts = Accounts::new(dir.path(), store.clone());
+        accounts.add(account("main"), &SecretString::from("tok-main".to_string())).unwrap();
+        accounts.add(account("other"), &SecretString::from("tok-other".to_string())).unwrap();
+        let taken = accounts.rename(&"main".parse().unwrap(), &"other".parse().unwrap()).unwrap_err();
+        assert!(taken.to_string().contains("exists already"), "{taken}");
+        let renamed = accounts.rename(&"main".parse().unwrap(), &"trading".parse().unwrap()).unwrap();
+        assert_eq!(renamed.id.as_str(), "trading");
+        assert_eq!(accounts.token(&"trading".parse().unwrap()).unwrap().expose(), "tok-main");
+        assert!(store.get("qc-token:main").unwrap().is_none(), "the old entry is gone");
+        let names: Vec<String> = accounts.list().unwrap().iter().map(|a| a.id.to_string()).collect();
+        assert_eq!(names, ["trading", "other"]);
+        let missing = accounts.rename(&"main".parse().unwrap(), &"x".parse().unwrap()).unwrap_err();
+        assert!(missing.to_string().contains("no account named `main`"), "{missing}");
+    }
 
     fn account(id: &str) -> Account {
         Account { id: id.parse().unwrap(), user_id: "42".into(), organization_id: None, created: 1 }

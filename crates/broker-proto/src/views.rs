@@ -1,0 +1,187 @@
+//! What admin commands answer and what the broker pushes to its followers, as typed views.
+//!
+//! The broker builds these; the CLI prints them; the desktop app hands them to its window,
+//! whose TypeScript types are generated from these definitions (feature `typescript`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[cfg(feature = "typescript")]
+use ts_rs::TS;
+
+/// `AdminCommand::Status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct StatusView {
+    pub version: String,
+    pub paused: bool,
+    pub data_dir: String,
+    /// QuantConnect's API base URL, or the simulator's.
+    pub quantconnect: String,
+    pub sessions: usize,
+    pub pending_approvals: usize,
+    pub signing_key: String,
+}
+
+/// A QuantConnect account: never its token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct AccountView {
+    pub id: String,
+    pub user_id: String,
+    pub organization_id: Option<String>,
+    /// Unix seconds.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub created: u64,
+}
+
+/// A live bridge session of a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct SessionView {
+    pub session_id: String,
+    /// The program that started the bridge, when known.
+    pub host: Option<String>,
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub started: u64,
+}
+
+/// A paired MCP client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub account: String,
+    pub preset: Option<String>,
+    pub scopes: Vec<String>,
+    /// Scope → `allow` / `ask` / `deny`, over the defaults.
+    pub policy: BTreeMap<String, String>,
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub token_ttl_secs: u64,
+    /// `host` (host-bound pairing) or `key` (client key).
+    pub mode: String,
+    pub approved_hosts: Vec<String>,
+    pub revoked: bool,
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub created: u64,
+    #[cfg_attr(feature = "typescript", ts(type = "number | null"))]
+    pub last_seen: Option<u64>,
+    #[serde(default)]
+    pub sessions: Vec<SessionView>,
+}
+
+/// `AdminCommand::ClientAdd`: the key only for key clients, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct ClientAdded {
+    pub client_id: String,
+    pub client_key: Option<String>,
+}
+
+/// What is being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    ToolCall,
+    /// The first session of a client from a host executable.
+    Pairing,
+}
+
+/// A question for the human: a tool call that needs approval, or a first pairing. The broker
+/// keeps its pending approvals in this shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct ApprovalView {
+    pub id: String,
+    pub kind: ApprovalKind,
+    pub client_id: String,
+    pub client_name: String,
+    pub session_id: Option<String>,
+    pub account: String,
+    pub tool: Option<String>,
+    pub scope: Option<String>,
+    /// What will happen, in plain words.
+    pub summary: String,
+    /// The exact arguments, brokerage credentials redacted.
+    #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
+    pub arguments: Value,
+    pub arguments_digest: String,
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub created: u64,
+    /// Unix seconds at which silence becomes a denial.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub expires: u64,
+}
+
+/// One audit record as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct AuditRecordView {
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub seq: u64,
+    /// Unix milliseconds.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub ts: u64,
+    /// `kind` says what happened; the other fields depend on it.
+    #[cfg_attr(feature = "typescript", ts(type = "Record<string, unknown>"))]
+    pub event: Value,
+}
+
+/// `AdminCommand::AuditVerify` when the chain is intact (a broken chain is an error naming
+/// the first bad record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct AuditVerified {
+    pub intact: bool,
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub records: u64,
+    pub files: usize,
+}
+
+/// Broker-wide settings, over the built-in defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct SettingsView {
+    /// Lifetime of the access tokens of new clients, 60..=3600.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub token_ttl_secs: u64,
+    /// How long a question waits for the human before it counts as a denial, 10..=600.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub approval_timeout_secs: u64,
+    /// Scope → `allow` / `ask` / `deny` for every client; a client's own overrides win.
+    pub policy: BTreeMap<String, String>,
+}
+
+/// What the broker pushes to followers (`AuditTail { follow: true }`, and the app's window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BrokerEvent {
+    Audit {
+        record: AuditRecordView,
+    },
+    ApprovalOpened {
+        approval: Box<ApprovalView>,
+    },
+    ApprovalClosed {
+        id: String,
+    },
+    ClientChanged {
+        client: String,
+    },
+    Paused {
+        paused: bool,
+    },
+    SettingsChanged {
+        settings: SettingsView,
+    },
+    /// A slow follower missed this many events; it should reload.
+    Lagged {
+        #[cfg_attr(feature = "typescript", ts(type = "number"))]
+        missed: u64,
+    },
+}

@@ -1,0 +1,139 @@
+//! Broker-wide settings the user changes in the app: the default token lifetime of new
+//! clients, how long a question waits for the human, and the policy per scope for every client.
+//!
+//! Kept in `settings.json` in the data folder. A setting outside its bounds is refused with
+//! the bounds, never clamped: the user must know what is in force.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keybridge_broker_proto::SettingsView;
+use keybridge_catalog::Scope;
+
+use crate::BrokerError;
+use crate::policy::Decision;
+use crate::tokens::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
+
+/// The shortest and longest time a question may wait for the human.
+pub const APPROVAL_TIMEOUT_BOUNDS: (u64, u64) = (10, 600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub token_ttl_secs: u64,
+    pub approval_timeout: Duration,
+    /// Over the built-in defaults, under each client's own overrides.
+    pub policy: BTreeMap<Scope, Decision>,
+}
+
+impl Settings {
+    pub fn defaults(approval_timeout: Duration) -> Self {
+        Self { token_ttl_secs: DEFAULT_TTL_SECS, approval_timeout, policy: BTreeMap::new() }
+    }
+
+    pub fn view(&self) -> SettingsView {
+        SettingsView {
+            token_ttl_secs: self.token_ttl_secs,
+            approval_timeout_secs: self.approval_timeout.as_secs(),
+            policy: self.policy.iter().map(|(scope, d)| (scope.to_string(), d.as_str().to_string())).collect(),
+        }
+    }
+
+    /// Check a view from the user; every problem is named with the accepted values.
+    pub fn from_view(view: &SettingsView) -> Result<Self, BrokerError> {
+        if !(60..=MAX_TTL_SECS).contains(&view.token_ttl_secs) {
+            return Err(BrokerError::Invalid(format!(
+                "token lifetime {}s is outside 60..={MAX_TTL_SECS}s",
+                view.token_ttl_secs
+            )));
+        }
+        let (low, high) = APPROVAL_TIMEOUT_BOUNDS;
+        if !(low..=high).contains(&view.approval_timeout_secs) {
+            return Err(BrokerError::Invalid(format!(
+                "approval timeout {}s is outside {low}..={high}s",
+                view.approval_timeout_secs
+            )));
+        }
+        Ok(Self {
+            token_ttl_secs: view.token_ttl_secs,
+            approval_timeout: Duration::from_secs(view.approval_timeout_secs),
+            policy: crate::policy::parse_overrides(&view.policy)?,
+        })
+    }
+}
+
+/// Where settings live in a data folder.
+pub fn settings_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("settings.json")
+}
+
+/// The saved settings, or the defaults when none were saved.
+pub fn load(data_dir: &Path, approval_timeout: Duration) -> Result<Settings, BrokerError> {
+    let path = settings_file(data_dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let view: SettingsView = serde_json::from_slice(&bytes).map_err(|e| {
+                BrokerError::Invalid(format!(
+                    "{} is not valid ({e}); fix it or remove it to go back to the defaults",
+                    path.display()
+                ))
+            })?;
+            Settings::from_view(&view)
+                .map_err(|e| BrokerError::Invalid(format!("{}: {e}; fix it or remove it", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::defaults(approval_timeout)),
+        Err(e) => Err(BrokerError::Internal(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+pub fn save(data_dir: &Path, settings: &Settings) -> Result<(), BrokerError> {
+    let bytes = serde_json::to_vec_pretty(&settings.view()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+    keybridge_vault::write_private(&settings_file(data_dir), &bytes).map_err(BrokerError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(ttl: u64, timeout: u64, policy: &[(&str, &str)]) -> SettingsView {
+        SettingsView {
+            token_ttl_secs: ttl,
+            approval_timeout_secs: timeout,
+            policy: policy.iter().map(|(s, d)| (s.to_string(), d.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn saved_settings_come_back_and_defaults_fill_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = load(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(defaults, Settings::defaults(Duration::from_secs(60)));
+        let chosen = Settings::from_view(&view(300, 120, &[("qc:live:read", "ask")])).unwrap();
+        save(dir.path(), &chosen).unwrap();
+        assert_eq!(load(dir.path(), Duration::from_secs(60)).unwrap(), chosen);
+    }
+
+    #[test]
+    fn out_of_bounds_and_unknown_values_are_named() {
+        let cases = [
+            (view(30, 60, &[]), "token lifetime 30s"),
+            (view(7200, 60, &[]), "token lifetime 7200s"),
+            (view(600, 5, &[]), "approval timeout 5s"),
+            (view(600, 60, &[("qc:moon:write", "allow")]), "qc:moon:write"),
+            (view(600, 60, &[("qc:live:read", "maybe")]), "`maybe`"),
+        ];
+        for (bad, named) in cases {
+            let err = Settings::from_view(&bad).unwrap_err().to_string();
+            assert!(err.contains(named), "{err} should name {named}");
+        }
+    }
+
+    #[test]
+    fn a_broken_file_is_reported_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(settings_file(dir.path()), "{not json").unwrap();
+        let err = load(dir.path(), Duration::from_secs(60)).unwrap_err().to_string();
+        assert!(err.contains("settings.json is not valid"), "{err}");
+        assert_eq!(std::fs::read_to_string(settings_file(dir.path())).unwrap(), "{not json");
+    }
+}

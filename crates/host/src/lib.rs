@@ -1,0 +1,264 @@
+//! Starts a broker the way Keybridge runs it: the OS keychain, the data folder, the socket, and
+//! in demo mode the built-in QuantConnect simulator with a demo account.
+//!
+//! `keybridge serve` and the desktop app both host the broker through [`Host`], so the two can
+//! never differ in how they open the keychain, which bridge executables they accept or where
+//! they listen. This crate decides nothing about calls: that is the broker's job. It must never
+//! fall back to a store that forgets, except in demo mode, whose only token is public.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keybridge_broker::{Broker, BrokerConfig, BrokerError, default_data_dir, server};
+use keybridge_broker_proto::{AdminCommand, ClientSpec, Credential, default_socket_path};
+use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
+use keybridge_vault::{KeyringStore, MemoryStore, SecretStore, VaultError};
+
+/// Why a broker could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    #[error("cannot open the OS keychain: {0}")]
+    Keychain(#[source] VaultError),
+    /// Another broker of this user runs already (the app or `keybridge serve`).
+    #[error("{0}")]
+    AlreadyRunning(String),
+    #[error("cannot start the broker: {0}")]
+    Broker(#[source] BrokerError),
+    #[error("cannot start the QuantConnect simulator for the demo: {0}")]
+    Simulator(#[source] std::io::Error),
+}
+
+impl From<BrokerError> for HostError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            e @ BrokerError::AlreadyRunning(_) => HostError::AlreadyRunning(e.to_string()),
+            other => HostError::Broker(other),
+        }
+    }
+}
+
+/// How to host the broker.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// The built-in simulator in place of QuantConnect, with a `demo` account.
+    pub demo: bool,
+    /// In demo mode, also make a fresh key client (a terminal-launched bridge cannot be
+    /// host-bound); earlier ones are revoked.
+    pub demo_key_client: bool,
+}
+
+/// A key client made for the demo: the key is shown once, here.
+#[derive(Debug, Clone)]
+pub struct DemoClient {
+    pub client_id: String,
+    pub client_key: Credential,
+}
+
+/// The keychain namespace: `KEYBRIDGE_KEYCHAIN`, else none for release builds and `dev` for
+/// development builds, so a build from source never touches the installed app's credentials.
+pub fn keychain_namespace(demo: bool) -> Option<String> {
+    if demo {
+        return Some("demo".into());
+    }
+    match std::env::var("KEYBRIDGE_KEYCHAIN") {
+        Ok(ns) if !ns.is_empty() => Some(ns),
+        _ => cfg!(debug_assertions).then(|| "dev".to_string()),
+    }
+}
+
+/// The OS keychain, and whether it persists. Only the demo may run on memory instead.
+pub fn open_keychain(demo: bool) -> Result<(Arc<dyn SecretStore>, bool), HostError> {
+    match KeyringStore::open(keychain_namespace(demo).as_deref()) {
+        Ok(store) => Ok((Arc::new(store), true)),
+        Err(e) if demo => {
+            tracing::warn!("{e}; the demo keeps its keys in memory, nothing real is stored");
+            Ok((Arc::new(MemoryStore::default()), false))
+        }
+        Err(e) => Err(HostError::Keychain(e)),
+    }
+}
+
+/// Executables accepted as the bridge: `keybridge-mcp` beside the running program (where the
+/// installers put the sidecar), and any listed in `KEYBRIDGE_BRIDGE_PATH` (separated like PATH).
+pub fn bridge_executables() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Some(path) = shipped_bridge() {
+        found.push(path);
+    }
+    if let Some(extra) = std::env::var_os("KEYBRIDGE_BRIDGE_PATH") {
+        found.extend(std::env::split_paths(&extra));
+    }
+    found
+}
+
+/// `keybridge-mcp` beside the running program: what MCP client configs should launch.
+pub fn shipped_bridge() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.join(format!("keybridge-mcp{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// A running broker with its socket bound, not yet serving.
+pub struct Host {
+    broker: Arc<Broker>,
+    listener: server::Listener,
+    base_url: String,
+    persistent: bool,
+    demo_client: Option<DemoClient>,
+    /// Kept alive for the broker's lifetime: dropping it stops the simulator.
+    _sim: Option<SimHandle>,
+    scratch: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("socket", &self.listener.path()).field("base_url", &self.base_url).finish()
+    }
+}
+
+impl Host {
+    /// Open the keychain and the data folder, bind the socket (refusing if another broker of
+    /// this user runs), and in demo mode start the simulator with its account.
+    pub async fn start(options: HostOptions) -> Result<Host, HostError> {
+        let demo = options.demo;
+        let socket = default_socket_path();
+        let (store, persistent) = open_keychain(demo)?;
+        // The demo keeps its state apart from real accounts, and in a throwaway folder when its
+        // keys cannot outlive the process.
+        let scratch =
+            (demo && !persistent).then(|| std::env::temp_dir().join(format!("keybridge-demo-{}", std::process::id())));
+        let data_dir = match (&scratch, demo) {
+            (Some(dir), _) => dir.clone(),
+            (None, true) => default_data_dir().join("demo"),
+            (None, false) => default_data_dir(),
+        };
+        // Bind first: a second broker must not touch the first one's files.
+        let listener = server::bind(&socket)?;
+        let sim = if demo {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            Some(keybridge_qc_sim::start(SimConfig::default(), addr).await.map_err(HostError::Simulator)?)
+        } else {
+            None
+        };
+        let base_url = match &sim {
+            Some(sim) => sim.base_url(),
+            None => std::env::var("KEYBRIDGE_QC_BASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| keybridge_quantconnect::DEFAULT_BASE_URL.into()),
+        };
+        let mut config = BrokerConfig::new(&data_dir, base_url.clone());
+        config.bridge_executables = bridge_executables();
+        if let Some(secs) = std::env::var("KEYBRIDGE_APPROVAL_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
+            config.approval_timeout = Duration::from_secs(secs);
+        }
+        let broker = Arc::new(Broker::open(config, store)?);
+        let demo_client = if demo { set_up_demo(&broker, options.demo_key_client).await? } else { None };
+        broker
+            .audit_log()
+            .append(serde_json::json!({"kind": "broker_started", "quantconnect": base_url}))
+            .map_err(|e| HostError::Broker(e.into()))?;
+        Ok(Host { broker, listener, base_url, persistent, demo_client, _sim: sim, scratch })
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        self.listener.path()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.broker.config().data_dir
+    }
+
+    /// QuantConnect's API, or the simulator's in demo mode.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Whether secrets outlive this process (false only for a demo without a keychain).
+    pub fn persistent(&self) -> bool {
+        self.persistent
+    }
+
+    pub fn demo_client(&self) -> Option<&DemoClient> {
+        self.demo_client.as_ref()
+    }
+
+    /// Serve bridges and admin connections until `shutdown` completes, then write the last
+    /// record and remove a demo's throwaway folder.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), HostError> {
+        let Host { broker, listener, scratch, _sim, .. } = self;
+        server::serve(listener, broker.clone(), shutdown).await;
+        broker
+            .audit_log()
+            .append(serde_json::json!({"kind": "broker_stopped"}))
+            .map_err(|e| HostError::Broker(e.into()))?;
+        drop(_sim);
+        if let Some(dir) = scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(())
+    }
+}
+
+async fn set_up_demo(broker: &Broker, key_client: bool) -> Result<Option<DemoClient>, HostError> {
+    let demo = SimAccount::demo();
+    let accounts = broker.admin(AdminCommand::AccountList).await?;
+    let has_demo = accounts.as_array().is_some_and(|list| list.iter().any(|a| a["id"] == "demo"));
+    if !has_demo {
+        broker
+            .admin(AdminCommand::AccountAdd {
+                name: "demo".into(),
+                user_id: demo.user_id,
+                organization_id: Some(demo.organization_id),
+                api_token: Credential::new(demo.api_token),
+                skip_check: false,
+            })
+            .await?;
+    }
+    if !key_client {
+        return Ok(None);
+    }
+    // A key is only shown when it is made, so the demo makes a fresh one each start.
+    let clients = broker.admin(AdminCommand::ClientList).await?;
+    for old in clients.as_array().into_iter().flatten().filter(|c| c["name"] == "Demo client" && c["revoked"] == false)
+    {
+        let client_id = old["client_id"].as_str().unwrap_or_default().to_string();
+        broker.admin(AdminCommand::ClientRevoke { client_id }).await?;
+    }
+    let spec = ClientSpec {
+        name: "Demo client".into(),
+        account: "demo".into(),
+        preset: Some("trader".into()),
+        scopes: Vec::new(),
+        policy: Default::default(),
+        token_ttl_secs: None,
+        with_key: true,
+    };
+    let added = broker.admin(AdminCommand::ClientAdd { spec }).await?;
+    let client_id = added["client_id"].as_str().unwrap_or_default().to_string();
+    let client_key = Credential::new(added["client_key"].as_str().unwrap_or_default().to_string());
+    Ok(Some(DemoClient { client_id, client_key }))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,65 @@
+//! The window's TypeScript types (`ui/src/bindings.ts`), generated from the Rust types that
+//! cross to it, so the two cannot drift: the test fails when the file is stale.
+//! `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings` rewrites it.
+
+use keybridge_broker_proto::{
+    AccountView, ApprovalKind, ApprovalView, AuditRecordView, AuditVerified, BrokerEvent, ClientAdded, ClientView,
+    SessionView, SettingsView, StatusView,
+};
+use ts_rs::{Config, TS};
+
+use crate::ipc::{
+    AppInfo, ConnectDone, ConnectPreview, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets, UiError,
+};
+
+fn render() -> String {
+    let cfg = Config::new();
+    let decls = [
+        StatusView::decl(&cfg),
+        AccountView::decl(&cfg),
+        SessionView::decl(&cfg),
+        ClientView::decl(&cfg),
+        ClientAdded::decl(&cfg),
+        ApprovalKind::decl(&cfg),
+        ApprovalView::decl(&cfg),
+        AuditRecordView::decl(&cfg),
+        AuditVerified::decl(&cfg),
+        SettingsView::decl(&cfg),
+        BrokerEvent::decl(&cfg),
+        UiError::decl(&cfg),
+        AppInfo::decl(&cfg),
+        PresetInfo::decl(&cfg),
+        ScopeInfo::decl(&cfg),
+        NewAccount::decl(&cfg),
+        NewClient::decl(&cfg),
+        ConnectPreview::decl(&cfg),
+        ConnectDone::decl(&cfg),
+        Snippets::decl(&cfg),
+    ];
+    let mut out = String::from(
+        "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings`; do not edit.\n\n",
+    );
+    for decl in decls {
+        out.push_str("export ");
+        out.push_str(decl.trim());
+        out.push_str("\n\n");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+#[test]
+fn ui_bindings_match_the_rust_types() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings.ts");
+    let fresh = render();
+    if std::env::var_os("UPDATE_BINDINGS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "{} is stale: run `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings` and commit it",
+        path.display()
+    );
+}

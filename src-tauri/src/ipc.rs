@@ -1,0 +1,139 @@
+//! The window's side of the app: what Tauri commands take and give beyond the broker's own
+//! views (which live in `keybridge-broker-proto`). The window's TypeScript types are generated
+//! from these and the broker's views (`ui/src/bindings.ts`, checked by a test).
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+use ts_rs::TS;
+
+/// Every command error, as the window shows it: a stable code and plain words. Never a stack
+/// trace, never a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct UiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl UiError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+}
+
+impl From<keybridge_broker::BrokerError> for UiError {
+    fn from(e: keybridge_broker::BrokerError) -> Self {
+        let info = e.info();
+        let code = serde_json::to_value(info.code).ok().and_then(|v| v.as_str().map(String::from));
+        Self { code: code.unwrap_or_else(|| "internal".into()), message: info.message }
+    }
+}
+
+impl From<keybridge_mcp_config::ConfigError> for UiError {
+    fn from(e: keybridge_mcp_config::ConfigError) -> Self {
+        Self::new("config", e.to_string())
+    }
+}
+
+/// What the window needs first: is the broker ours, and what it runs against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct AppInfo {
+    pub version: String,
+    /// The built-in simulator stands in for QuantConnect.
+    pub demo: bool,
+    /// Why this window has no broker (another one runs, the keychain is locked…); `null` when
+    /// the broker runs in this app.
+    pub problem: Option<String>,
+    pub data_dir: String,
+    pub socket: String,
+    pub quantconnect: String,
+    /// The `keybridge-mcp` MCP clients launch.
+    pub bridge: String,
+}
+
+/// A preset as the client form offers it, in plain words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct PresetInfo {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+}
+
+/// A scope with what it allows and its built-in policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct ScopeInfo {
+    pub name: String,
+    pub description: String,
+    pub default_policy: String,
+    pub tools: Vec<String>,
+}
+
+/// A new account from the form. The token crosses once, into the keychain.
+#[derive(Clone, Deserialize)]
+#[cfg_attr(test, derive(TS, Serialize))]
+pub struct NewAccount {
+    pub name: String,
+    pub user_id: String,
+    pub organization_id: Option<String>,
+    #[cfg_attr(test, ts(type = "string"))]
+    pub api_token: keybridge_broker_proto::Credential,
+}
+
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount").field("name", &self.name).field("user_id", &self.user_id).finish_non_exhaustive()
+    }
+}
+
+/// A new client from the form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct NewClient {
+    pub name: String,
+    pub account: String,
+    pub preset: Option<String>,
+    pub scopes: Vec<String>,
+    /// A client key instead of host-bound pairing (for hosts whose launcher can't be checked).
+    pub with_key: bool,
+}
+
+/// What connecting Claude Desktop would change, shown before anything is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct ConnectPreview {
+    pub app: String,
+    pub path: String,
+    pub file_exists: bool,
+    /// `added`, `replaced` or `unchanged`.
+    pub change: String,
+    pub previous_entry: Option<String>,
+    pub entry: String,
+    pub server_name: String,
+    /// Servers already in the file; they stay as they are.
+    pub other_servers: Vec<String>,
+}
+
+/// What connecting did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct ConnectDone {
+    pub path: String,
+    pub backup: Option<String>,
+    pub change: String,
+    /// How to make the client load the server.
+    pub next_step: String,
+}
+
+/// Copyable set-up for the clients Keybridge does not edit itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct Snippets {
+    pub claude_code: String,
+    pub cursor: String,
+    pub vscode: String,
+}

@@ -1,0 +1,218 @@
+//! The desktop app end to end, as a trader uses it: a real WebView (WebKitGTK) under a private
+//! X server, driven over WebDriver; the real keychain; the simulator as QuantConnect; the real
+//! `keybridge-mcp` as the MCP client's server. Screenshots of every view go to
+//! `target/gui-screenshots/` (or `KEYBRIDGE_SCREENSHOTS`).
+
+use std::path::{Path, PathBuf};
+
+use keybridge_e2e::webdriver::{Session, Xvfb};
+use keybridge_e2e::{RawMcp, World, bin};
+use keybridge_vault::testing::in_keyring_session;
+use serde_json::{Value, json};
+
+fn screenshots() -> PathBuf {
+    match std::env::var_os("KEYBRIDGE_SCREENSHOTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => bin("keybridge-app").parent().unwrap().parent().unwrap().join("gui-screenshots"),
+    }
+}
+
+/// The app on its own display, with this world's data folder, socket, keychain and simulator,
+/// and Claude Desktop's config at `claude_config`.
+fn launch(world: &World, claude_config: &Path) -> (Xvfb, Session) {
+    let x = Xvfb::start();
+    let mut env = world.env_vars();
+    env.push(("KEYBRIDGE_CLAUDE_DESKTOP_CONFIG", claude_config.display().to_string()));
+    env.push(("KEYBRIDGE_APPROVAL_TIMEOUT", "120".into()));
+    let session = Session::start(&bin("keybridge-app"), &[], &env, &x.display, &screenshots());
+    (x, session)
+}
+
+/// Claude Desktop's config in this world, holding `contents`.
+fn claude_config(world: &World, contents: &str) -> PathBuf {
+    let config = world.home.path().join("Claude/claude_desktop_config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, contents).unwrap();
+    config
+}
+
+fn call(raw: &mut RawMcp, id: u64, tool: &str, arguments: Value) {
+    raw.send(
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}),
+    );
+}
+
+fn result_text(reply: &Value) -> (String, bool) {
+    let result = &reply["result"];
+    (result["content"][0]["text"].as_str().unwrap_or_default().to_string(), result["isError"] == true)
+}
+
+const OTHERS: &str = r#"{
+  "mcpServers": {
+    "filesystem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/trader/research"]},
+    "github": {"command": "docker", "args": ["run", "-i", "ghcr.io/github/github-mcp-server"]}
+  },
+  "globalShortcut": "Ctrl+Space"
+}
+"#;
+
+#[test]
+fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
+    if !in_keyring_session("a_trader_sets_up_keybridge_and_approves_calls_in_the_window") {
+        return;
+    }
+    let world = World::new();
+    let config = claude_config(&world, OTHERS);
+    let (_x, ui) = launch(&world, &config);
+
+    // A first start opens on the account form.
+    ui.wait_for("#account-form");
+    ui.type_into("#account-user", &world.account.user_id);
+    ui.type_into("#account-token", &world.account.api_token);
+    ui.type_into("#account-org", &world.account.organization_id);
+    ui.click("#account-add");
+    ui.wait_for_text("#account-status .notice.ok", "works and is saved");
+    ui.wait_for_text("#account-list .card.account", "main");
+    assert_eq!(
+        ui.script("return document.querySelector('#account-token').value", json!([])),
+        "",
+        "the token is not kept in the form"
+    );
+    let page = ui.script("return document.documentElement.outerHTML", json!([]));
+    assert!(!page.as_str().unwrap().contains(&world.account.api_token), "the window never shows the token");
+    ui.screenshot("accounts");
+
+    // A client from the preset picker.
+    ui.click("#nav-clients");
+    ui.wait_for("#client-form");
+    ui.type_into("#client-name", "Claude Desktop");
+    ui.click(r#"#client-form input[name="preset"][value="admin"]"#);
+    ui.click("#client-add");
+    ui.wait_for_text("#client-status .notice.ok", "created");
+    ui.wait_for_text("#client-list .card.client", "Claude Desktop");
+    let client = ui.script("return document.querySelector('#client-list .card.client').dataset.client", json!([]));
+    let client = client.as_str().unwrap().to_string();
+
+    // Connect Claude Desktop: preview, then write; the other servers survive.
+    ui.click("#client-list .connect-claude");
+    ui.wait_for_text("#connect-preview", "filesystem");
+    assert!(ui.text("#connect-preview").contains("github"));
+    ui.screenshot("connect-claude-desktop");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), OTHERS, "the preview writes nothing");
+    ui.click("#connect-apply");
+    ui.wait_for_text("#connect-result", "Claude Desktop is connected");
+    let merged: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(merged["mcpServers"]["filesystem"]["args"][2], "/home/trader/research");
+    assert_eq!(merged["mcpServers"]["github"]["command"], "docker");
+    assert_eq!(merged["globalShortcut"], "Ctrl+Space");
+    assert_eq!(merged["mcpServers"]["quantconnect"]["args"], json!(["--client", client]));
+    let bridge = merged["mcpServers"]["quantconnect"]["command"].as_str().unwrap();
+    assert_eq!(Path::new(bridge), std::fs::canonicalize(bin("keybridge-mcp")).unwrap());
+    assert!(merged["mcpServers"]["quantconnect"].get("env").is_none(), "no secret in the config");
+    ui.screenshot("clients");
+
+    // The bridge's first session from this host waits for the human: the window asks.
+    let mut raw = RawMcp::spawn(&world, &client, None, None);
+    call(&mut raw, 1, "create_project", json!({"name": "Momentum", "language": "Py"}));
+    ui.wait_for_text(".approval-card.pairing", "wants to connect");
+    ui.screenshot("approvals-pairing");
+    ui.click(".approval-card.pairing button.approve");
+    let (created, failed) = result_text(&raw.reply(1));
+    assert!(!failed, "{created}");
+    let project = serde_json::from_str::<Value>(&created).unwrap()["projects"][0]["projectId"].clone();
+
+    // A dangerous call waits for approval in the window, with what it will do.
+    call(&mut raw, 2, "delete_project", json!({"projectId": project}));
+    let card = ui.wait_for_text(".approval-card.tool-call", "delete_project");
+    let shown = ui.text_of(&card);
+    assert!(shown.contains("Momentum"), "the summary names the project: {shown}");
+    assert!(shown.contains("denied automatically in"), "{shown}");
+    assert_eq!(world.sim.request_count("/projects/delete"), 0, "nothing is sent before the human answers");
+    ui.screenshot("approvals");
+    ui.click(".approval-card.tool-call button.approve");
+    let (deleted, failed) = result_text(&raw.reply(2));
+    assert!(!failed, "{deleted}");
+    assert_eq!(world.sim.request_count("/projects/delete"), 1);
+
+    // The call arrives in Activity, live.
+    ui.click("#nav-activity");
+    ui.wait_for(r#"tr.record-row[data-tool="delete_project"][data-decision="approved"]"#);
+    ui.wait_for_text("#chain-status", "chain intact");
+    ui.click(r#"tr.record-row[data-kind="tool_call"][data-tool="delete_project"] td.text"#);
+    ui.wait_for_text("#record-details", "args_digest");
+    ui.screenshot("activity");
+
+    // Pause all access: the next call is refused without reaching QuantConnect.
+    ui.click("#pause-toggle");
+    ui.wait_for_text("#status-pill", "paused");
+    let reads = world.sim.request_count("/projects/read");
+    call(&mut raw, 3, "read_project", json!({"projectId": project}));
+    let (refused, failed) = result_text(&raw.reply(3));
+    assert!(failed && refused.contains("paused"), "{refused}");
+    assert_eq!(world.sim.request_count("/projects/read"), reads);
+    ui.wait_for(r#"tr.record-row[data-tool="read_project"][data-decision="refused"]"#);
+    ui.screenshot("paused");
+    ui.click("#pause-toggle");
+    ui.wait_for_text("#status-pill", "Active");
+
+    ui.click("#nav-settings");
+    ui.wait_for_text("#view-settings", "Policy per scope");
+    ui.screenshot("settings");
+    raw.close_stdin();
+    drop(ui);
+    for file in files_under(world.home.path()) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let found = bytes.windows(world.account.api_token.len()).any(|w| w == world.account.api_token.as_bytes());
+        assert!(!found, "the QuantConnect token is in {}", file.display());
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_malformed_claude_config_is_refused_and_left_as_it_was() {
+    if !in_keyring_session("a_malformed_claude_config_is_refused_and_left_as_it_was") {
+        return;
+    }
+    let world = World::new();
+    let broken = "{\n  \"mcpServers\": {\n    \"filesystem\": {\"command\": \"npx\",}\n";
+    let config = claude_config(&world, broken);
+    let (_x, ui) = launch(&world, &config);
+    ui.wait_for("#account-form");
+    // The app hosts the same broker as `keybridge serve`: the CLI administers it over its socket.
+    let token = world.account.api_token.clone();
+    world.cli(&["account", "add", "main", "--user-id", &world.account.user_id], Some(&token));
+    world.add_client("research", false);
+    ui.click("#nav-clients");
+    ui.click("#client-list .connect-claude");
+    let error = ui.text("#connect-error");
+    assert!(error.contains("not valid JSON") && error.contains("left untouched"), "{error}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), broken, "the file is left as it was");
+    ui.screenshot("connect-refused");
+}
+
+#[test]
+fn the_app_says_so_when_a_headless_broker_already_runs() {
+    if !in_keyring_session("the_app_says_so_when_a_headless_broker_already_runs") {
+        return;
+    }
+    let world = World::start(60);
+    let config = world.home.path().join("Claude/claude_desktop_config.json");
+    let (_x, ui) = launch(&world, &config);
+    let banner = ui.text(".banner .notice.error");
+    assert!(banner.contains("already running") && banner.contains("keybridge serve"), "{banner}");
+    assert_eq!(ui.text("#status-pill"), "Not running");
+    // The headless broker is undisturbed.
+    assert_eq!(world.cli(&["status"], None)["paused"], false);
+}

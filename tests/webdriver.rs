@@ -1,0 +1,240 @@
+//! The desktop app in a real WebView under a private X server, driven over W3C WebDriver by
+//! `WebKitWebDriver` (WebKitGTK's driver; Tauri's WebView is WebKitGTK on Linux).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// An X server of our own, so the test needs no display and disturbs none.
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        // Tests run side by side: a number another server took in the meantime makes ours
+        // exit at once, and we try the next.
+        for number in 90..190 {
+            if Path::new(&format!("/tmp/.X{number}-lock")).exists() {
+                continue;
+            }
+            let display = format!(":{number}");
+            let mut child = Command::new("Xvfb")
+                .args([&display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Xvfb must be installed (scripts/dev.sh deps)");
+            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if socket.exists() {
+                    return Xvfb { child, display };
+                }
+                assert!(Instant::now() < deadline, "Xvfb did not start on {display}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("no free X display between :90 and :189");
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A WebDriver session on the app: starting it starts the app, ending it ends the app.
+pub struct Session {
+    driver: Child,
+    http: reqwest::blocking::Client,
+    base: String,
+    screenshots: PathBuf,
+}
+
+impl Session {
+    /// Start `app` with `env` on `display` through WebKitWebDriver.
+    pub fn start(app: &Path, args: &[&str], env: &[(&str, String)], display: &str, screenshots: &Path) -> Session {
+        let port = free_port();
+        let mut command = Command::new("WebKitWebDriver");
+        command
+            .arg(format!("--port={port}"))
+            // Without it, Tauri does not enable automation and session creation hangs.
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .env("DISPLAY", display)
+            .env("NO_AT_BRIDGE", "1")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let driver = command.spawn().expect("WebKitWebDriver must be installed (webkit2gtk-driver)");
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while http.get(format!("{base}/status")).send().is_err() {
+            assert!(Instant::now() < deadline, "WebKitWebDriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "webkitgtk:browserOptions": {"binary": app, "args": args}
+        }}});
+        let created: Value = http.post(format!("{base}/session")).json(&caps).send().unwrap().json().unwrap();
+        let id = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .to_string();
+        std::fs::create_dir_all(screenshots).unwrap();
+        Session { driver, http, base: format!("{base}/session/{id}"), screenshots: screenshots.to_path_buf() }
+    }
+
+    fn try_send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply: Value = request.send().unwrap_or_else(|e| panic!("{url}: {e}")).json().unwrap();
+        match reply["value"].get("error") {
+            Some(_) => Err(reply["value"].clone()),
+            None => Ok(reply["value"].clone()),
+        }
+    }
+
+    fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_send(method, path, body).unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        self.send(reqwest::Method::POST, path, Some(body))
+    }
+
+    /// Run `script` in the page (`arguments` holds `args`); its return value.
+    pub fn script(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", json!({"script": script, "args": args}))
+    }
+
+    /// Wait until `css` matches an element, and return it.
+    pub fn wait_for(&self, css: &str) -> String {
+        self.wait_until(css, |_| true)
+    }
+
+    /// Wait until an element matching `css` has text containing `text`.
+    pub fn wait_for_text(&self, css: &str, text: &str) -> String {
+        self.wait_until(css, |t| t.contains(text))
+    }
+
+    fn wait_until(&self, css: &str, accept: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        loop {
+            let found = self.post("/elements", json!({"using": "css selector", "value": css}));
+            for element in found.as_array().into_iter().flatten() {
+                let id = element[ELEMENT].as_str().unwrap().to_string();
+                // The view may re-render between finding and reading: then look again.
+                let Ok(text) = self.try_send(reqwest::Method::GET, &format!("/element/{id}/text"), None) else {
+                    continue;
+                };
+                last = text.as_str().unwrap_or_default().to_string();
+                if accept(&last) {
+                    return id;
+                }
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure");
+                panic!("no `{css}` as expected within 30 s (last text: {last:?})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn text_of(&self, element: &str) -> String {
+        self.send(reqwest::Method::GET, &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let id = self.wait_for(css);
+        self.text_of(&id)
+    }
+
+    pub fn click(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let id = self.wait_for(css);
+            match self.try_send(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))) {
+                Ok(_) => return,
+                Err(e) if Instant::now() < deadline && e["error"] == "stale element reference" => {}
+                // WebKit does not scroll nested scrolling boxes for us; a user would.
+                Err(e) if Instant::now() < deadline && e["error"] == "element not interactable" => {
+                    let element = json!({ELEMENT: id});
+                    let _ = self.try_send(
+                        reqwest::Method::POST,
+                        "/execute/sync",
+                        Some(json!({"script": "arguments[0].scrollIntoView({block: 'center', inline: 'center'})", "args": [element]})),
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("cannot click `{css}`: {e}"),
+            }
+        }
+    }
+
+    /// Replace an input's value by typing, as a user would.
+    pub fn type_into(&self, css: &str, text: &str) {
+        let id = self.wait_for(css);
+        self.post(&format!("/element/{id}/clear"), json!({}));
+        self.post(&format!("/element/{id}/value"), json!({"text": text}));
+    }
+
+    pub fn count(&self, css: &str) -> usize {
+        self.post("/elements", json!({"using": "css selector", "value": css})).as_array().map_or(0, Vec::len)
+    }
+
+    /// Save the window as `<name>.png` in the screenshot folder.
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        // A screenshot right after a change can show the frame before it.
+        std::thread::sleep(Duration::from_millis(400));
+        let data = self.send(reqwest::Method::GET, "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default()).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        let path = self.screenshots.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.http.delete(&self.base).send();
+        let _ = self.driver.kill();
+        let mut stderr = String::new();
+        if let Some(mut err) = self.driver.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        let _ = self.driver.wait();
+        if std::thread::panicking() && !stderr.is_empty() {
+            eprintln!("WebKitWebDriver and the app said:\n{stderr}");
+        }
+    }
+}

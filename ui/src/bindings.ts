@@ -1,0 +1,122 @@
+// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings`; do not edit.
+
+export type StatusView = { version: string, paused: boolean, data_dir: string, 
+/**
+ * QuantConnect's API base URL, or the simulator's.
+ */
+quantconnect: string, sessions: number, pending_approvals: number, signing_key: string, };
+
+export type AccountView = { id: string, user_id: string, organization_id: string | null, 
+/**
+ * Unix seconds.
+ */
+created: number, };
+
+export type SessionView = { session_id: string, 
+/**
+ * The program that started the bridge, when known.
+ */
+host: string | null, started: number, };
+
+export type ClientView = { client_id: string, name: string, account: string, preset: string | null, scopes: Array<string>, 
+/**
+ * Scope → `allow` / `ask` / `deny`, over the defaults.
+ */
+policy: { [key in string]: string }, token_ttl_secs: number, 
+/**
+ * `host` (host-bound pairing) or `key` (client key).
+ */
+mode: string, approved_hosts: Array<string>, revoked: boolean, created: number, last_seen: number | null, sessions: Array<SessionView>, };
+
+export type ClientAdded = { client_id: string, client_key: string | null, };
+
+export type ApprovalKind = "tool_call" | "pairing";
+
+export type ApprovalView = { id: string, kind: ApprovalKind, client_id: string, client_name: string, session_id: string | null, account: string, tool: string | null, scope: string | null, 
+/**
+ * What will happen, in plain words.
+ */
+summary: string, 
+/**
+ * The exact arguments, brokerage credentials redacted.
+ */
+arguments: unknown, arguments_digest: string, created: number, 
+/**
+ * Unix seconds at which silence becomes a denial.
+ */
+expires: number, };
+
+export type AuditRecordView = { seq: number, 
+/**
+ * Unix milliseconds.
+ */
+ts: number, 
+/**
+ * `kind` says what happened; the other fields depend on it.
+ */
+event: Record<string, unknown>, };
+
+export type AuditVerified = { intact: boolean, records: number, files: number, };
+
+export type SettingsView = { 
+/**
+ * Lifetime of the access tokens of new clients, 60..=3600.
+ */
+token_ttl_secs: number, 
+/**
+ * How long a question waits for the human before it counts as a denial, 10..=600.
+ */
+approval_timeout_secs: number, 
+/**
+ * Scope → `allow` / `ask` / `deny` for every client; a client's own overrides win.
+ */
+policy: { [key in string]: string }, };
+
+export type BrokerEvent = { "type": "audit", record: AuditRecordView, } | { "type": "approval_opened", approval: ApprovalView, } | { "type": "approval_closed", id: string, } | { "type": "client_changed", client: string, } | { "type": "paused", paused: boolean, } | { "type": "settings_changed", settings: SettingsView, } | { "type": "lagged", missed: number, };
+
+export type UiError = { code: string, message: string, };
+
+export type AppInfo = { version: string, 
+/**
+ * The built-in simulator stands in for QuantConnect.
+ */
+demo: boolean, 
+/**
+ * Why this window has no broker (another one runs, the keychain is locked…); `null` when
+ * the broker runs in this app.
+ */
+problem: string | null, data_dir: string, socket: string, quantconnect: string, 
+/**
+ * The `keybridge-mcp` MCP clients launch.
+ */
+bridge: string, };
+
+export type PresetInfo = { name: string, title: string, description: string, scopes: Array<string>, };
+
+export type ScopeInfo = { name: string, description: string, default_policy: string, tools: Array<string>, };
+
+export type NewAccount = { name: string, user_id: string, organization_id: string | null, api_token: string, };
+
+export type NewClient = { name: string, account: string, preset: string | null, scopes: Array<string>, 
+/**
+ * A client key instead of host-bound pairing (for hosts whose launcher can't be checked).
+ */
+with_key: boolean, };
+
+export type ConnectPreview = { app: string, path: string, file_exists: boolean, 
+/**
+ * `added`, `replaced` or `unchanged`.
+ */
+change: string, previous_entry: string | null, entry: string, server_name: string, 
+/**
+ * Servers already in the file; they stay as they are.
+ */
+other_servers: Array<string>, };
+
+export type ConnectDone = { path: string, backup: string | null, change: string, 
+/**
+ * How to make the client load the server.
+ */
+next_step: string, };
+
+export type Snippets = { claude_code: string, cursor: string, vscode: string, };

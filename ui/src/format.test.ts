@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import type { AuditRecordView } from "./bindings";
+import { callsOverTime, choices, countdown, matches, recordLine, timeAgo } from "./format";
+
+const t0 = Date.UTC(2026, 10, 23, 12, 0, 0);
+const rec = (seq: number, ts: number, event: Record<string, unknown>): AuditRecordView => ({ seq, ts, event });
+
+describe("records", () => {
+  it("reads tool calls, refusals, approvals and authentications", () => {
+    const call = recordLine(rec(1, t0, { kind: "tool_call", client: "c1", tool: "read_project", scope: "qc:projects:read", decision: "allowed", outcome: "ok" }));
+    expect(call).toMatchObject({ kind: "tool_call", client: "c1", tool: "read_project", decision: "allowed", outcome: "ok" });
+    const paused = recordLine(rec(2, t0, { kind: "tool_call", client: "c1", tool: "read_project", outcome: "paused", error: "access is paused in Keybridge" }));
+    expect(paused.decision).toBe("refused");
+    expect(paused.text).toContain("access is paused");
+    const auth = recordLine(rec(3, t0, { kind: "authentication", client: "c1", ok: false, reason: "pairing refused" }));
+    expect(auth.outcome).toBe("refused");
+    expect(auth.text).toBe("refused: pairing refused");
+    expect(recordLine(rec(4, t0, { kind: "admin", action: "client_added" })).text).toBe("client added");
+  });
+
+  it("filters by client, tool and decision, and offers only values that occur", () => {
+    const lines = [
+      recordLine(rec(1, t0, { kind: "tool_call", client: "a", tool: "read_project", decision: "allowed", outcome: "ok" })),
+      recordLine(rec(2, t0, { kind: "tool_call", client: "b", tool: "stop_live_algorithm", decision: "denied", outcome: "approval_denied" })),
+      recordLine(rec(3, t0, { kind: "admin", action: "paused" })),
+    ];
+    expect(choices(lines, "client")).toEqual(["a", "b"]);
+    expect(choices(lines, "decision")).toEqual(["allowed", "denied"]);
+    expect(lines.filter((l) => matches(l, { client: "b", tool: "", decision: "" })).map((l) => l.seq)).toEqual([2]);
+    expect(lines.filter((l) => matches(l, { client: "", tool: "", decision: "allowed" })).map((l) => l.seq)).toEqual([1]);
+    expect(lines.filter((l) => matches(l, { client: "", tool: "", decision: "" }))).toHaveLength(3);
+  });
+
+  it("counts tool calls per client per minute, ignoring other records and old ones", () => {
+    const lines = [
+      rec(1, t0 - 30_000, { kind: "tool_call", client: "a" }),
+      rec(2, t0 - 20_000, { kind: "tool_call", client: "a" }),
+      rec(3, t0 - 90_000, { kind: "tool_call", client: "b" }),
+      rec(4, t0 - 10_000, { kind: "authentication", client: "a", ok: true }),
+      rec(5, t0 - 3_600_000, { kind: "tool_call", client: "a" }),
+    ].map(recordLine);
+    const series = callsOverTime(lines, t0, 60_000, 30);
+    expect(series.starts).toHaveLength(30);
+    expect(series.byClient.get("a")?.reduce((x, y) => x + y)).toBe(2);
+    expect(series.byClient.get("a")?.[29]).toBe(2);
+    expect(series.byClient.get("b")?.[28]).toBe(1);
+    expect(series.max).toBe(2);
+  });
+});
+
+describe("time", () => {
+  it("formats countdowns and ages", () => {
+    expect(countdown(65)).toBe("1:05");
+    expect(countdown(0)).toBe("0:00");
+    expect(timeAgo(null, t0)).toBe("never");
+    expect(timeAgo(t0 / 1000 - 5, t0)).toBe("just now");
+    expect(timeAgo(t0 / 1000 - 125, t0)).toBe("2 min ago");
+    expect(timeAgo(t0 / 1000 - 7200, t0)).toBe("2 h ago");
+  });
+});

@@ -1,0 +1,117 @@
+// Pure functions behind the views: time, records, filters and the activity chart.
+import type { AuditRecordView } from "./bindings";
+
+export function secondsLeft(expiresUnixSecs: number, nowMs: number): number {
+  return Math.max(0, Math.ceil(expiresUnixSecs - nowMs / 1000));
+}
+
+export function countdown(seconds: number): string {
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  return `${m}:${String(s).padStart(2, "0")}`;
+}
+
+export function timeAgo(unixSecs: number | null, nowMs: number): string {
+  if (unixSecs === null) return "never";
+  const ago = Math.max(0, Math.round(nowMs / 1000 - unixSecs));
+  if (ago < 10) return "just now";
+  if (ago < 60) return `${ago} s ago`;
+  if (ago < 3600) return `${Math.floor(ago / 60)} min ago`;
+  if (ago < 86400) return `${Math.floor(ago / 3600)} h ago`;
+  return `${Math.floor(ago / 86400)} d ago`;
+}
+
+export function clock(ms: number): string {
+  const d = new Date(ms);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+
+/** The fields of a record the activity view shows and filters on. */
+export interface RecordLine {
+  seq: number;
+  ts: number;
+  kind: string;
+  client: string;
+  tool: string;
+  decision: string;
+  outcome: string;
+  text: string;
+}
+
+function str(value: unknown): string {
+  return typeof value === "string" ? value : typeof value === "number" ? String(value) : "";
+}
+
+export function recordLine(record: AuditRecordView): RecordLine {
+  const e = record.event;
+  const kind = str(e.kind);
+  const client = str(e.client);
+  const tool = str(e.tool);
+  let decision = str(e.decision);
+  let outcome = str(e.outcome);
+  let text: string;
+  switch (kind) {
+    case "tool_call":
+      // Refused before any policy applied: no scope, paused, revoked, bad arguments.
+      if (!decision && outcome && outcome !== "ok") decision = "refused";
+      text = e.error ? `${tool}: ${str(e.error)}` : `${tool} (${str(e.scope)})`;
+      break;
+    case "approval":
+      text = `${tool || "connection"} ${decision}`;
+      break;
+    case "authentication":
+      outcome = e.ok === true ? "ok" : "refused";
+      text = e.ok === true ? `session from ${str(e.host) || "a client key"}` : `refused: ${str(e.reason)}`;
+      break;
+    case "admin":
+      text = str(e.action).replace(/_/g, " ");
+      break;
+    default:
+      text = kind.replace(/_/g, " ");
+  }
+  return { seq: record.seq, ts: record.ts, kind, client, tool, decision, outcome, text };
+}
+
+export interface Filters {
+  client: string;
+  tool: string;
+  decision: string;
+}
+
+export function matches(line: RecordLine, filters: Filters): boolean {
+  return (
+    (!filters.client || line.client === filters.client) &&
+    (!filters.tool || line.tool === filters.tool) &&
+    (!filters.decision || line.decision === filters.decision)
+  );
+}
+
+/** Distinct non-empty values of a field, sorted, for a filter's choices. */
+export function choices(lines: RecordLine[], key: "client" | "tool" | "decision"): string[] {
+  return [...new Set(lines.map((l) => l[key]).filter(Boolean))].sort();
+}
+
+export interface Series {
+  /** Start of each bucket, Unix ms. */
+  starts: number[];
+  byClient: Map<string, number[]>;
+  max: number;
+}
+
+/** Tool calls per client in `buckets` buckets of `bucketMs`, ending now. */
+export function callsOverTime(lines: RecordLine[], nowMs: number, bucketMs: number, buckets: number): Series {
+  const end = Math.ceil(nowMs / bucketMs) * bucketMs;
+  const start = end - bucketMs * buckets;
+  const starts = Array.from({ length: buckets }, (_, i) => start + i * bucketMs);
+  const byClient = new Map<string, number[]>();
+  let max = 0;
+  for (const line of lines) {
+    if (line.kind !== "tool_call" || line.ts < start || line.ts >= end) continue;
+    const counts = byClient.get(line.client) ?? new Array<number>(buckets).fill(0);
+    const i = Math.floor((line.ts - start) / bucketMs);
+    counts[i] += 1;
+    max = Math.max(max, counts[i]);
+    byClient.set(line.client, counts);
+  }
+  return { starts, byClient, max };
+}

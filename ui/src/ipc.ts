@@ -1,0 +1,96 @@
+// The only module that talks to the app: every command and event of the window goes through
+// here, typed with the declarations generated from Rust (bindings.ts).
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  AccountView,
+  AppInfo,
+  ApprovalView,
+  AuditRecordView,
+  AuditVerified,
+  BrokerEvent,
+  ClientAdded,
+  ClientView,
+  ConnectDone,
+  ConnectPreview,
+  NewAccount,
+  NewClient,
+  PresetInfo,
+  ScopeInfo,
+  SettingsView,
+  Snippets,
+  StatusView,
+  UiError,
+} from "./bindings";
+
+export type * from "./bindings";
+
+/** A command failed: `code` is stable, `message` is plain words for the user. */
+export class CommandError extends Error {
+  readonly code: string;
+  constructor(error: UiError) {
+    super(error.message);
+    this.code = error.code;
+  }
+}
+
+function isUiError(value: unknown): value is UiError {
+  return typeof value === "object" && value !== null && "code" in value && "message" in value;
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (error) {
+    if (isUiError(error)) throw new CommandError(error);
+    throw new CommandError({ code: "internal", message: String(error) });
+  }
+}
+
+export type Decision = "approve" | "deny" | "allow_for";
+
+export const api = {
+  appInfo: () => call<AppInfo>("app_info"),
+  status: () => call<StatusView>("status"),
+  accounts: () => call<AccountView[]>("accounts_list"),
+  addAccount: (account: NewAccount) => call<AccountView>("account_add", { account }),
+  testAccount: (name: string) => call<unknown>("account_test", { name }),
+  renameAccount: (name: string, newName: string) => call<AccountView>("account_rename", { name, newName }),
+  removeAccount: (name: string) => call<unknown>("account_remove", { name }),
+  clients: () => call<ClientView[]>("clients_list"),
+  addClient: (client: NewClient) => call<ClientAdded>("client_add", { client }),
+  updateClient: (clientId: string, preset: string | null, scopes: string[]) =>
+    call<unknown>("client_update", { clientId, preset, scopes }),
+  revokeClient: (clientId: string) => call<unknown>("client_revoke", { clientId }),
+  endSession: (sessionId: string) => call<unknown>("session_end", { sessionId }),
+  presets: () => call<PresetInfo[]>("presets"),
+  scopes: () => call<ScopeInfo[]>("scopes"),
+  approvals: () => call<ApprovalView[]>("approvals_list"),
+  decide: (approvalId: string, decision: Decision, minutes?: number) =>
+    call<unknown>("approval_decide", { approvalId, decision, minutes: minutes ?? null }),
+  auditTail: (last: number) => call<AuditRecordView[]>("audit_tail", { last }),
+  auditVerify: () => call<AuditVerified>("audit_verify"),
+  auditExport: () => call<string>("audit_export"),
+  pause: () => call<unknown>("pause"),
+  resume: () => call<unknown>("resume"),
+  settings: () => call<SettingsView>("settings_get"),
+  saveSettings: (settings: SettingsView) => call<SettingsView>("settings_update", { settings }),
+  rotateKeys: () => call<{ kid: string }>("keys_rotate"),
+  autostart: () => call<boolean>("autostart_get"),
+  setAutostart: (enabled: boolean) => call<boolean>("autostart_set", { enabled }),
+  connectPreview: (clientId: string) => call<ConnectPreview>("connect_preview", { clientId }),
+  connectApply: (clientId: string) => call<ConnectDone>("connect_apply", { clientId }),
+  snippets: (clientId: string) => call<Snippets>("connect_snippets", { clientId }),
+};
+
+export type Api = typeof api;
+
+/** Every record and approval change of the broker, as it happens. */
+export function onBrokerEvent(handler: (event: BrokerEvent) => void): Promise<UnlistenFn> {
+  return listen<BrokerEvent>("broker-event", (event) => handler(event.payload));
+}
+
+/** The tray asks the window to show a view. */
+export function onShowView(handler: (view: string) => void): Promise<UnlistenFn> {
+  return listen<string>("show-view", (event) => handler(event.payload));
+}

@@ -1,0 +1,128 @@
+// The window: a header with the state and the pause switch, a navigation, and five views.
+import "./style.css";
+import type { AppInfo, BrokerEvent, StatusView } from "./bindings";
+import { button, fill, h, notice } from "./dom";
+import { type Api, api, onBrokerEvent, onShowView } from "./ipc";
+import { accountsView } from "./views/accounts";
+import { activityView } from "./views/activity";
+import { approvalsView } from "./views/approvals";
+import { clientsView } from "./views/clients";
+import { settingsView } from "./views/settings";
+
+type ViewName = "approvals" | "activity" | "clients" | "accounts" | "settings";
+const ORDER: [ViewName, string][] = [
+  ["approvals", "Approvals"],
+  ["activity", "Activity"],
+  ["clients", "Clients"],
+  ["accounts", "Accounts"],
+  ["settings", "Settings"],
+];
+
+export function mount(root: HTMLElement, ipc: Api) {
+  let info: AppInfo | null = null;
+  let current: ViewName = "approvals";
+  const badge = h("span", { class: "count", id: "approval-count" });
+  const pill = h("span", { class: "state-pill", id: "status-pill" });
+  const pauseButton = button("Pause all access", () => void togglePause(), "pause", "pause-toggle");
+  const banner = h("div", { class: "banner" });
+  const approvals = approvalsView(ipc, (n) => {
+    badge.textContent = n ? String(n) : "";
+    document.title = n ? `Keybridge (${n} waiting)` : "Keybridge";
+  });
+  const activity = activityView(ipc);
+  const clients = clientsView(ipc);
+  const accounts = accountsView(ipc, () => void clients.refresh());
+  const settings = settingsView(ipc, () => info);
+  const views = { approvals, activity, clients, accounts, settings };
+  const main = h("main");
+  const nav = h(
+    "nav",
+    null,
+    ...ORDER.map(([name, label]) =>
+      h("button", { id: `nav-${name}`, data: { view: name }, attrs: { type: "button" }, on: { click: () => void show(name) } }, label, name === "approvals" ? badge : null),
+    ),
+  );
+
+  async function show(name: ViewName) {
+    current = name;
+    for (const b of nav.querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === name);
+    fill(main, views[name].root);
+    await views[name].refresh();
+  }
+
+  function showStatus(status: StatusView) {
+    pill.textContent = status.paused ? "All access paused" : "Active";
+    pill.className = `state-pill ${status.paused ? "paused" : "active"}`;
+    pauseButton.textContent = status.paused ? "Resume access" : "Pause all access";
+    pauseButton.classList.toggle("resume", status.paused);
+  }
+
+  async function refreshStatus() {
+    try {
+      showStatus(await ipc.status());
+    } catch {
+      pill.textContent = "Not running";
+      pill.className = "state-pill off";
+    }
+  }
+
+  async function togglePause() {
+    try {
+      const status = await ipc.status();
+      await (status.paused ? ipc.resume() : ipc.pause());
+      await refreshStatus();
+    } catch (e) {
+      fill(banner, notice("error", (e as Error).message));
+    }
+  }
+
+  function onEvent(event: BrokerEvent) {
+    switch (event.type) {
+      case "audit":
+        activity.add(event.record);
+        break;
+      case "approval_opened":
+        void show("approvals");
+        break;
+      case "approval_closed":
+        void approvals.refresh();
+        break;
+      case "paused":
+        void refreshStatus();
+        break;
+      case "client_changed":
+        if (current === "clients") void clients.refresh();
+        break;
+      case "lagged":
+        void views[current].refresh();
+        break;
+      default:
+        break;
+    }
+  }
+
+  fill(
+    root,
+    h("header", { class: "top" }, h("div", { class: "brand" }, h("span", { class: "logo" }), h("h1", null, "Keybridge")), banner, h("div", { class: "state" }, pill, pauseButton)),
+    h("div", { class: "body" }, nav, main),
+  );
+
+  void (async () => {
+    info = await ipc.appInfo();
+    if (info.problem) {
+      fill(banner, notice("error", info.problem));
+    } else if (info.demo) {
+      fill(banner, h("span", { class: "badge demo" }, "Demo"), " QuantConnect is simulated here; nothing reaches a real account.");
+    }
+    await refreshStatus();
+    approvals.start();
+    await onBrokerEvent(onEvent);
+    await onShowView((view) => void show(view as ViewName));
+    const [pending, known] = await Promise.all([ipc.approvals().catch(() => []), ipc.accounts().catch(() => [])]);
+    // A first start opens on the account form; a waiting request always comes first.
+    await show(pending.length ? "approvals" : info.problem ? "settings" : known.length ? "activity" : "accounts");
+  })();
+}
+
+const app = document.getElementById("app");
+if (app) mount(app, api);
