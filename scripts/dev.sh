@@ -34,8 +34,15 @@ deps() {
   python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==1.30.0"
 }
 
+# `npm install` follows package-lock.json; `npm ci` would refuse the lock whenever the registry
+# lacks some other platform's optional rollup binary, which nothing here needs.
+npm_deps() {
+  (cd ui && npm install --no-audit --no-fund)
+}
+
 ui() {
-  (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+  npm_deps
+  (cd ui && npm run build)
 }
 
 demo() {
@@ -55,7 +62,8 @@ demo() {
 test_all() {
   deps
   # The app embeds ui/dist at compile time, so the window is built before any cargo step.
-  (cd ui && npm ci --no-audit --no-fund && npm run build && npm test)
+  ui
+  (cd ui && npm test)
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets -- -D warnings
   # The end-to-end tests run the real binaries: build them first.
