@@ -116,7 +116,7 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     call(&mut raw, 1, "create_project", json!({"name": "Momentum", "language": "Py"}));
     ui.wait_for_text(".approval-card.pairing", "wants to connect");
     ui.screenshot("approvals-pairing");
-    ui.click(".approval-card.pairing button.approve");
+    ui.click(".approval-card.pairing button.approve:not([disabled])");
     let (created, failed) = result_text(&raw.reply(1));
     assert!(!failed, "{created}");
     let project = serde_json::from_str::<Value>(&created).unwrap()["projects"][0]["projectId"].clone();
@@ -129,7 +129,7 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     assert!(shown.contains("denied automatically in"), "{shown}");
     assert_eq!(world.sim.request_count("/projects/delete"), 0, "nothing is sent before the human answers");
     ui.screenshot("approvals");
-    ui.click(".approval-card.tool-call button.approve");
+    ui.click(".approval-card.tool-call button.approve:not([disabled])");
     let (deleted, failed) = result_text(&raw.reply(2));
     assert!(!failed, "{deleted}");
     assert_eq!(world.sim.request_count("/projects/delete"), 1);
@@ -215,4 +215,47 @@ fn the_app_says_so_when_a_headless_broker_already_runs() {
     assert_eq!(ui.text("#status-pill"), "Not running");
     // The headless broker is undisturbed.
     assert_eq!(world.cli(&["status"], None)["paused"], false);
+}
+
+#[test]
+fn a_second_launch_brings_the_first_forward_and_exits() {
+    if !in_keyring_session("a_second_launch_brings_the_first_forward_and_exits") {
+        return;
+    }
+    let world = World::new();
+    let config = world.home.path().join("Claude/claude_desktop_config.json");
+    let (x, ui) = launch(&world, &config);
+    ui.wait_for("#account-form");
+    let mut second = std::process::Command::new(bin("keybridge-app"));
+    world.env(&mut second);
+    let status = second
+        .env("DISPLAY", &x.display)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+        .wait_timeout_secs(20)
+        .expect("the second launch exits by itself");
+    assert!(status.success(), "{status}");
+    // The first one still runs the broker, undisturbed.
+    assert_eq!(ui.text("#status-pill"), "Active");
+    assert_eq!(world.cli(&["status"], None)["paused"], false);
+}
+
+trait WaitTimeout {
+    fn wait_timeout_secs(&mut self, secs: u64) -> Option<std::process::ExitStatus>;
+}
+
+impl WaitTimeout for std::process::Child {
+    fn wait_timeout_secs(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.kill();
+        None
+    }
 }

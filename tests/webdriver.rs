@@ -63,6 +63,8 @@ fn free_port() -> u16 {
 /// A WebDriver session on the app: starting it starts the app, ending it ends the app.
 pub struct Session {
     driver: Child,
+    /// What the driver and the app print, shown when a test fails.
+    log: tempfile::NamedTempFile,
     http: reqwest::blocking::Client,
     base: String,
     screenshots: PathBuf,
@@ -72,6 +74,7 @@ impl Session {
     /// Start `app` with `env` on `display` through WebKitWebDriver.
     pub fn start(app: &Path, args: &[&str], env: &[(&str, String)], display: &str, screenshots: &Path) -> Session {
         let port = free_port();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut command = Command::new("WebKitWebDriver");
         command
             .arg(format!("--port={port}"))
@@ -82,7 +85,10 @@ impl Session {
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::from(log.reopen().unwrap()));
+        // Its own process group: the app it starts is ended with it, whatever the app does
+        // when its window is closed (Keybridge stays in the tray).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -103,7 +109,7 @@ impl Session {
             .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
             .to_string();
         std::fs::create_dir_all(screenshots).unwrap();
-        Session { driver, http, base: format!("{base}/session/{id}"), screenshots: screenshots.to_path_buf() }
+        Session { driver, log, http, base: format!("{base}/session/{id}"), screenshots: screenshots.to_path_buf() }
     }
 
     fn try_send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
@@ -227,14 +233,19 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.http.delete(&self.base).send();
-        let _ = self.driver.kill();
-        let mut stderr = String::new();
-        if let Some(mut err) = self.driver.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
+        let group = format!("-{}", self.driver.id());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill").args([signal, "--", &group]).stderr(Stdio::null()).status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && self.driver.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         let _ = self.driver.wait();
-        if std::thread::panicking() && !stderr.is_empty() {
-            eprintln!("WebKitWebDriver and the app said:\n{stderr}");
+        if std::thread::panicking() {
+            let mut said = String::new();
+            let _ = std::fs::File::open(self.log.path()).and_then(|mut f| f.read_to_string(&mut said));
+            eprintln!("WebKitWebDriver and the app said:\n{said}");
         }
     }
 }

@@ -190,7 +190,10 @@ fn connecting_claude_desktop_keeps_other_servers_and_refuses_a_broken_file() {
     assert_eq!(preview["other_servers"], json!(["filesystem"]));
     assert_eq!(std::fs::read_to_string(&world.config).unwrap(), original, "a preview writes nothing");
 
-    let done = world.ok("connect_apply", json!({"clientId": id}));
+    let stale = world.err("connect_apply", json!({"clientId": id, "fileDigest": "0000"}));
+    assert!(stale["message"].as_str().unwrap().contains("changed since you looked"), "{stale}");
+    assert_eq!(std::fs::read_to_string(&world.config).unwrap(), original, "a stale preview writes nothing");
+    let done = world.ok("connect_apply", json!({"clientId": id, "fileDigest": preview["file_digest"]}));
     let backup = done["backup"].as_str().unwrap();
     assert_eq!(std::fs::read_to_string(backup).unwrap(), original);
     assert!(done["next_step"].as_str().unwrap().contains("Quit Claude Desktop completely"));
@@ -203,7 +206,7 @@ fn connecting_claude_desktop_keeps_other_servers_and_refuses_a_broken_file() {
 
     let broken = "{\"mcpServers\": {\"filesystem\": ";
     std::fs::write(&world.config, broken).unwrap();
-    let refused = world.err("connect_apply", json!({"clientId": id}));
+    let refused = world.err("connect_preview", json!({"clientId": id}));
     assert_eq!(refused["code"], "config");
     assert!(refused["message"].as_str().unwrap().contains("not valid JSON"), "{refused}");
     assert_eq!(std::fs::read_to_string(&world.config).unwrap(), broken, "left as it was");
@@ -271,6 +274,10 @@ fn a_dangerous_call_waits_for_the_window_and_runs_once_approved() {
     let text = std::fs::read_to_string(exported.as_str().unwrap()).unwrap();
     assert!(text.lines().count() >= records.as_array().unwrap().len(), "the export holds the whole log");
     assert!(text.contains("delete_project"));
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(first.get("mac").is_some() && first.get("prev").is_some(), "chain fields kept: {first}");
+    let last = world.ok("audit_tail", json!({"last": 1}));
+    assert_eq!(last[0]["event"]["action"], "audit_exported", "the export is on record");
 }
 
 #[test]

@@ -203,19 +203,18 @@ pub async fn audit_verify(state: State<'_, AppState>) -> Reply<AuditVerified> {
     state.admin(AdminCommand::AuditVerify).await
 }
 
-/// Write the whole log, as JSON lines, to a new file in `exports/` of the data folder.
+/// Write the whole log, every line as written (chain fields included), to a new file in
+/// `exports/` of the data folder; the export itself goes on record.
 #[tauri::command]
 pub async fn audit_export(state: State<'_, AppState>) -> Reply<String> {
-    let records: Vec<AuditRecordView> =
-        state.admin(AdminCommand::AuditTail { last: usize::MAX, follow: false }).await?;
-    let mut text = String::new();
-    for record in &records {
-        text.push_str(&serde_json::to_string(record).map_err(|e| UiError::new("internal", e.to_string()))?);
-        text.push('\n');
-    }
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let audit = state.broker()?.audit_log();
+    let lines = audit.export_lines().map_err(|e| UiError::new("io", e.to_string()))?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let path = state.data_dir.join("exports").join(format!("audit-{stamp}.jsonl"));
-    keybridge_vault::write_private(&path, text.as_bytes()).map_err(|e| UiError::new("io", e.to_string()))?;
+    keybridge_vault::write_private(&path, lines.as_bytes()).map_err(|e| UiError::new("io", e.to_string()))?;
+    audit
+        .append(serde_json::json!({"kind": "admin", "action": "audit_exported", "file": path}))
+        .map_err(|e| UiError::new("io", e.to_string()))?;
     Ok(path.display().to_string())
 }
 
@@ -313,16 +312,28 @@ pub async fn connect_preview(state: State<'_, AppState>, client_id: String) -> R
         entry: plan.entry_text,
         server_name: entry.server_name,
         other_servers: plan.other_servers,
+        file_digest: plan.original_digest,
     })
 }
 
-/// Merge the entry into Claude Desktop's config: planned afresh from the file as it is now,
-/// backed up, replaced atomically. An invalid file is refused and left as it was.
+/// Merge the entry into Claude Desktop's config, exactly as previewed: refused if the file
+/// changed since (`file_digest` of the preview), backed up, replaced atomically. An invalid
+/// file is refused and left as it was.
 #[tauri::command]
-pub async fn connect_apply(state: State<'_, AppState>, client_id: String) -> Reply<ConnectDone> {
+pub async fn connect_apply(
+    state: State<'_, AppState>,
+    client_id: String,
+    file_digest: Option<String>,
+) -> Reply<ConnectDone> {
     let client = live_client(&state, &client_id).await?;
     let path = claude_config(&state)?;
     let plan = merge(McpClient::ClaudeDesktop, &path, &client_entry(&state, &client))?;
+    if plan.original_digest != file_digest {
+        return Err(UiError::new(
+            "config",
+            format!("{} changed since you looked at it; nothing was written: look at the new preview", path.display()),
+        ));
+    }
     let backup = apply(&plan)?;
     let next_step = match plan.change {
         Change::Unchanged => "Claude Desktop was already set up for this client; nothing changed.".into(),

@@ -116,6 +116,8 @@ pub struct ConnectPreview {
     pub server_name: String,
     /// Servers already in the file; they stay as they are.
     pub other_servers: Vec<String>,
+    /// SHA-256 of the file as previewed: the write is refused if it changed since.
+    pub file_digest: Option<String>,
 }
 
 /// What connecting did.

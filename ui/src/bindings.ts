@@ -111,7 +111,11 @@ change: string, previous_entry: string | null, entry: string, server_name: strin
 /**
  * Servers already in the file; they stay as they are.
  */
-other_servers: Array<string>, };
+other_servers: Array<string>, 
+/**
+ * SHA-256 of the file as previewed: the write is refused if it changed since.
+ */
+file_digest: string | null, };
 
 export type ConnectDone = { path: string, backup: string | null, change: string, 
 /**

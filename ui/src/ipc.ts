@@ -79,7 +79,8 @@ export const api = {
   autostart: () => call<boolean>("autostart_get"),
   setAutostart: (enabled: boolean) => call<boolean>("autostart_set", { enabled }),
   connectPreview: (clientId: string) => call<ConnectPreview>("connect_preview", { clientId }),
-  connectApply: (clientId: string) => call<ConnectDone>("connect_apply", { clientId }),
+  connectApply: (clientId: string, fileDigest: string | null) =>
+    call<ConnectDone>("connect_apply", { clientId, fileDigest }),
   snippets: (clientId: string) => call<Snippets>("connect_snippets", { clientId }),
 };
 

@@ -117,7 +117,8 @@ impl Approvals {
     pub fn list(&self) -> Vec<Pending> {
         let mut list: Vec<Pending> =
             self.pending.lock().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.pending.clone()).collect();
-        list.sort_by_key(|p| p.created);
+        // A stable order: cards must not swap places under the human's pointer.
+        list.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         list
     }
 

@@ -240,7 +240,18 @@ impl AuditLog {
         verify_with(&self.dir, &self.key)
     }
 
-    /// Every record on disk, oldest first (for `audit tail` and exports).
+    /// Every line exactly as written, chain fields included, oldest first: an export the
+    /// chain can still be checked on.
+    pub fn export_lines(&self) -> Result<String, AuditError> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for path in log_files(&self.dir)? {
+            out.push_str(&std::fs::read_to_string(&path).map_err(|e| io(&path, e))?);
+        }
+        Ok(out)
+    }
+
+    /// Every record on disk, oldest first (for `audit tail`).
     pub fn read_all(&self) -> Result<Vec<AuditRecord>, AuditError> {
         read_records(&self.dir)
     }

@@ -87,6 +87,7 @@ pub struct Broker {
     /// The keychain entry that holds the pause.
     pause_name: String,
     settings: Mutex<Settings>,
+    settings_seal: crate::clients::SealKey,
 }
 
 impl std::fmt::Debug for Broker {
@@ -118,13 +119,35 @@ pub fn canonical(value: &Value) -> String {
     sorted(value).to_string()
 }
 
-/// Arguments as they may be shown and audited: brokerage credentials removed, long text cut.
+/// Arguments as they may be audited: brokerage credentials removed, long text cut.
 pub fn redact(args: &Map<String, Value>) -> Value {
+    redact_cut(args, true)
+}
+
+/// Arguments as the human approves them: every value whole, only brokerage credentials masked.
+pub fn masked(args: &Map<String, Value>) -> Value {
+    redact_cut(args, false)
+}
+
+/// Text a program chose (a project name, an argument), made safe to show in a sentence: no
+/// line breaks or control characters, no bidirectional overrides that would reorder what the
+/// human reads, and not longer than `max` characters.
+pub fn plain_text(text: &str, max: usize) -> String {
+    let is_bidi = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).filter(|c| !is_bidi(*c)).collect();
+    if cleaned.chars().count() > max {
+        format!("{}…", cleaned.chars().take(max).collect::<String>())
+    } else {
+        cleaned
+    }
+}
+
+fn redact_cut(args: &Map<String, Value>, cut: bool) -> Value {
     let mut out = Map::new();
     for (key, value) in args {
         let shown = match (key.as_str(), value) {
             ("brokerage" | "dataProviders", Value::Object(settings)) => redact_settings(settings),
-            (_, Value::String(text)) if text.chars().count() > 200 => {
+            (_, Value::String(text)) if cut && text.chars().count() > 200 => {
                 json!(format!("{}… ({} bytes)", text.chars().take(120).collect::<String>(), text.len()))
             }
             (_, other) => other.clone(),
@@ -251,9 +274,12 @@ impl Broker {
         let paused = store.get(&pause_name)?.is_some();
         let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
         let (events, _) = broadcast::channel(256);
-        let settings = crate::settings::load(dir, config.approval_timeout)?;
+        let settings_seal =
+            crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
+        let settings = crate::settings::load(dir, config.approval_timeout, &settings_seal)?;
         Ok(Self {
             settings: Mutex::new(settings),
+            settings_seal,
             accounts: Accounts::new(dir, store.clone()),
             clients: Mutex::new(Clients::load(dir, seal)?),
             store,
@@ -723,16 +749,18 @@ impl Broker {
         let mut summary =
             format!("{} wants to run {} on account {}: {}", client.name, tool.name, client.account, tool.description);
         if let Some(project_id) = args.get("projectId").and_then(Value::as_i64) {
+            // The name is the client's to choose (it may have renamed the project): quoted and
+            // cleaned, so it cannot pass for the rest of the sentence.
             let name = self.project_name(&client.account, project_id).await;
-            summary
-                .push_str(&format!(" Project: {} (id {project_id}).", name.as_deref().unwrap_or("name unavailable")));
+            let name = name.map_or_else(|| "name unavailable".to_string(), |n| format!("“{}”", plain_text(&n, 80)));
+            summary.push_str(&format!(" Project: {name} (id {project_id})."));
         }
         let shown: Vec<String> = redact(args)
             .as_object()
             .map(|m| m.iter().filter(|(k, _)| k.as_str() != "projectId").map(|(k, v)| format!("{k}={v}")).collect())
             .unwrap_or_default();
         if !shown.is_empty() {
-            summary.push_str(&format!(" Arguments: {}.", shown.join(", ")));
+            summary.push_str(&format!(" Arguments: {}.", plain_text(&shown.join(", "), 600)));
         }
         Pending {
             id: format!("a-{}", random_id(6)),
@@ -744,7 +772,7 @@ impl Broker {
             tool: Some(tool.name.to_string()),
             scope: Some(tool.scope.to_string()),
             summary,
-            arguments: redact(args),
+            arguments: masked(args),
             arguments_digest: args_digest,
             created: 0,
             expires: 0,
@@ -895,7 +923,7 @@ impl Broker {
             AdminCommand::SettingsGet => Ok(json!(self.settings().view())),
             AdminCommand::SettingsUpdate { settings } => {
                 let settings = Settings::from_view(&settings)?;
-                crate::settings::save(&self.config.data_dir, &settings)?;
+                crate::settings::save(&self.config.data_dir, &settings, &self.settings_seal)?;
                 let view = settings.view();
                 *lock(&self.settings) = settings;
                 self.record(json!({"kind": "admin", "action": "settings_changed", "settings": view}));
@@ -1134,5 +1162,30 @@ pub fn own_uid() -> u32 {
     #[cfg(not(unix))]
     {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_a_client_chose_cannot_reorder_or_break_the_sentence() {
+        let spoof = "Sandbox\u{202E}dleif\u{202C} (id 1).\nArguments: brokerage={\"id\":\"Paper\"}";
+        let shown = plain_text(spoof, 200);
+        assert!(!shown.contains('\n') && !shown.contains('\u{202E}') && !shown.contains('\u{202C}'), "{shown:?}");
+        assert!(shown.starts_with("Sandboxdleif (id 1). Arguments"), "{shown:?}");
+        assert_eq!(plain_text(&"x".repeat(100), 80).chars().count(), 81, "cut, with an ellipsis");
+    }
+
+    #[test]
+    fn the_human_sees_whole_arguments_with_only_credentials_masked() {
+        let long = "x".repeat(500);
+        let args = json!({"code": long, "brokerage": {"id": "InteractiveBrokersBrokerage", "ib-password": "hunter2"}});
+        let args = args.as_object().unwrap();
+        let shown = masked(args);
+        assert_eq!(shown["code"].as_str().unwrap().len(), 500, "nothing cut from what is approved");
+        assert_eq!(shown["brokerage"]["ib-password"], "<redacted>");
+        assert!(redact(args)["code"].as_str().unwrap().len() < 200, "the audit log keeps a cut copy");
     }
 }

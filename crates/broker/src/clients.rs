@@ -86,7 +86,12 @@ impl SealKey {
     }
 
     fn mac(&self, body: &str) -> String {
-        crate::audit::hmac_sha256(self.0.expose(), "clients", body)
+        self.mac_for("clients", body)
+    }
+
+    /// A MAC over `body` for one purpose (`clients`, `settings`), so one seal never fits another file.
+    pub(crate) fn mac_for(&self, purpose: &str, body: &str) -> String {
+        crate::audit::hmac_sha256(self.0.expose(), purpose, body)
     }
 }
 

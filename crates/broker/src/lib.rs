@@ -23,5 +23,7 @@ pub mod server;
 pub mod settings;
 pub mod tokens;
 
-pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, own_uid, redact};
+pub use broker::{
+    Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, masked, own_uid, plain_text, redact,
+};
 pub use error::BrokerError;

@@ -1,8 +1,10 @@
 //! Broker-wide settings the user changes in the app: the default token lifetime of new
 //! clients, how long a question waits for the human, and the policy per scope for every client.
 //!
-//! Kept in `settings.json` in the data folder. A setting outside its bounds is refused with
-//! the bounds, never clamped: the user must know what is in force.
+//! Kept in `settings.json` in the data folder, sealed with a key from the keychain like
+//! `clients.json`: a policy turned to `allow` by editing the file (a program with file access,
+//! an AI agent's file tools) is refused at start, never obeyed. A setting outside its bounds is
+//! refused with the bounds, never clamped: the user must know what is in force.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,8 +12,10 @@ use std::time::Duration;
 
 use keybridge_broker_proto::SettingsView;
 use keybridge_catalog::Scope;
+use serde::{Deserialize, Serialize};
 
 use crate::BrokerError;
+use crate::clients::SealKey;
 use crate::policy::Decision;
 use crate::tokens::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 
@@ -67,27 +71,47 @@ pub fn settings_file(data_dir: &Path) -> PathBuf {
     data_dir.join("settings.json")
 }
 
+/// The file: the settings and a MAC over their JSON.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    settings: SettingsView,
+    mac: String,
+}
+
+const PURPOSE: &str = "settings";
+
 /// The saved settings, or the defaults when none were saved.
-pub fn load(data_dir: &Path, approval_timeout: Duration) -> Result<Settings, BrokerError> {
+pub fn load(data_dir: &Path, approval_timeout: Duration, seal: &SealKey) -> Result<Settings, BrokerError> {
     let path = settings_file(data_dir);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let view: SettingsView = serde_json::from_slice(&bytes).map_err(|e| {
+            let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
                 BrokerError::Invalid(format!(
-                    "{} is not valid ({e}); fix it or remove it to go back to the defaults",
+                    "{} is not valid ({e}); remove it to go back to the defaults, then set your settings again in Keybridge",
                     path.display()
                 ))
             })?;
-            Settings::from_view(&view)
-                .map_err(|e| BrokerError::Invalid(format!("{}: {e}; fix it or remove it", path.display())))
+            let body = serde_json::to_string(&sealed.settings).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            if seal.mac_for(PURPOSE, &body) != sealed.mac {
+                return Err(BrokerError::Invalid(format!(
+                    "{} was changed outside Keybridge (its seal does not match), so it is not obeyed; remove it to go back to the defaults, then set your settings again in Keybridge",
+                    path.display()
+                )));
+            }
+            Settings::from_view(&sealed.settings).map_err(|e| {
+                BrokerError::Invalid(format!("{}: {e}; remove it to go back to the defaults", path.display()))
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::defaults(approval_timeout)),
         Err(e) => Err(BrokerError::Internal(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
-pub fn save(data_dir: &Path, settings: &Settings) -> Result<(), BrokerError> {
-    let bytes = serde_json::to_vec_pretty(&settings.view()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+pub fn save(data_dir: &Path, settings: &Settings, seal: &SealKey) -> Result<(), BrokerError> {
+    let view = settings.view();
+    let body = serde_json::to_string(&view).map_err(|e| BrokerError::Internal(e.to_string()))?;
+    let sealed = Sealed { mac: seal.mac_for(PURPOSE, &body), settings: view };
+    let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| BrokerError::Internal(e.to_string()))?;
     keybridge_vault::write_private(&settings_file(data_dir), &bytes).map_err(BrokerError::from)
 }
 
@@ -103,14 +127,36 @@ mod tests {
         }
     }
 
+    fn seal() -> SealKey {
+        SealKey::load_or_create(&keybridge_vault::MemoryStore::default(), "seal").unwrap()
+    }
+
     #[test]
     fn saved_settings_come_back_and_defaults_fill_in() {
         let dir = tempfile::tempdir().unwrap();
-        let defaults = load(dir.path(), Duration::from_secs(60)).unwrap();
+        let seal = seal();
+        let defaults = load(dir.path(), Duration::from_secs(60), &seal).unwrap();
         assert_eq!(defaults, Settings::defaults(Duration::from_secs(60)));
         let chosen = Settings::from_view(&view(300, 120, &[("qc:live:read", "ask")])).unwrap();
-        save(dir.path(), &chosen).unwrap();
-        assert_eq!(load(dir.path(), Duration::from_secs(60)).unwrap(), chosen);
+        save(dir.path(), &chosen, &seal).unwrap();
+        assert_eq!(load(dir.path(), Duration::from_secs(60), &seal).unwrap(), chosen);
+    }
+
+    #[test]
+    fn a_policy_edited_outside_keybridge_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let seal = seal();
+        save(dir.path(), &Settings::defaults(Duration::from_secs(60)), &seal).unwrap();
+        let path = settings_file(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edited = text.replace("\"policy\": {}", "\"policy\": {\"qc:live:execute\": \"allow\"}");
+        assert_ne!(edited, text);
+        std::fs::write(&path, &edited).unwrap();
+        let err = load(dir.path(), Duration::from_secs(60), &seal).unwrap_err().to_string();
+        assert!(err.contains("changed outside Keybridge"), "{err}");
+        let other = SealKey::load_or_create(&keybridge_vault::MemoryStore::default(), "seal").unwrap();
+        save(dir.path(), &Settings::defaults(Duration::from_secs(60)), &other).unwrap();
+        assert!(load(dir.path(), Duration::from_secs(60), &seal).is_err(), "another install's seal does not fit");
     }
 
     #[test]
@@ -132,7 +178,7 @@ mod tests {
     fn a_broken_file_is_reported_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(settings_file(dir.path()), "{not json").unwrap();
-        let err = load(dir.path(), Duration::from_secs(60)).unwrap_err().to_string();
+        let err = load(dir.path(), Duration::from_secs(60), &seal()).unwrap_err().to_string();
         assert!(err.contains("settings.json is not valid"), "{err}");
         assert_eq!(std::fs::read_to_string(settings_file(dir.path())).unwrap(), "{not json");
     }

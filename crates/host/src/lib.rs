@@ -109,6 +109,7 @@ pub struct Host {
     /// Kept alive for the broker's lifetime: dropping it stops the simulator.
     _sim: Option<SimHandle>,
     scratch: Option<PathBuf>,
+    _data_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Host {
@@ -148,6 +149,10 @@ impl Host {
                 .filter(|url| !url.is_empty())
                 .unwrap_or_else(|| keybridge_quantconnect::DEFAULT_BASE_URL.into()),
         };
+        // The socket's lock keeps out a second broker on the same socket; this one keeps out a
+        // broker on another socket (another XDG_RUNTIME_DIR, say) from the same data folder,
+        // whose interleaved writes would break the audit chain.
+        let data_lock = lock_data_dir(&data_dir)?;
         let mut config = BrokerConfig::new(&data_dir, base_url.clone());
         config.bridge_executables = bridge_executables();
         if let Some(secs) = std::env::var("KEYBRIDGE_APPROVAL_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
@@ -155,11 +160,13 @@ impl Host {
         }
         let broker = Arc::new(Broker::open(config, store)?);
         let demo_client = if demo { set_up_demo(&broker, options.demo_key_client).await? } else { None };
+        // What is in force goes on record at every start.
+        let settings = broker.settings().view();
         broker
             .audit_log()
-            .append(serde_json::json!({"kind": "broker_started", "quantconnect": base_url}))
+            .append(serde_json::json!({"kind": "broker_started", "quantconnect": base_url, "settings": settings}))
             .map_err(|e| HostError::Broker(e.into()))?;
-        Ok(Host { broker, listener, base_url, persistent, demo_client, _sim: sim, scratch })
+        Ok(Host { broker, listener, base_url, persistent, demo_client, _sim: sim, scratch, _data_lock: data_lock })
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -191,17 +198,35 @@ impl Host {
     /// Serve bridges and admin connections until `shutdown` completes, then write the last
     /// record and remove a demo's throwaway folder.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), HostError> {
-        let Host { broker, listener, scratch, _sim, .. } = self;
+        let Host { broker, listener, scratch, _sim, _data_lock, .. } = self;
         server::serve(listener, broker.clone(), shutdown).await;
         broker
             .audit_log()
             .append(serde_json::json!({"kind": "broker_stopped"}))
             .map_err(|e| HostError::Broker(e.into()))?;
         drop(_sim);
+        drop(_data_lock);
         if let Some(dir) = scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(())
+    }
+}
+
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, HostError> {
+    let failed = |e: std::io::Error| {
+        HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
+    };
+    std::fs::create_dir_all(data_dir).map_err(failed)?;
+    let path = data_dir.join("broker.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(HostError::AlreadyRunning(format!(
+            "another Keybridge broker is using the data folder {} (through another socket); stop it first",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
     }
 }
 

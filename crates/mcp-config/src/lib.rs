@@ -53,6 +53,9 @@ pub enum ConfigError {
     Shape { path: String, what: String },
     #[error("cannot read or write {path}: {reason}")]
     Io { path: String, reason: String },
+    /// The file changed between the plan (what the user saw) and the write.
+    #[error("{path} changed since it was read (another program wrote it); nothing was written: look at it again")]
+    Changed { path: String },
 }
 
 /// What launches the bridge for one client.
@@ -131,6 +134,22 @@ pub struct Plan {
     pub entry_text: String,
     /// The other servers in the file, which stay as they are.
     pub other_servers: Vec<String>,
+    /// SHA-256 of the file as read (`None`: there was none); the write is refused if it changed.
+    pub original_digest: Option<String>,
+}
+
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The digest a [`Plan`] records for the file at `path` as it is now.
+pub fn current_digest(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(digest(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::Io { path: path.display().to_string(), reason: e.to_string() }),
+    }
 }
 
 /// Plan the merge of `entry` into the config at `path` (which may not exist yet).
@@ -177,37 +196,83 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
         new_text,
         entry_text: serde_json::to_string_pretty(&new_entry).unwrap_or_default(),
         other_servers,
+        original_digest: existing.as_deref().map(|text| digest(text.as_bytes())),
     })
 }
 
 /// Write a plan: back the old file up beside it, then replace it atomically. Returns the
-/// backup's path (`None` when there was no file, or nothing changes).
+/// backup's path (`None` when there was no file, or nothing changes). A config that is a
+/// symbolic link (dotfiles) is written through the link; new files are private (0600) until
+/// they take the old file's permissions.
 pub fn apply(plan: &Plan) -> Result<Option<PathBuf>, ConfigError> {
     let io =
         |path: &Path, e: std::io::Error| ConfigError::Io { path: path.display().to_string(), reason: e.to_string() };
     if plan.change == Change::Unchanged {
         return Ok(None);
     }
-    let dir = plan.path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let backup = if plan.path.exists() {
-        let stamp =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let name =
-            format!("{}.keybridge-backup-{stamp}", plan.path.file_name().and_then(|n| n.to_str()).unwrap_or("config"));
-        let backup = plan.path.with_file_name(name);
-        std::fs::copy(&plan.path, &backup).map_err(|e| io(&backup, e))?;
-        Some(backup)
-    } else {
-        None
+    let target = std::fs::canonicalize(&plan.path).unwrap_or_else(|_| plan.path.clone());
+    let unchanged = |target: &Path| -> Result<(), ConfigError> {
+        if current_digest(target)? != plan.original_digest {
+            return Err(ConfigError::Changed { path: plan.path.display().to_string() });
+        }
+        Ok(())
     };
-    let tmp = plan.path.with_extension(format!("keybridge-tmp{}", std::process::id()));
-    std::fs::write(&tmp, &plan.new_text).map_err(|e| io(&tmp, e))?;
-    if let Ok(meta) = std::fs::metadata(&plan.path) {
-        std::fs::set_permissions(&tmp, meta.permissions()).map_err(|e| io(&tmp, e))?;
+    unchanged(&target)?;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let file_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("config").to_string();
+    let backup = match std::fs::read(&target) {
+        Ok(old) => {
+            let stamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let (path, mut file) = create_new_private(dir, &format!("{file_name}.keybridge-backup-{stamp}"))
+                .map_err(|(path, e)| io(&path, e))?;
+            write_synced(&mut file, &old).map_err(|e| io(&path, e))?;
+            Some(path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(&target, e)),
+    };
+    let (tmp, mut file) =
+        create_new_private(dir, &format!(".{file_name}.keybridge-tmp")).map_err(|(path, e)| io(&path, e))?;
+    let written = write_synced(&mut file, plan.new_text.as_bytes())
+        .and_then(|()| match std::fs::metadata(&target) {
+            Ok(meta) => std::fs::set_permissions(&tmp, meta.permissions()),
+            Err(_) => Ok(()),
+        })
+        .map_err(|e| io(&tmp, e))
+        // The last look before the swap: another program may have written meanwhile.
+        .and_then(|()| unchanged(&target))
+        .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| io(&target, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, &plan.path).map_err(|e| io(&plan.path, e))?;
-    Ok(backup)
+    written.map(|()| backup)
+}
+
+/// A new file `name` (or `name-1`, `name-2`, …) in `dir`, readable by its owner only. Never
+/// opens an existing file or follows a link planted at that name.
+fn create_new_private(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), (PathBuf, std::io::Error)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    for n in 0..100 {
+        let path = if n == 0 { dir.join(name) } else { dir.join(format!("{name}-{n}")) };
+        match options.open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err((path, e)),
+        }
+    }
+    let path = dir.join(name);
+    Err((path, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "100 files of that name exist already")))
+}
+
+fn write_synced(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Folders the platform's config paths are built from; taken from the environment by
@@ -393,5 +458,47 @@ mod tests {
         let windows = claude_desktop_candidates("windows", &homes);
         assert!(windows[0].to_string_lossy().contains("Claude_pzs8sxrjxfjjc"), "the MSIX path comes first");
         assert!(windows[1].to_string_lossy().ends_with("Roaming/Claude/claude_desktop_config.json"));
+    }
+
+    #[test]
+    fn a_file_changed_after_the_plan_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claude_desktop_config.json");
+        std::fs::write(&path, r#"{"mcpServers": {}}"#).unwrap();
+        let plan = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap();
+        let meanwhile = r#"{"mcpServers": {"added-by-claude": {"command": "x"}}}"#;
+        std::fs::write(&path, meanwhile).unwrap();
+        let err = apply(&plan).unwrap_err();
+        assert!(matches!(err, ConfigError::Changed { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), meanwhile);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "no backup or temporary file left behind: {leftovers:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_config_is_written_through_the_link_and_backups_are_private_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles/claude.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, r#"{"mcpServers": {"a": {"command": "a", "env": {"API_KEY": "other-servers-secret"}}}}"#)
+            .unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("claude_desktop_config.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+
+        let first = apply(&merge(McpClient::ClaudeDesktop, &link, &entry(None)).unwrap()).unwrap().unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        let merged: Value = serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+        assert!(merged["mcpServers"]["quantconnect"].is_object());
+        assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640, "permissions kept");
+        assert_eq!(std::fs::metadata(&first).unwrap().permissions().mode() & 0o777, 0o600, "the backup is private");
+
+        let mut other = entry(None);
+        other.client_id = "another-1a2b".into();
+        let second = apply(&merge(McpClient::ClaudeDesktop, &link, &other).unwrap()).unwrap().unwrap();
+        assert_ne!(first, second, "a second backup in the same second gets its own name");
+        assert!(std::fs::read_to_string(&first).unwrap().contains("other-servers-secret"));
     }
 }

@@ -10,9 +10,11 @@ export interface ApprovalActions {
 }
 
 const ALLOW_MINUTES = [5, 15, 60];
+/** A card's buttons wake after this long: a click meant for something else must not answer. */
+export const ARM_DELAY_MS = 800;
 
 /** One request: summary, who asks, for which account, the arguments, and the three answers. */
-export function approvalCard(approval: ApprovalView, nowMs: number, actions: ApprovalActions): HTMLElement {
+export function approvalCard(approval: ApprovalView, nowMs: number, actions: ApprovalActions, armDelayMs = ARM_DELAY_MS): HTMLElement {
   const pairing = approval.kind === "pairing";
   const timer = h("span", { class: "countdown", data: { expires: String(approval.expires) } });
   const tick = (now: number) => {
@@ -37,7 +39,7 @@ export function approvalCard(approval: ApprovalView, nowMs: number, actions: App
   const args = h(
     "details",
     { class: "arguments" },
-    h("summary", null, pairing ? "Details" : "Exact arguments"),
+    h("summary", null, pairing ? "Details" : "Exact arguments (brokerage credentials masked)"),
     h("pre", null, JSON.stringify(approval.arguments, null, 2)),
     h("p", { class: "digest" }, "Digest ", h("code", null, approval.arguments_digest.slice(0, 16)), " — this approval covers these arguments only."),
   );
@@ -67,6 +69,13 @@ export function approvalCard(approval: ApprovalView, nowMs: number, actions: App
     status,
   );
   (card as HTMLElement & { tick?: (now: number) => void }).tick = tick;
+  if (armDelayMs > 0) {
+    const buttons = [...card.querySelectorAll("button")];
+    for (const b of buttons) b.disabled = true;
+    setTimeout(() => {
+      for (const b of buttons) b.disabled = false;
+    }, armDelayMs);
+  }
   return card;
 }
 

@@ -17,6 +17,7 @@ function preview(over: Partial<ConnectPreview> = {}): ConnectPreview {
     entry: '{\n  "command": "/usr/bin/keybridge-mcp",\n  "args": ["--client", "c1"]\n}',
     server_name: "quantconnect",
     other_servers: ["filesystem", "github"],
+    file_digest: "ab12",
     ...over,
   };
 }

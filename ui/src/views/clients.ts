@@ -70,7 +70,7 @@ export function clientsView(api: Api) {
         const preview = await api.connectPreview(client.client_id);
         fill(panel, previewPanel(preview, async () => {
           try {
-            const done = await api.connectApply(client.client_id);
+            const done = await api.connectApply(client.client_id, preview.file_digest);
             fill(panel, h("div", { class: "notice ok", id: "connect-result" },
               h("p", null, done.change === "unchanged" ? "Nothing to change." : `Claude Desktop is connected: ${done.path}`),
               done.backup ? h("p", null, "Previous file saved as ", h("code", null, done.backup)) : null,

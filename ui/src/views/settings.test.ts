@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ScopeInfo } from "../bindings";
-import { policyTable, readPolicy } from "./settings";
+import { policyTable, readPolicy, weakened } from "./settings";
 
 const scopes: ScopeInfo[] = [
   { name: "qc:live:read", description: "See live algorithms", default_policy: "allow", tools: ["read_live_algorithm"] },
@@ -22,5 +22,12 @@ describe("policy table", () => {
     expect(readPolicy(table, scopes)).toEqual({});
     selects[1].value = "deny";
     expect(readPolicy(table, scopes)).toEqual({ "qc:live:execute": "deny" });
+  });
+});
+
+describe("weakening the policy", () => {
+  it("names the scopes that would no longer ask", () => {
+    expect(weakened(scopes, { "qc:live:execute": "allow" })).toEqual(["qc:live:execute"]);
+    expect(weakened(scopes, { "qc:live:execute": "deny", "qc:live:read": "ask" })).toEqual([]);
   });
 });

@@ -34,6 +34,11 @@ export function readPolicy(table: HTMLElement, scopes: ScopeInfo[]): Record<stri
   return out;
 }
 
+/** Scopes that ask by default and would be allowed without asking. */
+export function weakened(scopes: ScopeInfo[], policy: Record<string, string>): string[] {
+  return scopes.filter((s) => s.default_policy === "ask" && policy[s.name] === "allow").map((s) => s.name);
+}
+
 export function settingsView(api: Api, info: () => AppInfo | null) {
   const root = h("section", { class: "view", id: "view-settings" });
   async function refresh() {
@@ -74,17 +79,26 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
         h("h3", null, "Policy per scope"),
         h("p", { class: "muted" }, "For every client: allow runs at once, ask waits for you, deny refuses. A client only ever uses the scopes it was granted."),
         table,
-        h("div", { class: "actions" }, button("Save settings", async () => {
-          try {
-            await api.saveSettings({
-              token_ttl_secs: Math.round(Number(ttl.value) * 60),
-              approval_timeout_secs: Math.round(Number(timeout.value)),
-              policy: readPolicy(table, scopes),
-            });
-            fill(status, notice("ok", "Saved. New calls follow these settings."));
-          } catch (e) {
-            fill(status, notice("error", (e as Error).message));
-          }
+        h("div", { class: "actions" }, button("Save settings", () => {
+          const policy = readPolicy(table, scopes);
+          const save = async () => {
+            try {
+              await api.saveSettings({
+                token_ttl_secs: Math.round(Number(ttl.value) * 60),
+                approval_timeout_secs: Math.round(Number(timeout.value)),
+                policy,
+              });
+              fill(status, notice("ok", "Saved. New calls follow these settings."));
+            } catch (e) {
+              fill(status, notice("error", (e as Error).message));
+            }
+          };
+          const unasked = weakened(scopes, policy);
+          if (!unasked.length) return void save();
+          fill(status, h("div", { class: "confirm", id: "settings-confirm" },
+            `With this, Keybridge no longer asks you before: ${unasked.join(", ")}. Any client granted these scopes could then trade live or delete without you. Save anyway?`,
+            button("Save anyway", () => void save(), "danger"),
+            button("Keep asking", () => fill(status), "secondary")));
         }, "primary", "settings-save")),
         status),
       h("div", { class: "panel" },
