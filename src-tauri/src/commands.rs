@@ -384,13 +384,15 @@ fn describe_scope(scope: Scope) -> String {
         "admin" => "organization-wide settings",
         other => other,
     };
-    let verb = match scope.verb() {
-        "read" => "See",
-        "write" => "Create and change",
-        "delete" => "Delete",
-        _ => "Run and command",
-    };
-    format!("{verb} {area}")
+    match (scope.verb(), area) {
+        ("read", area) => format!("See {area}"),
+        ("write", "live algorithms") => "Deploy live algorithms".into(),
+        ("write", area) => format!("Create and change {area}"),
+        ("delete", area) => format!("Delete {area}"),
+        (_, "compilation") => "Compile projects".into(),
+        (_, "live algorithms") => "Stop, liquidate and send commands to live algorithms".into(),
+        (_, area) => format!("Use {area}"),
+    }
 }
 
 /// Every command, for the builder.
