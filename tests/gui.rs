@@ -21,11 +21,15 @@ fn screenshots() -> PathBuf {
 /// and Claude Desktop's config at `claude_config`.
 fn launch(world: &World, claude_config: &Path) -> (Xvfb, Session) {
     let x = Xvfb::start();
+    let session = launch_on(world, claude_config, &x);
+    (x, session)
+}
+
+fn launch_on(world: &World, claude_config: &Path, x: &Xvfb) -> Session {
     let mut env = world.env_vars();
     env.push(("KEYBRIDGE_CLAUDE_DESKTOP_CONFIG", claude_config.display().to_string()));
     env.push(("KEYBRIDGE_APPROVAL_TIMEOUT", "120".into()));
-    let session = Session::start(&bin("keybridge-app"), &[], &env, &x.display, &screenshots());
-    (x, session)
+    Session::start(&bin("keybridge-app"), &[], &env, &x.display, &screenshots())
 }
 
 /// Claude Desktop's config in this world, holding `contents`.
@@ -258,4 +262,88 @@ impl WaitTimeout for std::process::Child {
         let _ = self.kill();
         None
     }
+}
+
+/// The tray icon's mean colour, read off the X server: the panel sits at the bottom right.
+fn tray_colour(display: &str) -> (i64, i64, i64) {
+    let out = std::process::Command::new("convert")
+        .args(["x:root", "-crop", "14x14+1255+837", "-scale", "1x1!", "-depth", "8", "txt:-"])
+        .env("DISPLAY", display)
+        .output()
+        .expect("imagemagick's convert (scripts/dev.sh deps)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.rfind('(').unwrap_or_else(|| panic!("no pixel in {text:?}"));
+    let numbers: Vec<i64> =
+        text[start + 1..].split([',', ')']).take(3).map(|n| n.trim().parse::<f64>().unwrap() as i64).collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
+fn wait_for_tray(display: &str, what: &str, accept: impl Fn((i64, i64, i64)) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let colour = tray_colour(display);
+        if accept(colour) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the tray never showed {what}: {colour:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn xdotool(display: &str, args: &[&str]) {
+    let status = std::process::Command::new("xdotool").args(args).env("DISPLAY", display).status().unwrap();
+    assert!(status.success(), "xdotool {args:?}");
+}
+
+#[test]
+fn the_tray_shows_the_state_and_its_menu_pauses_all_access() {
+    if !in_keyring_session("the_tray_shows_the_state_and_its_menu_pauses_all_access") {
+        return;
+    }
+    let world = World::new();
+    let x = Xvfb::start();
+    // An XEmbed tray host, as a desktop panel would be.
+    let mut panel = std::process::Command::new("trayer")
+        .args(["--edge", "bottom", "--align", "right", "--widthtype", "pixel", "--width", "120"])
+        .args(["--heighttype", "pixel", "--height", "32"])
+        .env("DISPLAY", &x.display)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("trayer (scripts/dev.sh deps)");
+    let config = world.home.path().join("Claude/claude_desktop_config.json");
+    let ui = launch_on(&world, &config, &x);
+    ui.wait_for("#account-form");
+    let teal = |(r, g, _b): (i64, i64, i64)| g - r > 40;
+    let grey = |(r, g, b): (i64, i64, i64)| (r - g).abs() < 12 && (b - g).abs() < 20 && r < 200;
+    let amber = |(r, g, b): (i64, i64, i64)| r - g > 40 && g > b;
+    wait_for_tray(&x.display, "active (teal)", teal);
+
+    // Open the menu on the icon; its second item is "Pause all access".
+    xdotool(&x.display, &["mousemove", "1262", "844", "click", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    xdotool(&x.display, &["key", "Down", "Down", "Return"]);
+    ui.wait_for_text("#status-pill", "paused");
+    assert_eq!(world.cli(&["status"], None)["paused"], true);
+    wait_for_tray(&x.display, "paused (grey)", grey);
+
+    // Resumed, a question waiting turns it amber.
+    ui.click("#pause-toggle");
+    ui.wait_for_text("#status-pill", "Active");
+    wait_for_tray(&x.display, "active again", teal);
+    let token = world.account.api_token.clone();
+    world.cli(&["account", "add", "main", "--user-id", &world.account.user_id], Some(&token));
+    let (client, _) = world.add_client("research", false);
+    let mut raw = RawMcp::spawn(&world, &client, None, None);
+    call(&mut raw, 1, "list_projects", json!({}));
+    ui.wait_for(".approval-card.pairing");
+    wait_for_tray(&x.display, "a question waiting (amber)", amber);
+    ui.click(".approval-card.pairing button.deny:not([disabled])");
+    let (denied, failed) = result_text(&raw.reply(1));
+    assert!(failed, "{denied}");
+    wait_for_tray(&x.display, "nothing waiting", teal);
+    raw.close_stdin();
+    drop(ui);
+    let _ = panel.kill();
+    let _ = panel.wait();
 }
