@@ -71,6 +71,8 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
 
     // A first start opens on the account form.
     ui.wait_for("#account-form");
+    // The broker answers: the CLI can reach it over the socket.
+    ui.wait_for_text("#status-pill", "Active");
     ui.type_into("#account-user", &world.account.user_id);
     ui.type_into("#account-token", &world.account.api_token);
     ui.type_into("#account-org", &world.account.organization_id);
@@ -142,7 +144,7 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     ui.click("#nav-activity");
     ui.wait_for(r#"tr.record-row[data-tool="delete_project"][data-decision="approved"]"#);
     ui.wait_for_text("#chain-status", "chain intact");
-    ui.click(r#"tr.record-row[data-kind="tool_call"][data-tool="delete_project"] td.text"#);
+    ui.click(r#"tr.record-row[data-kind="tool_call"][data-tool="delete_project"] td:first-child"#);
     ui.wait_for_text("#record-details", "args_digest");
     ui.screenshot("activity");
 
@@ -194,6 +196,8 @@ fn a_malformed_claude_config_is_refused_and_left_as_it_was() {
     let config = claude_config(&world, broken);
     let (_x, ui) = launch(&world, &config);
     ui.wait_for("#account-form");
+    // The broker answers: the CLI can reach it over the socket.
+    ui.wait_for_text("#status-pill", "Active");
     // The app hosts the same broker as `keybridge serve`: the CLI administers it over its socket.
     let token = world.account.api_token.clone();
     world.cli(&["account", "add", "main", "--user-id", &world.account.user_id], Some(&token));
@@ -230,6 +234,8 @@ fn a_second_launch_brings_the_first_forward_and_exits() {
     let config = world.home.path().join("Claude/claude_desktop_config.json");
     let (x, ui) = launch(&world, &config);
     ui.wait_for("#account-form");
+    // The broker answers: the CLI can reach it over the socket.
+    ui.wait_for_text("#status-pill", "Active");
     let mut second = std::process::Command::new(bin("keybridge-app"));
     world.env(&mut second);
     let status = second
@@ -314,6 +320,8 @@ fn the_tray_shows_the_state_and_its_menu_pauses_all_access() {
     let config = world.home.path().join("Claude/claude_desktop_config.json");
     let ui = launch_on(&world, &config, &x);
     ui.wait_for("#account-form");
+    // The broker answers: the CLI can reach it over the socket.
+    ui.wait_for_text("#status-pill", "Active");
     let teal = |(r, g, _b): (i64, i64, i64)| g - r > 40;
     let grey = |(r, g, b): (i64, i64, i64)| (r - g).abs() < 12 && (b - g).abs() < 20 && r < 200;
     let amber = |(r, g, b): (i64, i64, i64)| r - g > 40 && g > b;

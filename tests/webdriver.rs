@@ -22,8 +22,15 @@ impl Xvfb {
         // Tests run side by side: a number another server took in the meantime makes ours
         // exit at once, and we try the next.
         for number in 90..190 {
-            if Path::new(&format!("/tmp/.X{number}-lock")).exists() {
-                continue;
+            let lock = PathBuf::from(format!("/tmp/.X{number}-lock"));
+            if let Ok(text) = std::fs::read_to_string(&lock) {
+                // A lock left by a server that was killed outright is stale.
+                let alive = text.trim().parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if alive {
+                    continue;
+                }
+                let _ = std::fs::remove_file(&lock);
+                let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
             }
             let display = format!(":{number}");
             let mut child = Command::new("Xvfb")
@@ -51,6 +58,12 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // SIGTERM lets the server remove its lock and socket; SIGKILL only if it lingers.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -197,7 +210,7 @@ impl Session {
                     let _ = self.try_send(
                         reqwest::Method::POST,
                         "/execute/sync",
-                        Some(json!({"script": "arguments[0].scrollIntoView({block: 'center', inline: 'center'})", "args": [element]})),
+                        Some(json!({"script": "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})", "args": [element]})),
                     );
                     std::thread::sleep(Duration::from_millis(100));
                 }

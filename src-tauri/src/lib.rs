@@ -210,11 +210,11 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
                 let handle = app.handle().clone();
                 tauri::async_runtime::spawn(async move { refresh_tray(&handle, &broker).await });
             }
-            if options.hidden
-                && let Some(window) = app.get_webview_window("main")
-            {
-                let _ = window.hide();
-            }
+            // The window is made only now, with the broker's state in place: a window from the
+            // config would load before `setup` and its first commands would find no state.
+            let config = app.config().app.windows.iter().find(|w| w.label == "main").cloned();
+            let config = config.ok_or("tauri.conf.json has no `main` window")?;
+            tauri::WebviewWindowBuilder::from_config(app.handle(), &config)?.visible(!options.hidden).build()?;
             Ok(())
         })
         .on_window_event(|window, event| {
