@@ -284,14 +284,8 @@ fn cancelling_a_call_withdraws_its_approval_and_stdin_eof_exits_cleanly() {
     );
     assert_eq!(raw.reply(8)["result"]["isError"], false);
     raw.close_stdin();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = raw.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "the bridge did not exit on stdin EOF");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = keybridge_e2e::exit_within(&mut raw.child, Duration::from_secs(5))
+        .expect("the bridge did not exit on stdin EOF");
     assert!(status.success(), "{status}");
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use keybridge_e2e::webdriver::{Session, Xvfb};
-use keybridge_e2e::{RawMcp, World, bin};
+use keybridge_e2e::{RawMcp, World, bin, exit_within};
 use keybridge_vault::testing::in_keyring_session;
 use serde_json::{Value, json};
 
@@ -238,36 +238,18 @@ fn a_second_launch_brings_the_first_forward_and_exits() {
     ui.wait_for_text("#status-pill", "Active");
     let mut second = std::process::Command::new(bin("keybridge-app"));
     world.env(&mut second);
-    let status = second
+    let mut second = second
         .env("DISPLAY", &x.display)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
-        .wait_timeout_secs(20)
-        .expect("the second launch exits by itself");
+        .unwrap();
+    let status =
+        exit_within(&mut second, std::time::Duration::from_secs(20)).expect("the second launch exits by itself");
     assert!(status.success(), "{status}");
     // The first one still runs the broker, undisturbed.
     assert_eq!(ui.text("#status-pill"), "Active");
     assert_eq!(world.cli(&["status"], None)["paused"], false);
-}
-
-trait WaitTimeout {
-    fn wait_timeout_secs(&mut self, secs: u64) -> Option<std::process::ExitStatus>;
-}
-
-impl WaitTimeout for std::process::Child {
-    fn wait_timeout_secs(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = self.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.kill();
-        None
-    }
 }
 
 /// The tray icon's mean colour, read off the X server: the panel sits at the bottom right.

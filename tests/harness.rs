@@ -19,6 +19,20 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Wait up to `within` for `child` to exit; `None` if it is still running.
+pub fn exit_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub struct World {
     pub home: tempfile::TempDir,
     pub socket: PathBuf,

@@ -60,10 +60,7 @@ impl Drop for Xvfb {
     fn drop(&mut self) {
         // SIGTERM lets the server remove its lock and socket; SIGKILL only if it lingers.
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let _ = crate::exit_within(&mut self.child, Duration::from_secs(3));
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -249,10 +246,7 @@ impl Drop for Session {
         let group = format!("-{}", self.driver.id());
         for signal in ["-TERM", "-KILL"] {
             let _ = Command::new("kill").args([signal, "--", &group]).stderr(Stdio::null()).status();
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline && self.driver.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let _ = crate::exit_within(&mut self.driver, Duration::from_secs(3));
         }
         let _ = self.driver.wait();
         if std::thread::panicking() {

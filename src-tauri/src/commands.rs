@@ -284,6 +284,15 @@ fn claude_config(state: &AppState) -> Reply<PathBuf> {
     })
 }
 
+/// The merge of a live client's entry into Claude Desktop's config, planned from the file as it is now.
+async fn claude_plan(state: &AppState, client_id: &str) -> Reply<(PathBuf, Entry, keybridge_mcp_config::Plan)> {
+    let client = live_client(state, client_id).await?;
+    let path = claude_config(state)?;
+    let entry = client_entry(state, &client);
+    let plan = merge(McpClient::ClaudeDesktop, &path, &entry)?;
+    Ok((path, entry, plan))
+}
+
 fn change_name(change: &Change) -> String {
     match change {
         Change::Added => "added",
@@ -296,10 +305,7 @@ fn change_name(change: &Change) -> String {
 /// What connecting Claude Desktop to this client would change. Writes nothing.
 #[tauri::command]
 pub async fn connect_preview(state: State<'_, AppState>, client_id: String) -> Reply<ConnectPreview> {
-    let client = live_client(&state, &client_id).await?;
-    let path = claude_config(&state)?;
-    let entry = client_entry(&state, &client);
-    let plan = merge(McpClient::ClaudeDesktop, &path, &entry)?;
+    let (path, entry, plan) = claude_plan(&state, &client_id).await?;
     Ok(ConnectPreview {
         app: McpClient::ClaudeDesktop.name().into(),
         path: path.display().to_string(),
@@ -325,9 +331,7 @@ pub async fn connect_apply(
     client_id: String,
     file_digest: Option<String>,
 ) -> Reply<ConnectDone> {
-    let client = live_client(&state, &client_id).await?;
-    let path = claude_config(&state)?;
-    let plan = merge(McpClient::ClaudeDesktop, &path, &client_entry(&state, &client))?;
+    let (path, _, plan) = claude_plan(&state, &client_id).await?;
     if plan.original_digest != file_digest {
         return Err(UiError::new(
             "config",

@@ -274,8 +274,7 @@ impl Broker {
         let paused = store.get(&pause_name)?.is_some();
         let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
         let (events, _) = broadcast::channel(256);
-        let settings_seal =
-            crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
+        let settings_seal = seal.clone();
         let settings = crate::settings::load(dir, config.approval_timeout, &settings_seal)?;
         Ok(Self {
             settings: Mutex::new(settings),

@@ -69,6 +69,7 @@ pub(crate) fn new_client_id(name: &str) -> String {
 
 /// A key from the keychain that seals `clients.json`, so the file cannot be edited (a key
 /// hash swapped, a host or an `allow` added) without the keychain.
+#[derive(Clone)]
 pub struct SealKey(keybridge_secret::Secret<Vec<u8>>);
 
 impl SealKey {
