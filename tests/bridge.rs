@@ -174,7 +174,10 @@ fn a_broker_restart_mid_session_goes_unnoticed() {
     let out = World::finish(child);
     assert_eq!(step(&out, 0)["isError"], false);
     assert_eq!(step(&out, 1)["isError"], false, "{}", step(&out, 1));
-    assert_eq!(world.sim.request_count("/account/read"), 2);
+    // When the kill lands after QuantConnect answered the first call but before the broker
+    // did, the bridge repeats that read-only call on its new connection: 3 requests, by design.
+    let reads = world.sim.request_count("/account/read");
+    assert!((2..=3).contains(&reads), "{reads} reads for two calls");
 }
 
 #[test]
