@@ -162,7 +162,19 @@ impl Session {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = String::new();
         loop {
-            let found = self.post("/elements", json!({"using": "css selector", "value": css}));
+            // WebKitWebDriver now and then fails a search with an empty "unknown error" while the
+            // page is busy re-rendering; it is the page that is under test, so search again.
+            let found = match self.try_send(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            ) {
+                Ok(found) => found,
+                Err(e) => {
+                    last = format!("search failed: {e}");
+                    Value::Null
+                }
+            };
             for element in found.as_array().into_iter().flatten() {
                 let id = element[ELEMENT].as_str().unwrap().to_string();
                 // The view may re-render between finding and reading: then look again.
