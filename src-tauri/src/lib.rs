@@ -89,7 +89,7 @@ fn host_broker(options: &LaunchOptions) -> (AppState, Option<Host>) {
                 broker: None,
                 problem: Some(problem),
                 demo: options.demo,
-                socket: keybridge_broker_proto::default_socket_path(),
+                socket: keybridge_endpoint::default_address(),
                 quantconnect: String::new(),
                 data_dir: keybridge_broker::default_data_dir(),
                 bridge,

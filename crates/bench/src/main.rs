@@ -219,7 +219,7 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
     let listener = server::bind(&socket)?;
     tokio::spawn(server::serve(listener, broker.clone(), std::future::pending()));
 
-    let mut stream = tokio::net::UnixStream::connect(&socket).await?;
+    let mut stream = keybridge_endpoint::connect(&socket).await?;
     let hello = Hello::Bridge {
         version: PROTOCOL_VERSION,
         client_id: added["client_id"].as_str().context("id")?.into(),

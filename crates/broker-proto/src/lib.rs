@@ -25,58 +25,6 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest frame either side accepts: room for big files and backtest results.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
-/// Where the broker listens: `KEYBRIDGE_SOCKET`, else `$XDG_RUNTIME_DIR/keybridge/broker.sock`,
-/// else a per-user folder under the temporary directory. The folder is private to the user.
-pub fn default_socket_path() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("KEYBRIDGE_SOCKET").filter(|p| !p.is_empty()) {
-        return path.into();
-    }
-    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
-        return std::path::Path::new(&runtime).join("keybridge").join("broker.sock");
-    }
-    #[cfg(unix)]
-    let user = rustix::process::getuid().as_raw().to_string();
-    #[cfg(not(unix))]
-    let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
-    std::env::temp_dir().join(format!("keybridge-{user}")).join("broker.sock")
-}
-
-/// This process's user id (0 where the OS has none).
-pub fn current_uid() -> u32 {
-    #[cfg(unix)]
-    {
-        rustix::process::getuid().as_raw()
-    }
-    #[cfg(not(unix))]
-    {
-        0
-    }
-}
-
-/// Whether the socket's folder is safe to trust: a real folder (not a symlink) owned by this
-/// user and closed to everyone else. Otherwise another user could put their own listener, or a
-/// link to one, where the bridge looks for the broker. Returns what is wrong and what to do.
-pub fn check_socket_folder(socket: &std::path::Path) -> Result<(), String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let dir = socket.parent().ok_or_else(|| format!("socket path {} has no folder", socket.display()))?;
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
-        if meta.file_type().is_symlink() || !meta.is_dir() || meta.uid() != current_uid() || meta.mode() & 0o077 != 0 {
-            return Err(format!(
-                "the socket folder {} must be a folder of yours with mode 0700 (it is owned by uid {} with mode {:o}{}); remove it, or set KEYBRIDGE_SOCKET elsewhere",
-                dir.display(),
-                meta.uid(),
-                meta.mode() & 0o777,
-                if meta.file_type().is_symlink() { ", and is a symbolic link" } else { "" }
-            ));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = socket;
-    Ok(())
-}
-
 /// A bearer credential on the wire: an access token or a client key. Prints as `<redacted>`.
 #[derive(Clone)]
 pub struct Credential(SecretString);

@@ -17,7 +17,6 @@ use keybridge_vault::{Account, AccountId, Accounts, SecretStore, SecretString};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, broadcast};
 
-use crate::BrokerError;
 use crate::approvals::{ApprovalKind, Approvals, Outcome, Pending};
 use crate::audit::AuditLog;
 use crate::clients::{Client, ClientAuth, Clients, key_hash, new_client_id, resolve_scopes};
@@ -25,6 +24,7 @@ use crate::peer::Peer;
 use crate::policy::{Decision, decide, parse_overrides};
 use crate::settings::Settings;
 use crate::tokens::{Claims, Grant, MAX_TTL_SECS, TokenError, TokenIssuer, random_id};
+use crate::{BrokerError, own_uid};
 
 /// Calls of one session that may wait for approval at once.
 pub const MAX_WAITING_PER_SESSION: usize = 5;
@@ -1149,18 +1149,6 @@ pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         Some(data) => PathBuf::from(data).join("keybridge"),
         None => home.join(".local/share/keybridge"),
-    }
-}
-
-/// This process's user id.
-pub fn own_uid() -> u32 {
-    #[cfg(unix)]
-    {
-        rustix::process::getuid().as_raw()
-    }
-    #[cfg(not(unix))]
-    {
-        0
     }
 }
 

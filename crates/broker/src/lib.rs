@@ -18,12 +18,12 @@ pub mod clients;
 mod error;
 pub mod peer;
 pub mod policy;
-#[cfg(unix)]
 pub mod server;
 pub mod settings;
 pub mod tokens;
 
 pub use broker::{
-    Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, masked, own_uid, plain_text, redact,
+    Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, masked, plain_text, redact,
 };
 pub use error::BrokerError;
+pub use keybridge_endpoint::current_uid as own_uid;

@@ -15,6 +15,7 @@ pub struct Peer {
 
 /// Launchers that stand between an MCP host and the bridge, and so are walked past: shells,
 /// script interpreters, package runners, and macOS's `disclaimer` wrapper.
+#[cfg(any(target_os = "linux", test))]
 const PASS_THROUGH: &[&str] = &[
     "sh",
     "bash",
@@ -45,6 +46,7 @@ const PASS_THROUGH: &[&str] = &[
 /// Where a walk up the process tree ends without naming an MCP host: terminals, multiplexers,
 /// remote shells and service managers. A bridge started under one of these could have been
 /// started by anything the user runs there, so it is not host-bound to anything.
+#[cfg(any(target_os = "linux", test))]
 const SESSION_ROOTS: &[&str] = &[
     "tmux",
     "tmux: server",
@@ -71,11 +73,13 @@ const SESSION_ROOTS: &[&str] = &[
     "launchd",
 ];
 
+#[cfg(any(target_os = "linux", test))]
 fn is_session_root(exe: &std::path::Path) -> bool {
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     SESSION_ROOTS.contains(&name)
 }
 
+#[cfg(any(target_os = "linux", test))]
 fn passes_through(exe: &std::path::Path) -> bool {
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     // Versioned interpreters: python3.11, node20.

@@ -1,4 +1,5 @@
-//! The broker's local socket: a Unix socket in a private folder, for the same user only.
+//! The broker's side of its local endpoint (see `keybridge_endpoint`): a Unix socket in a private
+//! folder, or a named pipe on Windows, for the same user only.
 //!
 //! Each connection starts with a [`Hello`]. Bridge connections authenticate and then send
 //! calls, which run concurrently and can be cancelled; admin connections run commands and may
@@ -7,7 +8,7 @@
 //! flood of idle connections cannot hold the broker.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +16,9 @@ use keybridge_broker_proto::{
     AdminCommand, ErrorCode, ErrorInfo, FrameError, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
     read_frame, write_frame,
 };
+use keybridge_endpoint::{EndpointError, PeerUser, Stream};
 use serde_json::json;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::ReadHalf;
 use tokio::sync::mpsc;
 
 use crate::peer::Peer;
@@ -28,68 +30,28 @@ pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 /// How long a new connection has to say hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A bound socket, holding the per-user lock that keeps a second broker out.
-#[derive(Debug)]
-pub struct Listener {
-    listener: UnixListener,
-    path: PathBuf,
-    _lock: std::fs::File,
-}
+pub use keybridge_endpoint::Listener;
 
-impl Listener {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn internal(what: &str, path: &Path, e: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Internal(format!("cannot {what} {}: {e}", path.display()))
-}
-
-/// Bind the socket at `path`, refusing if another broker of this user runs.
-pub fn bind(path: &Path) -> Result<Listener, BrokerError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir =
-        path.parent().ok_or_else(|| BrokerError::Invalid(format!("socket path {} has no folder", path.display())))?;
-    if std::fs::symlink_metadata(dir).is_err() {
-        std::fs::create_dir_all(dir).map_err(|e| internal("create", dir, e))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| internal("protect", dir, e))?;
-    }
-    keybridge_broker_proto::check_socket_folder(path).map_err(BrokerError::Invalid)?;
-    let lock_path = path.with_extension("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| internal("open", &lock_path, e))?;
-    if lock.try_lock().is_err() {
-        return Err(BrokerError::AlreadyRunning(path.display().to_string()));
-    }
-    // The lock is ours, so a socket file left behind is stale.
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(|e| internal("listen on", path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| internal("protect", path, e))?;
-    Ok(Listener { listener, path: path.to_path_buf(), _lock: lock })
+/// Listen at `address` (a socket path, or a pipe name on Windows), refusing if another broker
+/// of this user already does.
+pub fn bind(address: &Path) -> Result<Listener, BrokerError> {
+    Listener::bind(address).map_err(|e| match e {
+        EndpointError::AlreadyRunning { address } => BrokerError::AlreadyRunning(address),
+        EndpointError::Invalid(message) => BrokerError::Invalid(message),
+        other => BrokerError::Internal(other.to_string()),
+    })
 }
 
 /// Accept connections until `shutdown` completes.
-pub async fn serve(listener: Listener, broker: Arc<Broker>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(mut listener: Listener, broker: Arc<Broker>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.listener.accept() => match accepted {
-                Ok((stream, _)) => {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
                     let broker = broker.clone();
-                    tokio::spawn(async move { connection(stream, broker).await });
+                    tokio::spawn(async move { connection(stream, peer, broker).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -106,9 +68,8 @@ fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Respon
     Response::Error { id, error: ErrorInfo { code, message: message.into() } }
 }
 
-async fn connection(stream: UnixStream, broker: Arc<Broker>) {
-    let cred = stream.peer_cred();
-    let (mut reader, mut writer) = stream.into_split();
+async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (outbox, mut queue) = mpsc::unbounded_channel::<Response>();
     let writer_task = tokio::spawn(async move {
         while let Some(response) = queue.recv().await {
@@ -118,17 +79,17 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>) {
         }
     });
 
-    let peer = match cred {
-        Ok(cred) if cred.uid() == own_uid() => Peer::inspect(cred.uid(), cred.pid()),
-        Ok(cred) => {
-            tracing::warn!(uid = cred.uid(), "refused a connection from another user");
+    let peer = match peer {
+        PeerUser::Same { pid } => Peer::inspect(own_uid(), pid.and_then(|pid| i32::try_from(pid).ok())),
+        PeerUser::Other { user } => {
+            tracing::warn!(%user, "refused a connection from another user");
             let _ = outbox.send(error(None, ErrorCode::NotAuthenticated, "this broker serves its own user only"));
             drop(outbox);
             let _ = writer_task.await;
             return;
         }
-        Err(e) => {
-            let _ = outbox.send(error(None, ErrorCode::Internal, format!("cannot identify the peer: {e}")));
+        PeerUser::Unknown { reason } => {
+            let _ = outbox.send(error(None, ErrorCode::Internal, format!("cannot identify the peer: {reason}")));
             drop(outbox);
             let _ = writer_task.await;
             return;
@@ -181,12 +142,7 @@ async fn connection(stream: UnixStream, broker: Arc<Broker>) {
 }
 
 /// Serve requests until the peer leaves or sends a bad frame. `session` is set for bridges.
-async fn requests(
-    reader: &mut tokio::net::unix::OwnedReadHalf,
-    outbox: &Outbox,
-    broker: &Arc<Broker>,
-    session: Option<String>,
-) {
+async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<Broker>, session: Option<String>) {
     let running: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>> = Arc::default();
     loop {
         let request = match read_frame::<Request, _>(reader).await {

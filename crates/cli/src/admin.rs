@@ -2,26 +2,22 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use keybridge_broker_proto::{
     AdminCommand, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame, write_frame,
 };
+use keybridge_endpoint::Stream;
 use serde_json::Value;
-use tokio::net::UnixStream;
 
 pub struct Admin {
-    stream: UnixStream,
+    stream: Stream,
     next_id: u64,
 }
 
 impl Admin {
     pub async fn connect(socket: &Path) -> Result<Self> {
-        let mut stream = UnixStream::connect(socket).await.map_err(|e| {
-            anyhow!(
-                "Keybridge is not running (no broker at {}: {e}); start it with `keybridge serve` or open the Keybridge app",
-                socket.display()
-            )
-        })?;
+        // Refuses an endpoint another user serves before a byte (an account's token, say) is sent.
+        let mut stream = keybridge_endpoint::connect(socket).await?;
         write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await?;
         match read_frame::<Response, _>(&mut stream).await.context("the broker closed the connection")? {
             Response::AdminWelcome { .. } => Ok(Self { stream, next_id: 1 }),

@@ -254,7 +254,7 @@ fn main() -> Result<()> {
 
 async fn run(command: Command) -> Result<()> {
     use keybridge_broker_proto::{AdminCommand as A, ApprovalDecision, ClientSpec, Credential};
-    let admin = || async { admin::Admin::connect(&keybridge_broker_proto::default_socket_path()).await };
+    let admin = || async { admin::Admin::connect(&keybridge_endpoint::default_address()).await };
     let result = match command {
         Command::Serve { demo } => return serve::serve(demo).await,
         Command::Status => admin().await?.run(A::Status).await?,

@@ -63,7 +63,7 @@ impl Setup {
 }
 
 async fn call_loop(socket: PathBuf, client: String, key: String, answered: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
-    let Ok(mut stream) = tokio::net::UnixStream::connect(&socket).await else { return };
+    let Ok(mut stream) = keybridge_endpoint::connect(&socket).await else { return };
     let hello = Hello::Bridge { version: PROTOCOL_VERSION, client_id: client, client_key: Some(Credential::new(key)) };
     write_frame(&mut stream, &hello).await.unwrap();
     let Ok(Response::Welcome { session }) = read_frame(&mut stream).await else { panic!("not welcomed") };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keybridge_broker::{Broker, BrokerConfig, BrokerError, default_data_dir, server};
-use keybridge_broker_proto::{AdminCommand, ClientSpec, Credential, default_socket_path};
+use keybridge_broker_proto::{AdminCommand, ClientSpec, Credential};
 use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
 use keybridge_vault::{KeyringStore, MemoryStore, SecretStore, VaultError};
 
@@ -114,7 +114,7 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("socket", &self.listener.path()).field("base_url", &self.base_url).finish()
+        f.debug_struct("Host").field("socket", &self.listener.address()).field("base_url", &self.base_url).finish()
     }
 }
 
@@ -123,7 +123,7 @@ impl Host {
     /// this user runs), and in demo mode start the simulator with its account.
     pub async fn start(options: HostOptions) -> Result<Host, HostError> {
         let demo = options.demo;
-        let socket = default_socket_path();
+        let socket = keybridge_endpoint::default_address();
         let (store, persistent) = open_keychain(demo)?;
         // The demo keeps its state apart from real accounts, and in a throwaway folder when its
         // keys cannot outlive the process.
@@ -174,7 +174,7 @@ impl Host {
     }
 
     pub fn socket_path(&self) -> &Path {
-        self.listener.path()
+        self.listener.address()
     }
 
     pub fn data_dir(&self) -> &Path {

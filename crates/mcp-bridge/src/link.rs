@@ -11,9 +11,9 @@ use keybridge_broker_proto::{
     Credential, ErrorCode, ErrorInfo, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, SessionInfo, ToolInfo,
     read_frame, write_frame,
 };
+use keybridge_endpoint::{EndpointError, Stream};
 use serde_json::Value;
-use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::WriteHalf;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +59,7 @@ pub struct Waiting {
 type Pending = Arc<std::sync::Mutex<HashMap<u64, (oneshot::Sender<Response>, Option<mpsc::UnboundedSender<Waiting>>)>>>;
 
 struct Connection {
-    writer: Mutex<OwnedWriteHalf>,
+    writer: Mutex<WriteHalf<Stream>>,
     pending: Pending,
     session: std::sync::Mutex<SessionInfo>,
     alive: watch::Receiver<bool>,
@@ -147,35 +147,25 @@ impl Link {
     async fn connect(&self) -> Result<Arc<Connection>, LinkError> {
         let not_running = || LinkError::NotRunning { socket: self.config.socket.display().to_string() };
         // A broker that is restarting comes back within a second or two: try for a moment.
-        let mut stream = None;
-        for attempt in 0..20 {
-            match UnixStream::connect(&self.config.socket).await {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
+        // Nothing is written until the endpoint has shown it is this user's.
+        let mut attempt = 0;
+        let stream = loop {
+            match keybridge_endpoint::connect(&self.config.socket).await {
+                Ok(stream) => break stream,
+                Err(EndpointError::NotRunning { .. }) if attempt < 19 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(_) if attempt < 19 => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(_) => {}
+                Err(EndpointError::NotRunning { .. }) => return Err(not_running()),
+                Err(refusal) => {
+                    return Err(LinkError::Refused(ErrorInfo {
+                        code: ErrorCode::NotAuthenticated,
+                        message: refusal.to_string(),
+                    }));
+                }
             }
-        }
-        let stream = stream.ok_or_else(not_running)?;
-        // Say nothing to a listener that is not this user's broker in this user's folder.
-        let refuse = |message: String| LinkError::Refused(ErrorInfo { code: ErrorCode::NotAuthenticated, message });
-        keybridge_broker_proto::check_socket_folder(&self.config.socket).map_err(refuse)?;
-        match stream.peer_cred() {
-            Ok(cred) if cred.uid() == keybridge_broker_proto::current_uid() => {}
-            Ok(cred) => {
-                return Err(refuse(format!(
-                    "the process at {} runs as uid {}, not as you",
-                    self.config.socket.display(),
-                    cred.uid()
-                )));
-            }
-            Err(e) => {
-                return Err(refuse(format!("cannot identify the process at {}: {e}", self.config.socket.display())));
-            }
-        }
-        let (mut reader, mut writer) = stream.into_split();
+        };
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let hello = Hello::Bridge {
             version: PROTOCOL_VERSION,
             client_id: self.config.client_id.clone(),

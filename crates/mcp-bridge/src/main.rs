@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use keybridge_broker_proto::{Credential, default_socket_path};
+use keybridge_broker_proto::Credential;
 use keybridge_mcp::Bridge;
 use keybridge_mcp::link::{Link, LinkConfig};
 use rmcp::ServiceExt;
@@ -36,7 +36,7 @@ async fn main() -> Result<()> {
         .filter(|k| !k.trim().is_empty())
         .map(|k| Credential::new(k.trim().to_string()));
     let link = Link::new(LinkConfig {
-        socket: args.socket.unwrap_or_else(default_socket_path),
+        socket: args.socket.unwrap_or_else(keybridge_endpoint::default_address),
         client_id: args.client,
         client_key,
     });
