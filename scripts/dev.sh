@@ -76,8 +76,9 @@ test_all() {
 }
 
 # Windows cannot run here, so: the broker, bridge, CLI and host must build and lint clean for it,
-# and the endpoint's own tests (the named pipe, its access list, who is at the other end) run
-# for real under Wine, in a Wine prefix of the build's own.
+# and the endpoint's tests (the named pipe, its owner and access list, who is at the other end)
+# and the vault's (a round trip through Credential Manager) run under Wine, in a prefix of the
+# build's own.
 windows() {
   rustup target list --installed | grep -qx "$WINDOWS_TARGET" || rustup target add "$WINDOWS_TARGET"
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host \
@@ -93,7 +94,8 @@ windows() {
   # Wine 8 lacks bcryptprimitives.dll, which Rust's standard library imports on Windows.
   x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
     scripts/wine/bcryptprimitives.c -ladvapi32
-  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" cargo test --target "$WINDOWS_TARGET" -p keybridge-endpoint
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" cargo test --target "$WINDOWS_TARGET" \
+    -p keybridge-endpoint -p keybridge-vault
 }
 
 bench() {

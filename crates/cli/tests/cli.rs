@@ -110,3 +110,36 @@ fn connect_merges_into_claude_desktop_config_and_refuses_a_broken_one() {
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
 }
+
+#[test]
+fn account_add_sends_nothing_to_a_listener_in_a_folder_others_can_enter() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("run");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = folder.join("broker.sock");
+    // Whatever listens there records every byte it is sent.
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let received = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let mut child = keybridge()
+        .args(["account", "add", "main", "--user-id", "1000001", "--skip-check"])
+        .env("KEYBRIDGE_SOCKET", &socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"SENTINEL-token-for-a-squatter\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("mode 0700") && stderr.contains("755"), "{stderr}");
+    assert!(received.join().unwrap().is_empty(), "the listener was sent nothing");
+}
