@@ -83,7 +83,7 @@ windows() {
   rustup target list --installed | grep -qx "$WINDOWS_TARGET" || rustup target add "$WINDOWS_TARGET"
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host \
     --lib --bins -- -D warnings
-  cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint --all-targets -- -D warnings
+  cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint -p keybridge-vault --all-targets -- -D warnings
   local wine
   wine="$(command -v wine64 || echo /usr/lib/wine/wine64)"
   export WINEPREFIX="$PWD/target/wine" WINEDEBUG=-all
