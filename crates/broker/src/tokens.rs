@@ -6,8 +6,8 @@
 //! parsing them, and refuses any token whose lifetime exceeds [`MAX_TTL_SECS`] even if it is
 //! correctly signed. Revocation of sessions and clients is checked by the caller, on every call.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey as Ed25519Key;
@@ -16,6 +16,7 @@ use keybridge_catalog::Scope;
 use keybridge_secret::Secret;
 use keybridge_vault::{SecretStore, SecretString, VaultError};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The audience of every token: only the broker accepts them.
 pub const AUDIENCE: &str = "keybridge-broker";
@@ -129,7 +130,15 @@ pub struct TokenIssuer {
     store: Arc<dyn SecretStore>,
     index_path: std::path::PathBuf,
     keys: RwLock<Vec<KeyPair>>,
+    /// Tokens that passed every check, by the SHA-256 of their text, until they expire. A bridge
+    /// sends one token for minutes, and the signature check is the largest part of a call's
+    /// work in the broker; a hit still checks expiry, and revocation is the caller's, on every
+    /// call. Emptied whenever the keys change.
+    verified: Mutex<HashMap<[u8; 32], Claims>>,
 }
+
+/// Verified tokens remembered at most; beyond, expired ones are dropped, then all.
+const MAX_VERIFIED: usize = 4096;
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +193,7 @@ impl TokenIssuer {
             store,
             index_path: data_dir.join("signing-keys.json"),
             keys: RwLock::new(Vec::new()),
+            verified: Mutex::default(),
         };
         let index = issuer.load_index()?;
         if index.keys.is_empty() {
@@ -246,6 +256,7 @@ impl TokenIssuer {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         keys.retain(|k| !expired.contains(&k.kid));
         keys.insert(0, pair);
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(kid)
     }
 
@@ -297,6 +308,29 @@ impl TokenIssuer {
 
     /// Check a token's form, signature and claims. Does not check revocation.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Oversized(token.len()));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(&digest).cloned();
+        // Past its expiry a remembered token goes through the whole check, which says so.
+        if let Some(claims) = remembered.filter(|c| now() <= c.exp.saturating_add(LEEWAY_SECS)) {
+            return Ok(claims);
+        }
+        let claims = self.verify_afresh(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            let now = now();
+            verified.retain(|_, c| now <= c.exp.saturating_add(LEEWAY_SECS));
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_afresh(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Oversized(token.len()));
         }
@@ -474,6 +508,35 @@ mod tests {
         let (token, _) = b.issuer.mint(&grant()).unwrap();
         let err = a.issuer.verify(&token).unwrap_err();
         assert!(matches!(err, TokenError::UnknownKey(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let f = fixture("i");
+        let now = now();
+        let mut claims = valid_claims(&f);
+        claims["iat"] = json!(now - 100);
+        claims["nbf"] = json!(now - 100);
+        // Still inside the leeway for two more seconds.
+        claims["exp"] = json!(now - LEEWAY_SECS + 2);
+        let token = f.issuer.sign_raw(header(&f), claims);
+        f.issuer.verify(&token).expect("valid, and now remembered");
+        f.issuer.verify(&token).expect("remembered");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        check(&f, &token, TokenError::Expired);
+    }
+
+    #[test]
+    fn an_edited_token_is_not_taken_for_a_remembered_one() {
+        let f = fixture("i");
+        let (token, _) = f.issuer.mint(&grant()).unwrap();
+        f.issuer.verify(&token).unwrap();
+        let (head, rest) = token.split_once('.').unwrap();
+        let (body, signature) = rest.split_once('.').unwrap();
+        let mut claims: Value = serde_json::from_slice(&B64.decode(body).unwrap()).unwrap();
+        claims["scope"] = json!("qc:live:execute qc:admin:write");
+        let edited = format!("{head}.{}.{signature}", B64.encode(claims.to_string()));
+        check(&f, &edited, TokenError::BadSignature);
     }
 
     #[test]
