@@ -172,7 +172,7 @@ fn a_broker_restart_mid_session_goes_unnoticed() {
     world.stop_broker();
     world.start_broker(60);
     let out = World::finish(child);
-    assert_eq!(step(&out, 0)["isError"], false);
+    assert_eq!(step(&out, 0)["isError"], false, "{}", step(&out, 0));
     assert_eq!(step(&out, 1)["isError"], false, "{}", step(&out, 1));
     // When the kill lands after QuantConnect answered the first call but before the broker
     // did, the bridge repeats that read-only call on its new connection: 3 requests, by design.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keybridge_e2e::webdriver::{Session, Xvfb};
+use keybridge_e2e::webdriver::{Notifications, Session, Xvfb};
 use keybridge_e2e::{RawMcp, World, bin, exit_within};
 use keybridge_vault::testing::in_keyring_session;
 use serde_json::{Value, json};
@@ -67,7 +67,9 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     }
     let world = World::new();
     let config = claude_config(&world, OTHERS);
-    let (_x, ui) = launch(&world, &config);
+    let x = Xvfb::start();
+    let notifications = Notifications::start(&x);
+    let ui = launch_on(&world, &config, &x);
 
     // A first start opens on the account form.
     ui.wait_for("#account-form");
@@ -121,6 +123,8 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     let mut raw = RawMcp::spawn(&world, &client, None, None);
     call(&mut raw, 1, "create_project", json!({"name": "Momentum", "language": "Py"}));
     ui.wait_for_text(".approval-card.pairing", "wants to connect");
+    // The desktop is told too, for a trader who is looking elsewhere.
+    notifications.wait_for("Claude Desktop wants to connect");
     ui.screenshot("approvals-pairing");
     ui.click(".approval-card.pairing button.approve:not([disabled])");
     let (created, failed) = result_text(&raw.reply(1));
@@ -133,6 +137,8 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     let shown = ui.text_of(&card);
     assert!(shown.contains("Momentum"), "the summary names the project: {shown}");
     assert!(shown.contains("denied automatically in"), "{shown}");
+    let (_, body) = notifications.wait_for("Claude Desktop asks to run delete_project");
+    assert!(body.contains("Momentum"), "the notification says what will happen: {body}");
     assert_eq!(world.sim.request_count("/projects/delete"), 0, "nothing is sent before the human answers");
     ui.screenshot("approvals");
     ui.click(".approval-card.tool-call button.approve:not([disabled])");

@@ -66,6 +66,74 @@ impl Drop for Xvfb {
     }
 }
 
+/// A real notification service (dunst) on the test's own D-Bus session and X display: what the
+/// app shows as OS notifications lands there, and the test reads it back with `dunstctl`.
+pub struct Notifications {
+    child: Child,
+}
+
+impl Notifications {
+    pub fn start(x: &Xvfb) -> Notifications {
+        let child = Command::new("dunst")
+            .env("DISPLAY", &x.display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dunst must be installed (scripts/dev.sh deps)");
+        // Asked of the bus itself: asking the service would have D-Bus start another dunst.
+        let owned = || {
+            Command::new("dbus-send")
+                .args([
+                    "--print-reply=literal",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.Notifications",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("true"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !owned() {
+            assert!(Instant::now() < deadline, "dunst did not take the notification service within 10 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Notifications { child }
+    }
+
+    /// Wait for a notification whose title contains `title`; its (title, body).
+    pub fn wait_for(&self, title: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            // Shown notifications move to the history once closed; the history is JSON.
+            let _ = Command::new("dunstctl").arg("close-all").status();
+            let out = Command::new("dunstctl").arg("history").output().expect("dunstctl runs");
+            let history: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let seen: Vec<(String, String)> = history["data"][0]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    let field = |name: &str| n[name]["data"].as_str().unwrap_or_default().to_string();
+                    (field("summary"), field("body"))
+                })
+                .collect();
+            if let Some(found) = seen.iter().find(|(summary, _)| summary.contains(title)) {
+                return found.clone();
+            }
+            assert!(Instant::now() < deadline, "no notification titled {title:?}; seen: {seen:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Notifications {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

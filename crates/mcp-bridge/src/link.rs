@@ -76,6 +76,8 @@ pub struct Link {
     /// The broker's last refusal to authenticate, and when: repeated at once for a while, so a
     /// denied pairing does not ask the human again on every request.
     refused: std::sync::Mutex<Option<(std::time::Instant, ErrorInfo)>>,
+    /// Whether a broker was ever reached: then one that is gone is most likely restarting.
+    reached: std::sync::atomic::AtomicBool,
     /// Events the broker pushes (the client was changed).
     notices: mpsc::UnboundedSender<Value>,
     notices_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Value>>>,
@@ -101,6 +103,7 @@ impl Link {
             scopes: std::sync::Mutex::new(Vec::new()),
             changes,
             refused: std::sync::Mutex::new(None),
+            reached: std::sync::atomic::AtomicBool::new(false),
             notices,
             notices_rx: std::sync::Mutex::new(Some(notices_rx)),
         })
@@ -146,13 +149,16 @@ impl Link {
 
     async fn connect(&self) -> Result<Arc<Connection>, LinkError> {
         let not_running = || LinkError::NotRunning { socket: self.config.socket.display().to_string() };
-        // A broker that is restarting comes back within a second or two: try for a moment.
+        // A broker that was reached before and is gone is most likely restarting (the app
+        // relaunched, a busy machine): wait for it up to 10 s. One never reached is most likely
+        // not running, and the MCP client should hear so within 2 s.
+        let attempts = if self.reached.load(Ordering::Relaxed) { 100 } else { 20 };
         // Nothing is written until the endpoint has shown it is this user's.
-        let mut attempt = 0;
+        let mut attempt = 1;
         let stream = loop {
             match keybridge_endpoint::connect(&self.config.socket).await {
                 Ok(stream) => break stream,
-                Err(EndpointError::NotRunning { .. }) if attempt < 19 => {
+                Err(EndpointError::NotRunning { .. }) if attempt < attempts => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -183,6 +189,7 @@ impl Link {
             }
         };
         self.note_scopes(&session);
+        self.reached.store(true, Ordering::Relaxed);
         let pending: Pending = Arc::default();
         let (alive_tx, alive) = watch::channel(true);
         let dispatch = pending.clone();
