@@ -86,10 +86,12 @@ windows() {
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint -p keybridge-vault --all-targets -- -D warnings
   local wine
   wine="$(command -v wine64 || echo /usr/lib/wine/wine64)"
-  export WINEPREFIX="$PWD/target/wine" WINEDEBUG=-all
+  export WINEPREFIX="${CARGO_TARGET_DIR:-$PWD/target}/wine" WINEDEBUG=-all
   if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    mkdir -p "$(dirname "$WINEPREFIX")"
     "$wine" wineboot --init >/dev/null 2>&1 || true
     wineserver -w 2>/dev/null || true
+    [ -d "$WINEPREFIX/drive_c/windows/system32" ] || { echo "wineboot could not make $WINEPREFIX" >&2; exit 1; }
   fi
   # Wine 8 lacks bcryptprimitives.dll, which Rust's standard library imports on Windows.
   x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
