@@ -192,19 +192,42 @@ impl Session {
 
     fn try_send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let reply: Value = request.send().unwrap_or_else(|e| panic!("{url}: {e}")).json().unwrap();
-        match reply["value"].get("error") {
-            Some(_) => Err(reply["value"].clone()),
-            None => Ok(reply["value"].clone()),
+        // On a loaded machine WebKitWebDriver now and then answers a command with an "unknown
+        // error" that says nothing, while the page is busy; the same command a moment later
+        // works. Any other error is the test's to judge.
+        let mut tries = 0;
+        loop {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let reply: Value = request.send().unwrap_or_else(|e| panic!("{url}: {e}")).json().unwrap();
+            let value = reply["value"].clone();
+            let Some(error) = value.get("error") else { return Ok(value) };
+            let silent = error == "unknown error" && value["message"].as_str().unwrap_or_default().is_empty();
+            if !silent || tries == 20 {
+                return Err(value);
+            }
+            tries += 1;
+            eprintln!("WebDriver {path}: an empty \"unknown error\"; trying again ({tries})");
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
     fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        self.try_send(method, path, body).unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
+        self.try_send(method, path, body).unwrap_or_else(|e| {
+            self.last_look();
+            panic!("WebDriver {path}: {e}")
+        })
+    }
+
+    /// Save what the window shows, if the driver can still tell, before a test fails.
+    fn last_look(&self) {
+        if let Ok(data) = self.try_send(reqwest::Method::GET, "/screenshot", None)
+            && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default())
+        {
+            let _ = std::fs::write(self.screenshots.join("failure.png"), png);
+        }
     }
 
     fn post(&self, path: &str, body: Value) -> Value {
@@ -230,8 +253,7 @@ impl Session {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = String::new();
         loop {
-            // WebKitWebDriver now and then fails a search with an empty "unknown error" while the
-            // page is busy re-rendering; it is the page that is under test, so search again.
+            // A search that still fails (see `try_send`) is tried again until the deadline.
             let found = match self.try_send(
                 reqwest::Method::POST,
                 "/elements",
@@ -291,7 +313,10 @@ impl Session {
                     );
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(e) => panic!("cannot click `{css}`: {e}"),
+                Err(e) => {
+                    self.last_look();
+                    panic!("cannot click `{css}`: {e}")
+                }
             }
         }
     }
