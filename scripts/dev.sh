@@ -75,13 +75,13 @@ test_all() {
   windows
 }
 
-# Windows cannot run here, so: the broker, bridge, CLI and host must build and lint clean for it,
-# and the endpoint's tests (the named pipe, its owner and access list, who is at the other end)
-# and the vault's (a round trip through Credential Manager) run under Wine, in a prefix of the
-# build's own.
+# Windows cannot run here, so: the broker, bridge, CLI, host and desktop app must build and lint
+# clean for it, and the endpoint's tests (the named pipe, its owner and access list, who is at
+# the other end) and the vault's (a round trip through Credential Manager) run under Wine, in a
+# prefix of the build's own.
 windows() {
   rustup target list --installed | grep -qx "$WINDOWS_TARGET" || rustup target add "$WINDOWS_TARGET"
-  cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host \
+  cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host -p keybridge-app \
     --lib --bins -- -D warnings
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint -p keybridge-vault --all-targets -- -D warnings
   local wine
