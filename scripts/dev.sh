@@ -111,7 +111,7 @@ case "${1:-}" in
   demo) demo ;;
   ui) ui ;;
   test) test_all ;;
-  windows) deps && windows ;;
+  windows) deps && ui && windows ;;
   bench) bench ;;
   *) echo "usage: scripts/dev.sh deps|demo|ui|test|windows|bench" >&2; exit 2 ;;
 esac
