@@ -205,8 +205,7 @@ fn a_malformed_claude_config_is_refused_and_left_as_it_was() {
     // The broker answers: the CLI can reach it over the socket.
     ui.wait_for_text("#status-pill", "Active");
     // The app hosts the same broker as `keybridge serve`: the CLI administers it over its socket.
-    let token = world.account.api_token.clone();
-    world.cli(&["account", "add", "main", "--user-id", &world.account.user_id], Some(&token));
+    world.add_account();
     world.add_client("research", false);
     ui.click("#nav-clients");
     ui.click("#client-list .connect-claude");
@@ -327,8 +326,7 @@ fn the_tray_shows_the_state_and_its_menu_pauses_all_access() {
     ui.click("#pause-toggle");
     ui.wait_for_text("#status-pill", "Active");
     wait_for_tray(&x.display, "active again", teal);
-    let token = world.account.api_token.clone();
-    world.cli(&["account", "add", "main", "--user-id", &world.account.user_id], Some(&token));
+    world.add_account();
     let (client, _) = world.add_client("research", false);
     let mut raw = RawMcp::spawn(&world, &client, None, None);
     call(&mut raw, 1, "list_projects", json!({}));

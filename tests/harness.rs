@@ -48,10 +48,14 @@ impl World {
     pub fn start(approval_timeout_secs: u64) -> World {
         let mut world = World::new();
         world.start_broker(approval_timeout_secs);
-        let token = world.account.api_token.clone();
-        let user = world.account.user_id.clone();
-        world.cli(&["account", "add", "main", "--user-id", &user], Some(&token));
+        world.add_account();
         world
+    }
+
+    /// Add the simulator's account as `main`, through the CLI (the token on its stdin).
+    pub fn add_account(&self) {
+        let token = self.account.api_token.clone();
+        self.cli(&["account", "add", "main", "--user-id", &self.account.user_id], Some(&token));
     }
 
     /// A simulator and a data folder, with no broker yet.
