@@ -80,7 +80,12 @@ test_all() {
 # the other end) and the vault's (a round trip through Credential Manager) run under Wine, in a
 # prefix of the build's own.
 windows() {
-  rustup target list --installed | grep -qx "$WINDOWS_TARGET" || rustup target add "$WINDOWS_TARGET"
+  if ! rustup target list --installed | grep -qx "$WINDOWS_TARGET"; then
+    rustup target add "$WINDOWS_TARGET" || {
+      echo "cannot add Rust's standard library for $WINDOWS_TARGET (rustup target add failed above): the Windows checks need it" >&2
+      exit 1
+    }
+  fi
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host -p keybridge-app \
     --lib --bins -- -D warnings
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint -p keybridge-vault --all-targets -- -D warnings
