@@ -33,9 +33,9 @@ use windows as sys;
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
     #[error(
-        "Keybridge is not running (nothing answers at {address}: {source}); start it with `keybridge serve` or open the Keybridge app"
+        "Keybridge is not running (nothing answers at {address}: {cause}); start it with `keybridge serve` or open the Keybridge app"
     )]
-    NotRunning { address: String, source: io::Error },
+    NotRunning { address: String, cause: io::Error },
     #[error("refusing to talk to {address}: {reason}")]
     NotYours { address: String, reason: String },
     #[error(
@@ -44,8 +44,9 @@ pub enum EndpointError {
     AlreadyRunning { address: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot {what} {address}: {source}")]
-    Io { what: &'static str, address: String, source: io::Error },
+    // The OS error is in the message, so it is not also a `source` that would print twice.
+    #[error("cannot {what} {address}: {cause}")]
+    Io { what: &'static str, address: String, cause: io::Error },
 }
 
 /// Which user the process at the other end runs as, by the operating system's account.
@@ -154,6 +155,6 @@ fn hold_lock(lock_path: &Path, address: &Path) -> Result<std::fs::File, Endpoint
     }
 }
 
-fn io_error(what: &'static str, address: &Path, source: io::Error) -> EndpointError {
-    EndpointError::Io { what, address: address.display().to_string(), source }
+fn io_error(what: &'static str, address: &Path, cause: io::Error) -> EndpointError {
+    EndpointError::Io { what, address: address.display().to_string(), cause }
 }

@@ -103,7 +103,7 @@ impl Listener {
 pub async fn connect(path: &Path) -> Result<Stream, EndpointError> {
     let stream = UnixStream::connect(path)
         .await
-        .map_err(|source| EndpointError::NotRunning { address: path.display().to_string(), source })?;
+        .map_err(|cause| EndpointError::NotRunning { address: path.display().to_string(), cause })?;
     check_folder(path)?;
     match peer_user(&stream) {
         PeerUser::Same { .. } => Ok(stream),

@@ -334,7 +334,7 @@ pub async fn connect(address: &Path) -> Result<Stream, EndpointError> {
             Err(e) if e.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) => {
                 return Err(not_yours("the pipe exists but does not let you in: another user holds its name".into()));
             }
-            Err(source) => return Err(EndpointError::NotRunning { address: address.display().to_string(), source }),
+            Err(cause) => return Err(EndpointError::NotRunning { address: address.display().to_string(), cause }),
         }
     };
     let me = own_user().map_err(|e| io_error("tell which user you are for", address, e))?;
