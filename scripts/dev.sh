@@ -76,9 +76,9 @@ test_all() {
 }
 
 # Windows cannot run here, so: the broker, bridge, CLI, host and desktop app must build and lint
-# clean for it, and the endpoint's tests (the named pipe, its owner and access list, who is at
-# the other end) and the vault's (a round trip through Credential Manager) run under Wine, in a
-# prefix of the build's own.
+# clean for it; under Wine, in a prefix of the build's own, run the endpoint's tests (the named
+# pipe, its owner and access list, who is at the other end), the vault's (a round trip through
+# Credential Manager), and the demo end to end (broker, CLI and bridge over the pipe).
 windows() {
   if ! rustup target list --installed | grep -qx "$WINDOWS_TARGET"; then
     rustup target add "$WINDOWS_TARGET" || {
@@ -89,6 +89,7 @@ windows() {
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host -p keybridge-app \
     --lib --bins -- -D warnings
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint -p keybridge-vault --all-targets -- -D warnings
+  cargo clippy --target "$WINDOWS_TARGET" -p keybridge-cli --test windows_demo -- -D warnings
   local wine
   wine="$(command -v wine64 || echo /usr/lib/wine/wine64)"
   export WINEPREFIX="${CARGO_TARGET_DIR:-$PWD/target}/wine" WINEDEBUG=-all
@@ -103,6 +104,10 @@ windows() {
     scripts/wine/bcryptprimitives.c -ladvapi32
   CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" cargo test --target "$WINDOWS_TARGET" \
     -p keybridge-endpoint -p keybridge-vault
+  # The whole path on Windows: the demo broker on its pipe, the CLI, and the bridge beside it.
+  cargo build --target "$WINDOWS_TARGET" -p keybridge-mcp
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" cargo test --target "$WINDOWS_TARGET" \
+    -p keybridge-cli --test windows_demo
 }
 
 bench() {
