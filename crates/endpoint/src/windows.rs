@@ -4,12 +4,14 @@
 //! Pipe names are global and anyone may list them, so the name protects nothing: a squatter of
 //! another user could create the pipe before the broker does. Hence the checks both ways, made
 //! with what Windows says rather than what a peer claims:
-//! - the broker creates the first instance (a second broker fails) with a protected DACL that
-//!   grants this user alone, and refuses remote clients;
+//! - the broker creates the first instance (a second broker fails), owned by this user, with a
+//!   protected DACL that grants this user alone, and refuses remote clients;
 //! - the broker asks which process is at the other end and compares its token's user SID with
 //!   its own;
-//! - the client asks which process serves the pipe and does the same before writing a byte, and
-//!   opens the pipe for identification only, so the server cannot impersonate it.
+//! - before writing a byte, the client checks that the pipe's owner is this user (no one else
+//!   can make us the owner of their pipe), then that the process serving it runs as this user
+//!   (a process id alone could be borrowed); it opens the pipe for identification only, so the
+//!   server cannot impersonate it.
 //!
 //! Every `unsafe` block below is a Win32 call whose pointers are to locals or buffers that
 //! outlive the call; handles and strings Windows allocates are owned and freed here.
