@@ -33,7 +33,7 @@ use windows_sys::Win32::Security::Authorization::{
     SE_KERNEL_OBJECT,
 };
 use windows_sys::Win32::Security::{
-    GetLengthSid, GetTokenInformation, IsValidSid, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    GetLengthSid, GetTokenInformation, IsValidSid, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
     SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER, TokenUser,
 };
 use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId};
@@ -127,15 +127,28 @@ fn user_of(process: RawHandle) -> io::Result<Vec<u8>> {
 /// user (or a group it may own with) the owner, so unlike a process id this cannot be borrowed.
 fn owner_of(pipe: RawHandle) -> io::Result<Vec<u8>> {
     let mut owner = std::ptr::null_mut();
+    // `owner` points into the descriptor, which stays allocated until the SID is copied.
+    let _descriptor = security_of(pipe, OWNER_SECURITY_INFORMATION, &mut owner)?;
+    // SAFETY: `owner` is null or a SID inside the descriptor.
+    if owner.is_null() || unsafe { IsValidSid(owner) } == 0 {
+        return Err(io::Error::other("the pipe has no owner"));
+    }
+    // SAFETY: a valid SID, `GetLengthSid` bytes long.
+    Ok(unsafe { std::slice::from_raw_parts(owner.cast::<u8>(), GetLengthSid(owner) as usize) }.to_vec())
+}
+
+/// The parts `what` of the security descriptor of the object behind `handle`; the owner SID,
+/// when asked for, is written to `owner` and points into the returned descriptor.
+fn security_of(handle: RawHandle, what: u32, owner: *mut PSID) -> io::Result<Descriptor> {
     let mut descriptor = std::ptr::null_mut();
-    // SAFETY: `pipe` is open (READ_CONTROL comes with GENERIC_READ); on success `owner` points
-    // into `descriptor`, Windows' allocation, which is freed below after the SID is copied.
+    // SAFETY: `handle` is open (READ_CONTROL comes with GENERIC_READ); `owner` is null or a
+    // local; on success `descriptor` is Windows' allocation, freed when the result drops.
     let status = unsafe {
         GetSecurityInfo(
-            pipe,
+            handle,
             SE_KERNEL_OBJECT,
-            OWNER_SECURITY_INFORMATION,
-            &mut owner,
+            what,
+            owner,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -145,16 +158,21 @@ fn owner_of(pipe: RawHandle) -> io::Result<Vec<u8>> {
     if status != 0 {
         return Err(io::Error::from_raw_os_error(status as i32));
     }
-    // SAFETY: `owner` is null or a SID inside `descriptor`, which is still allocated.
-    let copied = if owner.is_null() || unsafe { IsValidSid(owner) } == 0 {
-        Err(io::Error::other("the pipe has no owner"))
-    } else {
-        // SAFETY: a valid SID, `GetLengthSid` bytes long.
-        Ok(unsafe { std::slice::from_raw_parts(owner.cast::<u8>(), GetLengthSid(owner) as usize) }.to_vec())
-    };
-    // SAFETY: allocated by GetSecurityInfo, freed once, not used after this.
-    unsafe { LocalFree(descriptor) };
-    copied
+    Ok(Descriptor(descriptor))
+}
+
+/// The text of a NUL-terminated wide string that Windows allocated, which is then freed.
+///
+/// # Safety
+/// `text` must be a NUL-terminated string from LocalAlloc, not used after this call.
+unsafe fn take_wide(text: *mut u16) -> String {
+    // SAFETY: `text` is NUL-terminated (the caller's promise).
+    let length = (0..).take_while(|&i| unsafe { *text.add(i) } != 0).count();
+    // SAFETY: `text` holds `length` u16s before its NUL.
+    let string = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(text, length) });
+    // SAFETY: allocated with LocalAlloc and not used after this (the caller's promise).
+    unsafe { LocalFree(text.cast()) };
+    string
 }
 
 fn own_user() -> io::Result<Vec<u8>> {
@@ -181,13 +199,8 @@ fn sid_string(sid: &[u8]) -> io::Result<String> {
     if unsafe { ConvertSidToStringSidW(sid.as_ptr().cast_mut().cast(), &mut text) } == 0 {
         return Err(last_error());
     }
-    // SAFETY: `text` is NUL-terminated.
-    let length = (0..).take_while(|&i| unsafe { *text.add(i) } != 0).count();
-    // SAFETY: `text` holds `length` u16s before its NUL.
-    let string = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(text, length) });
-    // SAFETY: `text` was allocated by Windows with LocalAlloc and is not used after this.
-    unsafe { LocalFree(text.cast()) };
-    Ok(string)
+    // SAFETY: Windows' NUL-terminated allocation, not used after this.
+    Ok(unsafe { take_wide(text) })
 }
 
 /// The pipe's security, in SDDL: owned by `sid` and open to it alone.
@@ -199,7 +212,7 @@ fn only_for(sid: &[u8]) -> io::Result<String> {
     Ok(format!("O:{sid}D:P(A;;GA;;;{sid})"))
 }
 
-/// A security descriptor made from SDDL, freed on drop.
+/// A security descriptor that Windows allocated (from SDDL, or read off an object), freed on drop.
 struct Descriptor(PSECURITY_DESCRIPTOR);
 
 impl Descriptor {
@@ -224,7 +237,7 @@ impl Descriptor {
 
 impl Drop for Descriptor {
     fn drop(&mut self) {
-        // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW, freed once.
+        // SAFETY: allocated by Windows with LocalAlloc, freed once, here.
         unsafe { LocalFree(self.0) };
     }
 }
@@ -405,26 +418,12 @@ mod tests {
 
     /// The access list Windows reports for the pipe behind `pipe`, in SDDL.
     fn access_list(pipe: RawHandle) -> String {
-        let mut descriptor = std::ptr::null_mut();
-        // SAFETY: `pipe` is open; on success `descriptor` is Windows' allocation, freed below.
-        let status = unsafe {
-            GetSecurityInfo(
-                pipe,
-                SE_KERNEL_OBJECT,
-                DACL_SECURITY_INFORMATION,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &mut descriptor,
-            )
-        };
-        assert_eq!(status, 0, "GetSecurityInfo failed");
+        let descriptor = security_of(pipe, DACL_SECURITY_INFORMATION, std::ptr::null_mut()).unwrap();
         let mut text: *mut u16 = std::ptr::null_mut();
         // SAFETY: `descriptor` is valid; on success `text` is Windows' NUL-terminated allocation.
         let ok = unsafe {
             ConvertSecurityDescriptorToStringSecurityDescriptorW(
-                descriptor,
+                descriptor.0,
                 SDDL_REVISION_1,
                 DACL_SECURITY_INFORMATION,
                 &mut text,
@@ -432,16 +431,8 @@ mod tests {
             )
         };
         assert_ne!(ok, 0, "cannot print the descriptor: {}", last_error());
-        // SAFETY: `text` is NUL-terminated.
-        let length = (0..).take_while(|&i| unsafe { *text.add(i) } != 0).count();
-        // SAFETY: `text` holds `length` u16s before its NUL.
-        let sddl = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(text, length) });
-        // SAFETY: both were allocated by Windows and are not used after this.
-        unsafe {
-            LocalFree(text.cast());
-            LocalFree(descriptor);
-        }
-        sddl
+        // SAFETY: Windows' NUL-terminated allocation, not used after this.
+        unsafe { take_wide(text) }
     }
 
     #[tokio::test]
