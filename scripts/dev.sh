@@ -6,6 +6,8 @@
 #   scripts/dev.sh ui     build the window's TypeScript into ui/dist (the app embeds it)
 #   scripts/dev.sh test   formatting, lints and every test, as CI runs them
 #   scripts/dev.sh windows  the Windows build, cross-compiled: lints, and the named pipe's tests under Wine
+#   scripts/dev.sh package  the trader's packages into target/packages: .deb, .rpm, the MCP Bundle, the Windows installer
+#   scripts/dev.sh installed  install the .deb, test Keybridge as installed, remove it again
 #   scripts/dev.sh bench  measure, and write docs/BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev nodejs npm)
 APT_TEST=(dbus dbus-x11 gnome-keyring libsecret-tools keyutils python3-pip util-linux
   xvfb xauth x11-utils webkit2gtk-driver at-spi2-core trayer xdotool imagemagick dunst
-  gcc-mingw-w64-x86-64 wine64)
+  gcc-mingw-w64-x86-64 wine64 nsis)
 WINDOWS_TARGET=x86_64-pc-windows-gnu
 
 need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -37,10 +39,10 @@ deps() {
   python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==1.30.0"
 }
 
-# `npm install` follows package-lock.json; `npm ci` would refuse the lock whenever the registry
-# lacks some other platform's optional rollup binary, which nothing here needs.
+# The locks name every platform's optional binaries, so `npm ci` installs exactly them anywhere
+# and no build rewrites a tracked file.
 npm_deps() {
-  (cd ui && npm install --no-audit --no-fund)
+  (cd ui && npm ci --no-audit --no-fund)
 }
 
 ui() {
@@ -48,10 +50,147 @@ ui() {
   (cd ui && npm run build)
 }
 
+# The release build every later step reuses: the demo, the packages and the installed test.
+release() {
+  cargo build --release -p keybridge-cli -p keybridge-mcp -p keybridge-app --features keybridge-app/custom-protocol
+}
+
+# The CLI and the bridge where the bundler takes them ("sidecars"): they land beside the app.
+# Copied only when changed, since tauri-build reruns (and relinks the app) on a newer file.
+sidecars() {
+  local triple
+  triple="$(rustc -vV | sed -n 's/^host: //p')"
+  [ -x target/release/keybridge ] && [ -x target/release/keybridge-mcp ] ||
+    cargo build --release -p keybridge-cli -p keybridge-mcp
+  mkdir -p src-tauri/binaries
+  for bin in keybridge keybridge-mcp; do
+    cmp -s "target/release/$bin" "src-tauri/binaries/$bin-$triple" || cp -p "target/release/$bin" "src-tauri/binaries/$bin-$triple"
+  done
+}
+
+PACKAGES=target/packages
+
+package() {
+  deps
+  ui
+  (cd packaging && npm ci --no-audit --no-fund)
+  local tauri_crate tauri_cli
+  tauri_crate="$(sed -n '/^name = "tauri"$/{n;s/^version = "\(.*\)"$/\1/p}' Cargo.lock)"
+  tauri_cli="$(packaging/node_modules/.bin/tauri --version | awk '{print $2}')"
+  [ "$tauri_crate" = "$tauri_cli" ] || {
+    echo "the Tauri bundler ($tauri_cli, packaging/package.json) must match the tauri crate ($tauri_crate, Cargo.lock): pin the same version in both" >&2
+    exit 1
+  }
+  release
+  sidecars
+  rm -rf "$PACKAGES" target/release/bundle
+  mkdir -p "$PACKAGES"
+  (cd src-tauri && ../packaging/node_modules/.bin/tauri bundle --ci --bundles deb,rpm --config tauri.bundle.json)
+  # Named as Debian and RPM name their packages (the bundler names them after the window title).
+  local file
+  for file in target/release/bundle/deb/*.deb target/release/bundle/rpm/*.rpm; do
+    cp "$file" "$PACKAGES/$(basename "$file" | sed 's/^Keybridge/keybridge/')"
+  done
+  windows_installer
+  mcp_bundle
+  echo "packages:"
+  ls -l "$PACKAGES" | awk 'NR > 1 { printf "  %-40s %10d bytes\n", $9, $5 }'
+}
+
+# keybridge.mcpb: Claude Desktop's one-click install of the bridge. It holds no secret: the only
+# setting is which paired client it speaks for.
+mcp_bundle() {
+  local stage=target/mcpb
+  rm -rf "$stage" && mkdir -p "$stage/server"
+  install -m 0755 target/release/keybridge-mcp "$stage/server/keybridge-mcp"
+  cp icons/icon.png "$stage/icon.png"
+  local platforms=(linux)
+  if [ -f "target/$WINDOWS_TARGET/release/keybridge-mcp.exe" ]; then
+    cp "target/$WINDOWS_TARGET/release/keybridge-mcp.exe" "$stage/server/keybridge-mcp.exe"
+    platforms+=(win32)
+  fi
+  ./target/release/keybridge catalog --json >"$stage/catalog.json"
+  node packaging/mcpb-manifest.mjs "$(./target/release/keybridge --version | awk '{print $2}')" "$stage/catalog.json" "${platforms[@]}" >"$stage/manifest.json"
+  rm "$stage/catalog.json"
+  packaging/node_modules/.bin/mcpb validate "$stage/manifest.json"
+  packaging/node_modules/.bin/mcpb pack "$stage" "$PACKAGES/keybridge.mcpb"
+}
+
+windows_target() {
+  if ! rustup target list --installed | grep -qx "$WINDOWS_TARGET"; then
+    rustup target add "$WINDOWS_TARGET" || {
+      echo "cannot add Rust's standard library for $WINDOWS_TARGET (rustup target add failed above): the Windows build needs it" >&2
+      exit 1
+    }
+  fi
+}
+
+# A Wine prefix of the build's own, with the one DLL Wine 8 lacks.
+wine_prefix() {
+  WINE="$(command -v wine64 || echo /usr/lib/wine/wine64)"
+  WINESERVER="$(command -v wineserver || echo /usr/lib/wine/wineserver)"
+  export WINEPREFIX="${CARGO_TARGET_DIR:-$PWD/target}/wine" WINEDEBUG=-all
+  if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    mkdir -p "$(dirname "$WINEPREFIX")"
+    "$WINE" wineboot --init >/dev/null 2>&1 || true
+    "$WINESERVER" -w 2>/dev/null || true
+    [ -d "$WINEPREFIX/drive_c/windows/system32" ] || { echo "wineboot could not make $WINEPREFIX" >&2; exit 1; }
+  fi
+  # Wine 8 lacks bcryptprimitives.dll, which Rust's standard library imports on Windows.
+  x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
+    scripts/wine/bcryptprimitives.c -ladvapi32
+}
+
+# The Windows installer: the release binaries for x86_64-pc-windows-gnu, packed by Debian's
+# makensis (the Tauri bundler makes NSIS installers only on Windows or with the MSVC target and
+# tools it downloads). Then proven under Wine: a silent install puts the three programs side by
+# side and they run; the uninstaller removes them and leaves the data.
+windows_installer() {
+  windows_target
+  cargo build --release --target "$WINDOWS_TARGET" -p keybridge-cli -p keybridge-mcp -p keybridge-app \
+    --features keybridge-app/custom-protocol
+  local version setup
+  version="$(./target/release/keybridge --version | awk '{print $2}')"
+  setup="$PWD/$PACKAGES/Keybridge_${version}_x64-setup.exe"
+  makensis -V2 -DVERSION="$version" -DBINARIES="$PWD/target/$WINDOWS_TARGET/release" -DOUTFILE="$setup" \
+    packaging/windows/keybridge.nsi
+  wine_prefix
+  local programs
+  programs="$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/Programs/Keybridge"
+  "$WINE" "$setup" /S
+  "$WINESERVER" -w
+  for exe in keybridge-app.exe keybridge.exe keybridge-mcp.exe uninstall.exe; do
+    [ -f "$programs/$exe" ] || { echo "the installer did not put $exe in $programs" >&2; exit 1; }
+  done
+  local said
+  said="$("$WINE" reg query 'HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Keybridge' /v DisplayVersion | tr -d '\r')"
+  [[ "$said" == *"$version"* ]] || { echo "Apps & features would not list Keybridge $version: $said" >&2; exit 1; }
+  said="$("$WINE" "$programs/keybridge.exe" --version | tr -d '\r')"
+  [ "$said" = "keybridge $version" ] || { echo "the installed keybridge.exe says '$said', not 'keybridge $version'" >&2; exit 1; }
+  said="$("$WINE" "$programs/keybridge-mcp.exe" --version | tr -d '\r')"
+  [ "$said" = "keybridge-mcp $version" ] || { echo "the installed keybridge-mcp.exe says '$said'" >&2; exit 1; }
+  "$WINE" "$programs/uninstall.exe" /S
+  "$WINESERVER" -w
+  [ ! -e "$programs/keybridge-app.exe" ] || { echo "the uninstaller left keybridge-app.exe behind" >&2; exit 1; }
+  echo "Windows installer: installs, runs ($version) and uninstalls under Wine"
+}
+
+# The .deb as a trader installs it, and the end-to-end test against the installed files only;
+# the package is removed at the end whatever happened.
+installed() {
+  local deb
+  deb="$(ls "$PWD/$PACKAGES"/*.deb)"
+  need_root apt-get install -y -qq --no-install-recommends "$deb"
+  local status=0
+  KEYBRIDGE_DEB="$deb" cargo test -p keybridge-e2e --features installed --test installed || status=$?
+  need_root apt-get remove -y -qq keybridge >/dev/null || true
+  return $status
+}
+
 demo() {
   deps
   ui
-  cargo build --release -p keybridge-cli -p keybridge-mcp -p keybridge-app --features keybridge-app/custom-protocol
+  release
   if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
     echo "Starting the Keybridge app on the built-in QuantConnect simulator (quit from its tray menu)."
     exec ./target/release/keybridge-app --demo
@@ -73,6 +212,9 @@ test_all() {
   cargo build --workspace --bins
   cargo test --workspace
   windows
+  # The trader's packages, then the .deb installed and tested as installed.
+  package
+  installed
 }
 
 # Windows cannot run here, so: the broker, bridge, CLI, host and desktop app must build and lint
@@ -80,28 +222,13 @@ test_all() {
 # pipe, its owner and access list, who is at the other end), the vault's (a round trip through
 # Credential Manager), and the demo end to end (broker, CLI and bridge over the pipe).
 windows() {
-  if ! rustup target list --installed | grep -qx "$WINDOWS_TARGET"; then
-    rustup target add "$WINDOWS_TARGET" || {
-      echo "cannot add Rust's standard library for $WINDOWS_TARGET (rustup target add failed above): the Windows checks need it" >&2
-      exit 1
-    }
-  fi
+  windows_target
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-broker -p keybridge-mcp -p keybridge-cli -p keybridge-host -p keybridge-app \
     --lib --bins -- -D warnings
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-endpoint -p keybridge-vault --all-targets -- -D warnings
   cargo clippy --target "$WINDOWS_TARGET" -p keybridge-cli --test windows_demo -- -D warnings
-  local wine
-  wine="$(command -v wine64 || echo /usr/lib/wine/wine64)"
-  export WINEPREFIX="${CARGO_TARGET_DIR:-$PWD/target}/wine" WINEDEBUG=-all
-  if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    mkdir -p "$(dirname "$WINEPREFIX")"
-    "$wine" wineboot --init >/dev/null 2>&1 || true
-    wineserver -w 2>/dev/null || true
-    [ -d "$WINEPREFIX/drive_c/windows/system32" ] || { echo "wineboot could not make $WINEPREFIX" >&2; exit 1; }
-  fi
-  # Wine 8 lacks bcryptprimitives.dll, which Rust's standard library imports on Windows.
-  x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
-    scripts/wine/bcryptprimitives.c -ladvapi32
+  wine_prefix
+  local wine="$WINE"
   CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine" cargo test --target "$WINDOWS_TARGET" \
     -p keybridge-endpoint -p keybridge-vault
   # The whole path on Windows: the demo broker on its pipe, the CLI, and the bridge beside it.
@@ -123,5 +250,8 @@ case "${1:-}" in
   test) test_all ;;
   windows) deps && ui && windows ;;
   bench) bench ;;
-  *) echo "usage: scripts/dev.sh deps|demo|ui|test|windows|bench" >&2; exit 2 ;;
+  package) package ;;
+  installed) installed ;;
+  sidecars) sidecars ;;
+  *) echo "usage: scripts/dev.sh deps|demo|ui|test|windows|package|installed|bench" >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use keybridge_e2e::World;
+use keybridge_e2e::{World, bin};
 use keybridge_vault::testing::in_keyring_session;
 use serde_json::{Value, json};
 
@@ -327,4 +327,57 @@ fn the_bridge_never_sees_or_prints_the_quantconnect_token() {
     assert!(out.status.success(), "{printed}");
     assert!(printed.contains("organizationId"), "the calls ran: {printed}");
     assert!(!printed.contains(&world.account.api_token), "the QuantConnect token reached the MCP side");
+}
+#[test]
+fn a_bridge_says_what_to_run_when_it_cannot_start_the_app() {
+    let world = World::new();
+    let client = "nobody".to_string();
+    let no_display = [
+        ("DISPLAY", String::new()),
+        ("WAYLAND_DISPLAY", String::new()),
+        ("KEYBRIDGE_APP", bin("keybridge-app").display().to_string()),
+    ];
+    let missing = [("KEYBRIDGE_APP", world.home.path().join("nowhere/keybridge-app").display().to_string())];
+    for (env, why) in [(&no_display[..], "no display"), (&missing[..], "not installed")] {
+        let out = World::finish(world.python_client_as(
+            &bin("keybridge-mcp"),
+            &["--client".to_string(), client.clone()],
+            None,
+            json!([["call", "keybridge_status", {}]]),
+            env,
+        ));
+        let text = out["steps"][0]["text"].as_str().unwrap();
+        assert!(text.contains("Keybridge is not running") && text.contains(why), "{text}");
+        assert!(text.contains("keybridge serve") && text.contains("Keybridge app"), "says what to run: {text}");
+    }
+}
+
+#[test]
+fn a_copy_of_the_shipped_bridge_pairs_and_an_altered_one_is_refused() {
+    if !in_keyring_session("a_copy_of_the_shipped_bridge_pairs_and_an_altered_one_is_refused") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, _) = world.add_client("read-only", false);
+    let args = ["--client".to_string(), client.clone()];
+    // Where Claude Desktop unpacks the MCP Bundle: the same program, in another folder.
+    let unpacked = world.home.path().join("Claude Extensions/keybridge/server");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let copy = unpacked.join("keybridge-mcp");
+    std::fs::copy(bin("keybridge-mcp"), &copy).unwrap();
+    let child = world.python_client_as(&copy, &args, None, json!([["call", "read_account", {}]]), &[]);
+    assert_eq!(world.answer_next("approve")["kind"], "pairing");
+    let out = World::finish(child);
+    assert_eq!(step(&out, 0)["isError"], false, "the bundled copy pairs: {}", step(&out, 0));
+
+    // One byte more, and it is another program: refused before anyone is asked.
+    let altered = unpacked.join("keybridge-mcp-altered");
+    let mut bytes = std::fs::read(bin("keybridge-mcp")).unwrap();
+    bytes.push(0);
+    std::fs::write(&altered, bytes).unwrap();
+    std::fs::set_permissions(&altered, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = World::finish(world.python_client_as(&altered, &args, None, json!([["call", "read_account", {}]]), &[]));
+    let text = step(&out, 0)["text"].as_str().unwrap();
+    assert!(text.contains("is not the keybridge-mcp bridge that ships with Keybridge"), "{text}");
+    assert!(world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty(), "nobody was asked");
 }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use keybridge_e2e::flows::{self, OTHER_SERVERS, claude_config};
 use keybridge_e2e::webdriver::{Notifications, Session, Xvfb};
 use keybridge_e2e::{RawMcp, World, bin, exit_within};
 use keybridge_vault::testing::in_keyring_session;
@@ -32,14 +33,6 @@ fn launch_on(world: &World, claude_config: &Path, x: &Xvfb) -> Session {
     Session::start(&bin("keybridge-app"), &[], &env, &x.display, &screenshots())
 }
 
-/// Claude Desktop's config in this world, holding `contents`.
-fn claude_config(world: &World, contents: &str) -> PathBuf {
-    let config = world.home.path().join("Claude/claude_desktop_config.json");
-    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(&config, contents).unwrap();
-    config
-}
-
 fn call(raw: &mut RawMcp, id: u64, tool: &str, arguments: Value) {
     raw.send(
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}),
@@ -51,28 +44,22 @@ fn result_text(reply: &Value) -> (String, bool) {
     (result["content"][0]["text"].as_str().unwrap_or_default().to_string(), result["isError"] == true)
 }
 
-const OTHERS: &str = r#"{
-  "mcpServers": {
-    "filesystem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/trader/research"]},
-    "github": {"command": "docker", "args": ["run", "-i", "ghcr.io/github/github-mcp-server"]}
-  },
-  "globalShortcut": "Ctrl+Space"
-}
-"#;
-
 #[test]
 fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     if !in_keyring_session("a_trader_sets_up_keybridge_and_approves_calls_in_the_window") {
         return;
     }
     let world = World::new();
-    let config = claude_config(&world, OTHERS);
+    let config = claude_config(&world, OTHER_SERVERS);
     let x = Xvfb::start();
     let notifications = Notifications::start(&x);
     let ui = launch_on(&world, &config, &x);
 
-    // A first start opens on the account form.
-    ui.wait_for("#account-form");
+    // A first start opens on the guide; this trader skips it and sets up in the views.
+    ui.wait_for("#onboarding");
+    ui.click("#onboarding-skip");
+    ui.click("#nav-accounts");
+    ui.wait_for("#view-accounts #account-form");
     // The broker answers: the CLI can reach it over the socket.
     ui.wait_for_text("#status-pill", "Active");
     ui.type_into("#account-user", &world.account.user_id);
@@ -101,12 +88,17 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     let client = ui.script("return document.querySelector('#client-list .card.client').dataset.client", json!([]));
     let client = client.as_str().unwrap().to_string();
 
+    // Test connection: the app runs the bridge as Claude Desktop will, and shows its tools.
+    let tested = flows::test_connection(&ui, &client);
+    assert!(tested.contains("read_account") && tested.contains("delete_project"), "{tested}");
+    ui.screenshot("test-connection");
+
     // Connect Claude Desktop: preview, then write; the other servers survive.
     ui.click("#client-list .connect-claude");
     ui.wait_for_text("#connect-preview", "filesystem");
     assert!(ui.text("#connect-preview").contains("github"));
     ui.screenshot("connect-claude-desktop");
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), OTHERS, "the preview writes nothing");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), OTHER_SERVERS, "the preview writes nothing");
     ui.click("#connect-apply");
     ui.wait_for_text("#connect-result", "Claude Desktop is connected");
     let merged: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
@@ -151,7 +143,9 @@ fn a_trader_sets_up_keybridge_and_approves_calls_in_the_window() {
     ui.wait_for(r#"tr.record-row[data-tool="delete_project"][data-decision="approved"]"#);
     ui.wait_for_text("#chain-status", "chain intact");
     ui.click(r#"tr.record-row[data-kind="tool_call"][data-tool="delete_project"] td:first-child"#);
-    ui.wait_for_text("#record-details", "args_digest");
+    ui.wait_for(r#"#record-details dd[data-field="args_digest"]"#);
+    ui.click("#record-raw-toggle");
+    ui.wait_for_text("#record-raw", "args_digest");
     ui.screenshot("activity");
 
     // Pause all access: the next call is refused without reaching QuantConnect.
@@ -340,4 +334,93 @@ fn the_tray_shows_the_state_and_its_menu_pauses_all_access() {
     drop(ui);
     let _ = panel.kill();
     let _ = panel.wait();
+}
+
+/// The processes running `exe` with this world's data folder.
+fn processes_of(world: &World, exe: &Path) -> Vec<u32> {
+    let exe = std::fs::canonicalize(exe).unwrap();
+    let home = format!("KEYBRIDGE_HOME={}", world.home.path().join("data").display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if std::fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(exe.as_path()) {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ.split(|b| *b == 0).any(|var| var == home.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_bridge_that_finds_no_broker_starts_the_app_in_the_tray() {
+    if !in_keyring_session("a_bridge_that_finds_no_broker_starts_the_app_in_the_tray") {
+        return;
+    }
+    // A client paired earlier; then Keybridge is not running (after a reboot, say).
+    let mut world = World::new();
+    world.start_broker(60);
+    world.add_account();
+    let (client, key) = world.add_client("read-only", true);
+    world.stop_broker();
+
+    // Two MCP clients start at once, as Claude Desktop does at login; each bridge finds no
+    // broker and starts the app installed beside it.
+    let x = Xvfb::start();
+    let app = bin("keybridge-app");
+    let env = [("DISPLAY", x.display.clone()), ("KEYBRIDGE_APP", app.display().to_string())];
+    let args = ["--client".to_string(), client.clone()];
+    let steps = json!([["call", "read_account", {}]]);
+    let first = world.python_client_as(&bin("keybridge-mcp"), &args, key.as_deref(), steps.clone(), &env);
+    let second = world.python_client_as(&bin("keybridge-mcp"), &args, key.as_deref(), steps, &env);
+    for out in [World::finish(first), World::finish(second)] {
+        let call = &out["steps"][0];
+        assert_eq!(call["isError"], false, "the first call works: {out}");
+        assert!(call["text"].as_str().unwrap().contains("organization"), "{out}");
+    }
+    let apps = processes_of(&world, &app);
+    assert_eq!(apps.len(), 1, "two bridges, one app: {apps:?}");
+    // In the tray only: no window opened on the trader.
+    let windows = std::process::Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", "^Keybridge"])
+        .env("DISPLAY", &x.display)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&windows.stdout).trim().is_empty(), "the app opened a window");
+    // The app is the broker now: the CLI reaches it.
+    assert_eq!(world.cli(&["status"], None)["paused"], false);
+    for pid in apps {
+        let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+    }
+}
+
+#[test]
+fn a_first_run_guides_the_trader_to_claudes_first_connection() {
+    if !in_keyring_session("a_first_run_guides_the_trader_to_claudes_first_connection") {
+        return;
+    }
+    let world = World::new();
+    let config = claude_config(&world, OTHER_SERVERS);
+    let (_x, ui) = launch(&world, &config);
+    let client = flows::onboarding_until_restart(&ui, &world, &config, "research");
+    let (command, args) = flows::claude_entry(&config);
+    assert_eq!(command, std::fs::canonicalize(bin("keybridge-mcp")).unwrap());
+
+    // Before Claude: Test connection proves the path from the guide itself.
+    ui.click("#onboarding-test");
+    let tested = ui.wait_for_text("#onboarding .connection-test.ok", "tools");
+    let tested = ui.text_of(&tested);
+    assert!(tested.contains("list_projects") && !tested.contains("delete_project"), "the research preset: {tested}");
+
+    // "Claude" starts the bridge as its config says; the guide shows the question and ends.
+    let claude = world.python_client_as(&command, &args, None, flows::read_account(), &[]);
+    flows::approve_first_connection(&ui);
+    let out = World::finish(claude);
+    assert_eq!(out["steps"][0]["isError"], false, "{out}");
+    ui.click("#onboarding-finish");
+    ui.wait_for("#view-activity");
+    let shown = world.cli(&["client", "show", &client], None);
+    assert_eq!(shown["preset"], "research", "{shown}");
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod flows;
 pub mod webdriver;
 
 /// A binary of this workspace, built beside the test binary.
@@ -79,6 +80,8 @@ impl World {
             ("KEYBRIDGE_SOCKET", self.socket.display().to_string()),
             ("KEYBRIDGE_QC_BASE_URL", self.sim.base_url()),
             ("KEYBRIDGE_KEYCHAIN", format!("e2e-{}", std::process::id())),
+            // A bridge that finds no broker starts the app only where a test asks for it.
+            ("KEYBRIDGE_APP", String::new()),
         ]
     }
 
@@ -132,16 +135,31 @@ impl World {
 
     /// The official Python MCP SDK runs `keybridge-mcp --client ID` and the given steps.
     pub fn python_client(&self, client: &str, key: Option<&str>, steps: Value) -> std::process::Child {
+        let args = ["--client".to_string(), client.to_string()];
+        self.python_client_as(&bin("keybridge-mcp"), &args, key, steps, &[])
+    }
+
+    /// The official Python MCP SDK starts `command args…` (as an MCP client's config entry
+    /// says) with this world's environment plus `extra_env`, and runs the given steps.
+    pub fn python_client_as(
+        &self,
+        command: &Path,
+        args: &[String],
+        key: Option<&str>,
+        steps: Value,
+        extra_env: &[(&str, String)],
+    ) -> std::process::Child {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp_client.py");
-        let mut command = Command::new("python3");
-        self.env(&mut command);
+        let mut python = Command::new("python3");
+        self.env(&mut python);
         if let Some(key) = key {
-            command.env("KEYBRIDGE_CLIENT_KEY", key);
+            python.env("KEYBRIDGE_CLIENT_KEY", key);
         }
-        command
+        python
             .arg(script)
-            .arg(bin("keybridge-mcp"))
-            .args(["--client", client])
+            .arg(command)
+            .args(args)
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .env("KB_STEPS", steps.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

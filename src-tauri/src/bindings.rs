@@ -9,7 +9,8 @@ use keybridge_broker_proto::{
 use ts_rs::{Config, TS};
 
 use crate::ipc::{
-    AppInfo, ConnectDone, ConnectPreview, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets, UiError,
+    AppInfo, ConnectDone, ConnectPreview, ConnectionTest, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets,
+    UiError,
 };
 
 fn render() -> String {
@@ -35,6 +36,7 @@ fn render() -> String {
         ConnectPreview::decl(&cfg),
         ConnectDone::decl(&cfg),
         Snippets::decl(&cfg),
+        ConnectionTest::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings`; do not edit.\n\n",

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use tauri::{Runtime, State};
 
 use crate::ipc::{
-    AppInfo, ConnectDone, ConnectPreview, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets, UiError,
+    AppInfo, ConnectDone, ConnectPreview, ConnectionTest, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets,
+    UiError,
 };
 
 /// What the commands work on: the broker this app hosts, or why there is none.
@@ -50,7 +51,7 @@ type Reply<T> = Result<T, UiError>;
 #[tauri::command]
 pub fn app_info(state: State<'_, AppState>) -> AppInfo {
     AppInfo {
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: keybridge_version::VERSION.into(),
         demo: state.demo,
         problem: state.problem.clone(),
         data_dir: state.data_dir.display().to_string(),
@@ -353,6 +354,44 @@ pub async fn connect_apply(
     })
 }
 
+/// How long a connection test waits: a first connection from a new program asks the human.
+const CONNECTION_TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Run the client's MCP server exactly as its MCP client's config says, and list its tools.
+/// A failure is an answer too (`ok: false`, with what to do), not a command error.
+#[tauri::command]
+pub async fn client_test_connection(state: State<'_, AppState>, client_id: String) -> Reply<ConnectionTest> {
+    let client = live_client(&state, &client_id).await?;
+    let entry = client_entry(&state, &client);
+    let command = entry.command_line();
+    let probe = tauri::async_runtime::spawn_blocking(move || entry.probe(CONNECTION_TEST_TIMEOUT))
+        .await
+        .map_err(|e| UiError::new("internal", format!("the connection test stopped: {e}")))?;
+    Ok(match probe {
+        Ok(probe) => ConnectionTest {
+            ok: true,
+            message: format!(
+                "{} answered over MCP {} with {} tools: this is what the MCP client will see.",
+                probe.server,
+                probe.protocol_version,
+                probe.tools.len()
+            ),
+            command,
+            protocol_version: Some(probe.protocol_version),
+            server: Some(probe.server),
+            tools: probe.tools,
+        },
+        Err(e) => ConnectionTest {
+            ok: false,
+            message: e.to_string(),
+            command,
+            protocol_version: None,
+            server: None,
+            tools: Vec::new(),
+        },
+    })
+}
+
 #[tauri::command]
 pub async fn connect_snippets(state: State<'_, AppState>, client_id: String) -> Reply<Snippets> {
     let client = live_client(&state, &client_id).await?;
@@ -433,6 +472,7 @@ macro_rules! all_commands {
             $crate::commands::connect_preview,
             $crate::commands::connect_apply,
             $crate::commands::connect_snippets,
+            $crate::commands::client_test_connection,
         ]
     };
 }

@@ -139,3 +139,21 @@ pub struct Snippets {
     pub cursor: String,
     pub vscode: String,
 }
+
+/// What a client's MCP server gave when the app ran it exactly as the MCP client's config says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct ConnectionTest {
+    /// The bridge answered and listed its tools.
+    pub ok: bool,
+    /// The command line that was run, as the MCP client will run it.
+    pub command: String,
+    /// The MCP protocol version the bridge agreed to.
+    pub protocol_version: Option<String>,
+    /// The bridge's name and version, as it reports them to MCP clients.
+    pub server: Option<String>,
+    /// The tools the MCP client will see.
+    pub tools: Vec<String>,
+    /// Plain words: what worked, or what failed and what to do.
+    pub message: String,
+}

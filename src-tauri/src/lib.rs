@@ -59,8 +59,11 @@ struct Shutdown {
 /// Start the broker, or say why not. Another broker of this user (the headless one) is not
 /// fought: the window explains it.
 fn host_broker(options: &LaunchOptions) -> (AppState, Option<Host>) {
-    let started =
-        tauri::async_runtime::block_on(Host::start(HostOptions { demo: options.demo, demo_key_client: false }));
+    let started = tauri::async_runtime::block_on(Host::start(HostOptions {
+        demo: options.demo,
+        demo_key_client: false,
+        connection_tests: true,
+    }));
     let bridge = keybridge_host::shipped_bridge().map(|p| std::fs::canonicalize(&p).unwrap_or(p)).unwrap_or_default();
     let claude_desktop_config = keybridge_mcp_config::claude_desktop_config_here();
     match started {
@@ -168,7 +171,9 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
             match &event {
                 BrokerEvent::ApprovalOpened { approval } => {
                     notify_approval(&app, approval);
-                    tray::show_window(&app, Some("approvals"));
+                    // The window picks the view: the first-run guide shows its own client's
+                    // first connection itself; anything else opens Approvals.
+                    tray::show_window(&app, None);
                     refresh_tray(&app, &broker).await;
                 }
                 BrokerEvent::ApprovalClosed { .. } | BrokerEvent::Paused { .. } => refresh_tray(&app, &broker).await,
@@ -183,7 +188,12 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
     use anyhow::Context;
     let builder = tauri::Builder::default()
         // First: a second launch focuses this one and exits before it touches anything.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| tray::show_window(app, None)))
+        // A second launch in the tray (a bridge starting the app while it starts) stays there.
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            if !args.iter().any(|arg| arg == "--hidden") {
+                tray::show_window(app, None);
+            }
+        }))
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,

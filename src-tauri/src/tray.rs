@@ -6,9 +6,9 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 
-const ACTIVE: &[u8] = include_bytes!("../icons/tray-active.png");
-const PAUSED: &[u8] = include_bytes!("../icons/tray-paused.png");
-const WAITING: &[u8] = include_bytes!("../icons/tray-waiting.png");
+const ACTIVE: &[u8] = include_bytes!("../../icons/tray-active.png");
+const PAUSED: &[u8] = include_bytes!("../../icons/tray-paused.png");
+const WAITING: &[u8] = include_bytes!("../../icons/tray-waiting.png");
 
 /// What the tray shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -124,3 +124,29 @@ export type ConnectDone = { path: string, backup: string | null, change: string,
 next_step: string, };
 
 export type Snippets = { claude_code: string, cursor: string, vscode: string, };
+
+export type ConnectionTest = { 
+/**
+ * The bridge answered and listed its tools.
+ */
+ok: boolean, 
+/**
+ * The command line that was run, as the MCP client will run it.
+ */
+command: string, 
+/**
+ * The MCP protocol version the bridge agreed to.
+ */
+protocol_version: string | null, 
+/**
+ * The bridge's name and version, as it reports them to MCP clients.
+ */
+server: string | null, 
+/**
+ * The tools the MCP client will see.
+ */
+tools: Array<string>, 
+/**
+ * Plain words: what worked, or what failed and what to do.
+ */
+message: string, };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AuditRecordView } from "./bindings";
-import { callsOverTime, choices, countdown, matches, recordLine, timeAgo } from "./format";
+import { callsOverTime, choices, countdown, duration, matches, recordFields, recordLine, timeAgo } from "./format";
 
 const t0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 const rec = (seq: number, ts: number, event: Record<string, unknown>): AuditRecordView => ({ seq, ts, event });
@@ -56,5 +56,39 @@ describe("time", () => {
     expect(timeAgo(t0 / 1000 - 5, t0)).toBe("just now");
     expect(timeAgo(t0 / 1000 - 125, t0)).toBe("2 min ago");
     expect(timeAgo(t0 / 1000 - 7200, t0)).toBe("2 h ago");
+  });
+});
+
+describe("record fields", () => {
+  it("labels known fields in a readable order, in words, and keeps unknown ones under their key", () => {
+    const fields = recordFields(rec(7, t0, {
+      outcome: "approval_denied",
+      args_digest: "d1g3st",
+      client: "c1",
+      kind: "tool_call",
+      latency_us: 2500,
+      args: { projectId: 123 },
+      scopes: [],
+      ok: false,
+      brand_new: "kept",
+    }));
+    expect(fields.map((f) => f.key)).toEqual(["seq", "ts", "kind", "client", "ok", "outcome", "latency_us", "args_digest", "args", "scopes", "brand_new"]);
+    const by = (key: string) => fields.find((f) => f.key === key)!;
+    expect(by("seq")).toMatchObject({ label: "Sequence", value: "7" });
+    expect(by("kind")).toMatchObject({ label: "Event", value: "tool call" });
+    expect(by("outcome").value).toBe("approval denied");
+    expect(by("args_digest")).toMatchObject({ label: "Arguments digest", value: "d1g3st" });
+    expect(by("latency_us")).toMatchObject({ label: "Duration", value: "2.5 ms" });
+    expect(by("args").value).toEqual({ projectId: 123 });
+    expect(by("scopes").value).toBe("none");
+    expect(by("ok").value).toBe("no");
+    expect(by("brand_new")).toMatchObject({ label: "brand_new", value: "kept" });
+    expect(by("ts").value).toMatch(/\d/);
+  });
+
+  it("says durations in the unit that reads best", () => {
+    expect(duration(900)).toBe("900 µs");
+    expect(duration(12_345)).toBe("12.3 ms");
+    expect(duration(2_500_000)).toBe("2.50 s");
   });
 });

@@ -115,3 +115,97 @@ export function callsOverTime(lines: RecordLine[], nowMs: number, bucketMs: numb
   }
   return { starts, byClient, max };
 }
+
+/** One labelled field of a record's details: `value` is text, or structured data to show as JSON. */
+export interface RecordField {
+  key: string;
+  label: string;
+  value: string | object;
+}
+
+// Friendly names for the fields the broker writes; a field not listed here keeps its raw key, so
+// a record from a newer broker still shows everything it holds.
+const FIELD_LABELS: Record<string, string> = {
+  seq: "Sequence",
+  ts: "Time",
+  kind: "Event",
+  action: "Action",
+  client: "Client",
+  session: "Session",
+  account: "Account",
+  host: "Host",
+  method: "Method",
+  ok: "Accepted",
+  reason: "Reason",
+  tool: "Tool",
+  scope: "Scope",
+  policy: "Policy",
+  decision: "Decision",
+  outcome: "Outcome",
+  error: "Error",
+  upstream: "QuantConnect answer",
+  latency_us: "Duration",
+  approval: "Approval",
+  minutes: "Minutes",
+  args_digest: "Arguments digest",
+  args: "Arguments",
+  jti: "Token id",
+  expires: "Expires",
+  scopes: "Scopes",
+  mode: "Pairing",
+  new_name: "New name",
+  clients: "Clients",
+  checked: "Checked with QuantConnect",
+  existed: "Existed",
+  approvals_denied: "Approvals denied",
+  kid: "Signing key",
+  file: "File",
+  settings: "Settings",
+  quantconnect: "QuantConnect",
+};
+// The log stores fields in any order; details read best as who, what, then how it ended.
+const FIELD_ORDER = Object.keys(FIELD_LABELS);
+
+// Words, not identifiers: "approval_denied" reads as "approval denied".
+const WORDY = new Set(["kind", "action", "decision", "outcome", "policy", "upstream"]);
+
+function dateTime(ms: number): string {
+  return new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "medium", hour12: false });
+}
+
+export function duration(micros: number): string {
+  if (micros < 1000) return `${micros} µs`;
+  if (micros < 1_000_000) return `${(micros / 1000).toFixed(1)} ms`;
+  return `${(micros / 1_000_000).toFixed(2)} s`;
+}
+
+function fieldValue(key: string, value: unknown): string | object {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "number") {
+    if (key === "latency_us") return duration(value);
+    if (key === "expires") return dateTime(value * 1000);
+    return String(value);
+  }
+  if (typeof value === "string") return WORDY.has(key) ? value.replace(/_/g, " ") : value;
+  if (Array.isArray(value) && value.length === 0) return "none";
+  if (Array.isArray(value) && value.every((v) => typeof v === "string" || typeof v === "number")) return value.join(", ");
+  return value as object;
+}
+
+/** Every field of a record, labelled: sequence and time first, then the event's own fields. */
+export function recordFields(record: AuditRecordView): RecordField[] {
+  const fields: RecordField[] = [
+    { key: "seq", label: FIELD_LABELS.seq, value: String(record.seq) },
+    { key: "ts", label: FIELD_LABELS.ts, value: dateTime(record.ts) },
+  ];
+  const rank = (key: string) => {
+    const i = FIELD_ORDER.indexOf(key);
+    return i < 0 ? FIELD_ORDER.length : i;
+  };
+  const entries = Object.entries(record.event).sort(([a], [b]) => rank(a) - rank(b));
+  for (const [key, value] of entries) {
+    fields.push({ key, label: FIELD_LABELS[key] ?? key, value: fieldValue(key, value) });
+  }
+  return fields;
+}

@@ -12,6 +12,7 @@ import type {
   ClientAdded,
   ClientView,
   ConnectDone,
+  ConnectionTest,
   ConnectPreview,
   NewAccount,
   NewClient,
@@ -82,6 +83,7 @@ export const api = {
   connectApply: (clientId: string, fileDigest: string | null) =>
     call<ConnectDone>("connect_apply", { clientId, fileDigest }),
   snippets: (clientId: string) => call<Snippets>("connect_snippets", { clientId }),
+  testConnection: (clientId: string) => call<ConnectionTest>("client_test_connection", { clientId }),
 };
 
 export type Api = typeof api;

@@ -1,4 +1,5 @@
-// The window: a header with the state and the pause switch, a navigation, and five views.
+// The window: a header with the state and the pause switch, a navigation, and five views; on a
+// first start, a guide in their place until the trader finishes or skips it.
 import "./style.css";
 import type { AppInfo, BrokerEvent, StatusView } from "./bindings";
 import { button, fill, h, notice } from "./dom";
@@ -7,10 +8,12 @@ import { accountsView } from "./views/accounts";
 import { activityView } from "./views/activity";
 import { approvalsView } from "./views/approvals";
 import { clientsView } from "./views/clients";
+import { onboardingView } from "./views/onboarding";
 import { settingsView } from "./views/settings";
 
-type ViewName = "approvals" | "activity" | "clients" | "accounts" | "settings";
+type ViewName = "onboarding" | "approvals" | "activity" | "clients" | "accounts" | "settings";
 const ORDER: [ViewName, string][] = [
+  ["onboarding", "Setup guide"],
   ["approvals", "Approvals"],
   ["activity", "Activity"],
   ["clients", "Clients"],
@@ -33,7 +36,12 @@ export function mount(root: HTMLElement, ipc: Api) {
   const clients = clientsView(ipc);
   const accounts = accountsView(ipc, () => void clients.refresh());
   const settings = settingsView(ipc, () => info);
-  const views = { approvals, activity, clients, accounts, settings };
+  // Once finished or skipped the guide is gone for this run; the views hold everything it did.
+  const onboarding = onboardingView(ipc, (to) => {
+    navGuide.hidden = true;
+    void show(to);
+  });
+  const views = { onboarding, approvals, activity, clients, accounts, settings };
   const main = h("main");
   const nav = h(
     "nav",
@@ -42,8 +50,12 @@ export function mount(root: HTMLElement, ipc: Api) {
       h("button", { id: `nav-${name}`, data: { view: name }, attrs: { type: "button" }, on: { click: () => void show(name) } }, label, name === "approvals" ? badge : null),
     ),
   );
+  // The guide's entry shows only while the guide is open, to come back to it from another view.
+  const navGuide = nav.querySelector<HTMLButtonElement>("#nav-onboarding")!;
+  navGuide.hidden = true;
 
   async function show(name: ViewName) {
+    if (current === "onboarding" && name !== "onboarding") onboarding.stop();
     current = name;
     for (const b of nav.querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === name);
     fill(main, views[name].root);
@@ -82,9 +94,13 @@ export function mount(root: HTMLElement, ipc: Api) {
         activity.add(event.record);
         break;
       case "approval_opened":
-        void show("approvals");
+        // The guide shows its own client's first connection inline; anything else needs the
+        // Approvals view, even mid-guide.
+        if (current === "onboarding" && onboarding.approvalOpened(event.approval)) void approvals.refresh();
+        else void show("approvals");
         break;
       case "approval_closed":
+        if (current === "onboarding") onboarding.approvalClosed(event.id);
         void approvals.refresh();
         break;
       case "paused":
@@ -92,6 +108,7 @@ export function mount(root: HTMLElement, ipc: Api) {
         break;
       case "client_changed":
         if (current === "clients") void clients.refresh();
+        if (current === "onboarding") onboarding.clientChanged(event.client);
         break;
       case "lagged":
         void views[current].refresh();
@@ -119,8 +136,13 @@ export function mount(root: HTMLElement, ipc: Api) {
     await onBrokerEvent(onEvent);
     await onShowView((view) => void show(view as ViewName));
     const [pending, known] = await Promise.all([ipc.approvals().catch(() => []), ipc.accounts().catch(() => [])]);
-    // A first start opens on the account form; a waiting request always comes first.
-    await show(pending.length ? "approvals" : info.problem ? "settings" : known.length ? "activity" : "accounts");
+    // A waiting request always comes first; a first start opens on the guide.
+    if (!pending.length && !info.problem && !known.length) {
+      navGuide.hidden = false;
+      await show("onboarding");
+    } else {
+      await show(pending.length ? "approvals" : info.problem ? "settings" : "activity");
+    }
   })();
 }
 

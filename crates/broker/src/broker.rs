@@ -39,6 +39,11 @@ pub struct BrokerConfig {
     pub bridge_executables: Vec<PathBuf>,
     /// QuantConnect calls in flight per account.
     pub account_concurrency: usize,
+    /// The version the broker reports (the host's, which carries the commit in development).
+    pub version: String,
+    /// A bridge this very process started (the app's connection test) needs no pairing
+    /// question: there is no other program to approve.
+    pub trust_own_bridges: bool,
 }
 
 impl BrokerConfig {
@@ -49,6 +54,8 @@ impl BrokerConfig {
             approval_timeout: Duration::from_secs(60),
             bridge_executables: Vec::new(),
             account_concurrency: 8,
+            version: env!("CARGO_PKG_VERSION").into(),
+            trust_own_bridges: false,
         }
     }
 }
@@ -88,6 +95,9 @@ pub struct Broker {
     pause_name: String,
     settings: Mutex<Settings>,
     settings_seal: crate::clients::SealKey,
+    /// The accepted bridge executables' SHA-256, read at the first host-bound pairing that
+    /// needs them.
+    bridge_digests: std::sync::OnceLock<Vec<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -294,6 +304,7 @@ impl Broker {
             events,
             pairings: Mutex::new(HashMap::new()),
             audit_failure: Mutex::new(None),
+            bridge_digests: std::sync::OnceLock::new(),
             config,
         })
     }
@@ -322,6 +333,11 @@ impl Broker {
 
     fn decide(&self, scope: Scope, client: &Client) -> Decision {
         decide(scope, &lock(&self.settings).policy, &client.policy)
+    }
+
+    /// The version this broker reports to the CLI, the app and `keybridge status`.
+    pub fn version(&self) -> &str {
+        &self.config.version
     }
 
     pub fn is_paused(&self) -> bool {
@@ -400,6 +416,9 @@ impl Broker {
                     "client `{client_id}` is host-bound and takes no key; remove KEYBRIDGE_CLIENT_KEY"
                 )));
             }
+            // The app's connection test: the broker started this bridge itself, so there is no
+            // other program to approve, and none is remembered.
+            (ClientAuth::HostBound { .. }, None) if self.own_bridge(peer) => self.check_bridge_executable(peer)?,
             (ClientAuth::HostBound { approved_hosts }, None) => {
                 self.check_bridge_executable(peer)?;
                 let host = peer.host.as_ref().map(|h| h.display().to_string()).ok_or_else(|| {
@@ -413,11 +432,11 @@ impl Broker {
                 }
             }
         }
-        let host = peer
-            .host
-            .as_ref()
-            .map(|h| h.display().to_string())
-            .unwrap_or_else(|| "a program Keybridge cannot name".into());
+        let host = match &peer.host {
+            _ if self.own_bridge(peer) => "Keybridge (connection test)".into(),
+            Some(host) => host.display().to_string(),
+            None => "a program Keybridge cannot name".into(),
+        };
         let session_id = format!("s-{}", random_id(8));
         lock(&self.sessions).insert(
             session_id.clone(),
@@ -425,6 +444,23 @@ impl Broker {
         );
         lock(&self.clients).update(&client.id, |c| c.last_seen = Some(now()))?;
         self.mint(&client, &session_id)
+    }
+
+    /// The SHA-256 of each accepted bridge executable, read once.
+    fn shipped_bridge_digests(&self) -> &[[u8; 32]] {
+        self.bridge_digests.get_or_init(|| {
+            use sha2::Digest;
+            self.config
+                .bridge_executables
+                .iter()
+                .filter_map(|path| std::fs::read(path).ok())
+                .map(|bytes| sha2::Sha256::digest(&bytes).into())
+                .collect()
+        })
+    }
+
+    fn own_bridge(&self, peer: &Peer) -> bool {
+        self.config.trust_own_bridges && peer.launched_by_broker
     }
 
     fn check_bridge_executable(&self, peer: &Peer) -> Result<(), BrokerError> {
@@ -435,6 +471,12 @@ impl Broker {
         };
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         if self.config.bridge_executables.iter().any(|b| canonical(b) == canonical(exe)) {
+            return Ok(());
+        }
+        // A copy of the shipped bridge elsewhere (Claude Desktop unpacks the MCP Bundle's into
+        // its extensions folder) is the same program: the same bytes.
+        let shipped = self.shipped_bridge_digests();
+        if !shipped.is_empty() && peer.program_digest().is_some_and(|running| shipped.contains(&running)) {
             Ok(())
         } else {
             Err(BrokerError::PairingDenied(format!(
@@ -821,7 +863,7 @@ impl Broker {
     pub async fn admin(&self, command: AdminCommand) -> Result<Value, BrokerError> {
         match command {
             AdminCommand::Status => Ok(json!(StatusView {
-                version: env!("CARGO_PKG_VERSION").into(),
+                version: self.config.version.clone(),
                 paused: self.is_paused(),
                 data_dir: self.config.data_dir.display().to_string(),
                 quantconnect: self.config.qc_base_url.clone(),

@@ -11,6 +11,9 @@ pub struct Peer {
     pub exe: Option<PathBuf>,
     /// The program that launched the peer, past shells, interpreters and launchers.
     pub host: Option<PathBuf>,
+    /// This very process started the peer: the app running a client's bridge for its
+    /// connection test. Nothing else can make the broker its parent.
+    pub launched_by_broker: bool,
 }
 
 /// Launchers that stand between an MCP host and the bridge, and so are walked past: shells,
@@ -88,11 +91,21 @@ fn passes_through(exe: &std::path::Path) -> bool {
 }
 
 impl Peer {
+    /// The SHA-256 of the program the peer runs, read from the running process itself (so a
+    /// file swapped after it started does not count); `None` where the OS does not say.
+    pub fn program_digest(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let pid = self.pid?;
+        let program = std::fs::read(program_file(pid)?).ok()?;
+        Some(sha2::Sha256::digest(&program).into())
+    }
+
     /// Describe the peer with process id `pid` (when the OS gave one) and user id `uid`.
     pub fn inspect(uid: u32, pid: Option<i32>) -> Self {
         let exe = pid.and_then(exe_of);
         let host = pid.and_then(host_of);
-        Self { uid, pid, exe, host }
+        let launched_by_broker = pid.and_then(parent_of) == Some(std::process::id() as i32);
+        Self { uid, pid, exe, host, launched_by_broker }
     }
 }
 
@@ -128,6 +141,16 @@ fn host_of(pid: i32) -> Option<PathBuf> {
     None
 }
 
+#[cfg(target_os = "linux")]
+fn program_file(pid: i32) -> Option<PathBuf> {
+    Some(PathBuf::from(format!("/proc/{pid}/exe")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn program_file(_pid: i32) -> Option<PathBuf> {
+    None
+}
+
 #[cfg(not(target_os = "linux"))]
 fn exe_of(_pid: i32) -> Option<PathBuf> {
     None
@@ -135,6 +158,11 @@ fn exe_of(_pid: i32) -> Option<PathBuf> {
 
 #[cfg(not(target_os = "linux"))]
 fn host_of(_pid: i32) -> Option<PathBuf> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn parent_of(_pid: i32) -> Option<i32> {
     None
 }
 
@@ -157,5 +185,11 @@ mod tests {
     fn this_process_is_seen_as_it_is() {
         let me = Peer::inspect(0, Some(std::process::id() as i32));
         assert_eq!(me.exe, std::env::current_exe().ok());
+        assert!(!me.launched_by_broker, "a process is not its own child");
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let peer = Peer::inspect(0, Some(child.id() as i32));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(peer.launched_by_broker, "a program this process started is known as such");
     }
 }

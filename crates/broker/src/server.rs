@@ -132,7 +132,7 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
                 }
             }
             Hello::Admin { .. } => {
-                let _ = outbox.send(Response::AdminWelcome { broker_version: env!("CARGO_PKG_VERSION").into() });
+                let _ = outbox.send(Response::AdminWelcome { broker_version: broker.version().into() });
                 requests(&mut reader, &outbox, &broker, None).await;
             }
         }

@@ -16,7 +16,7 @@ use serde_json::json;
 #[derive(Parser)]
 #[command(
     name = "keybridge",
-    version,
+    version = keybridge_version::VERSION,
     about = "Give MCP clients your QuantConnect account without giving them your API token"
 )]
 struct Cli {

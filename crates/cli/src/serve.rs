@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use keybridge_host::{Host, HostOptions, shutdown_signal};
 
 pub async fn serve(demo: bool) -> Result<()> {
-    let host = Host::start(HostOptions { demo, demo_key_client: true }).await.context("cannot start Keybridge")?;
+    let host = Host::start(HostOptions { demo, demo_key_client: true, connection_tests: false })
+        .await
+        .context("cannot start Keybridge")?;
     eprintln!("data: {}\nQuantConnect API: {}", host.data_dir().display(), host.base_url());
     if let Some(client) = host.demo_client() {
         eprintln!("demo: account `demo` on the built-in simulator; client {} (trader preset)", client.client_id);

@@ -47,6 +47,9 @@ pub struct HostOptions {
     /// In demo mode, also make a fresh key client (a terminal-launched bridge cannot be
     /// host-bound); earlier ones are revoked.
     pub demo_key_client: bool,
+    /// Bridges this process starts itself authenticate without a pairing question: the app's
+    /// connection test.
+    pub connection_tests: bool,
 }
 
 /// A key client made for the demo: the key is shown once, here.
@@ -155,6 +158,8 @@ impl Host {
         let data_lock = lock_data_dir(&data_dir)?;
         let mut config = BrokerConfig::new(&data_dir, base_url.clone());
         config.bridge_executables = bridge_executables();
+        config.version = keybridge_version::VERSION.into();
+        config.trust_own_bridges = options.connection_tests;
         if let Some(secs) = std::env::var("KEYBRIDGE_APPROVAL_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
             config.approval_timeout = Duration::from_secs(secs);
         }
@@ -164,7 +169,7 @@ impl Host {
         let settings = broker.settings().view();
         broker
             .audit_log()
-            .append(serde_json::json!({"kind": "broker_started", "quantconnect": base_url, "settings": settings}))
+            .append(serde_json::json!({"kind": "broker_started", "version": keybridge_version::VERSION, "quantconnect": base_url, "settings": settings}))
             .map_err(|e| HostError::Broker(e.into()))?;
         Ok(Host { broker, listener, base_url, persistent, demo_client, _sim: sim, scratch, _data_lock: data_lock })
     }

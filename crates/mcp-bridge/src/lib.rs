@@ -11,6 +11,7 @@
 //! This crate must never link the vault, the broker or the QuantConnect client, never write
 //! anything but MCP to stdout, and never log a token or a client key.
 
+pub mod launch;
 pub mod link;
 
 use std::borrow::Cow;
@@ -132,7 +133,7 @@ pub fn explain(error: &LinkError) -> String {
 impl ServerHandler for Bridge {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
-            .with_server_info(Implementation::new("keybridge", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new("keybridge", keybridge_version::VERSION))
             .with_instructions(
                 "QuantConnect through Keybridge. The QuantConnect token stays in Keybridge; calls that trade live or delete \
                  may wait for the user's approval in the Keybridge app. Use keybridge_status to see the account and scopes.",

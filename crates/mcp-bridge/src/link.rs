@@ -12,6 +12,8 @@ use keybridge_broker_proto::{
     read_frame, write_frame,
 };
 use keybridge_endpoint::{EndpointError, Stream};
+
+use crate::launch::AppLauncher;
 use serde_json::Value;
 use tokio::io::WriteHalf;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
@@ -23,15 +25,17 @@ pub struct LinkConfig {
     pub socket: PathBuf,
     pub client_id: String,
     pub client_key: Option<Credential>,
+    /// What to start when no broker answers.
+    pub app: AppLauncher,
 }
 
 /// Why a request did not get an answer from the broker.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {
     #[error(
-        "Keybridge is not running (nothing listens at {socket}); start the Keybridge app, or run `keybridge serve`"
+        "Keybridge is not running (nothing listens at {socket}): {why}. Start the Keybridge app, or run `keybridge serve` in a terminal"
     )]
-    NotRunning { socket: String },
+    NotRunning { socket: String, why: String },
     #[error("{}", .0.message)]
     Refused(ErrorInfo),
     #[error(
@@ -148,21 +152,42 @@ impl Link {
     }
 
     async fn connect(&self) -> Result<Arc<Connection>, LinkError> {
-        let not_running = || LinkError::NotRunning { socket: self.config.socket.display().to_string() };
+        let socket = self.config.socket.display().to_string();
+        let reached = self.reached.load(Ordering::Relaxed);
+        let mut why = match &self.config.app {
+            _ if reached => "it stopped and did not come back within 10 s".to_string(),
+            AppLauncher::Unavailable(why) => why.clone(),
+            AppLauncher::Start(_) => String::new(),
+        };
         // A broker that was reached before and is gone is most likely restarting (the app
-        // relaunched, a busy machine): wait for it up to 10 s. One never reached is most likely
-        // not running, and the MCP client should hear so within 2 s.
-        let attempts = if self.reached.load(Ordering::Relaxed) { 100 } else { 20 };
+        // relaunched, a busy machine): wait for it up to 10 s. One never reached is started (the
+        // app, in the tray) and given 10 s too; if it cannot be started, the MCP client hears so
+        // within 2 s.
+        let mut attempts = if reached { 100 } else { 20 };
+        let mut launched = false;
         // Nothing is written until the endpoint has shown it is this user's.
         let mut attempt = 1;
         let stream = loop {
             match keybridge_endpoint::connect(&self.config.socket).await {
                 Ok(stream) => break stream,
-                Err(EndpointError::NotRunning { .. }) if attempt < attempts => {
+                Err(EndpointError::NotRunning { .. }) => {
+                    if !reached && !launched && matches!(self.config.app, AppLauncher::Start(_)) {
+                        launched = true;
+                        match self.config.app.start() {
+                            Ok(()) => {
+                                tracing::info!("no broker answered: started the Keybridge app in the tray");
+                                attempts = attempt + 100;
+                                why = "the Keybridge app was started but did not answer within 10 s".into();
+                            }
+                            Err(e) => why = e,
+                        }
+                    }
+                    if attempt >= attempts {
+                        return Err(LinkError::NotRunning { socket, why });
+                    }
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(EndpointError::NotRunning { .. }) => return Err(not_running()),
                 Err(refusal) => {
                     return Err(LinkError::Refused(ErrorInfo {
                         code: ErrorCode::NotAuthenticated,
@@ -177,8 +202,10 @@ impl Link {
             client_id: self.config.client_id.clone(),
             client_key: self.config.client_key.clone(),
         };
-        write_frame(&mut writer, &hello).await.map_err(|_| not_running())?;
-        let session = match read_frame::<Response, _>(&mut reader).await.map_err(|_| not_running())? {
+        let closed =
+            || LinkError::NotRunning { socket: socket.clone(), why: "it closed the connection at once".into() };
+        write_frame(&mut writer, &hello).await.map_err(|_| closed())?;
+        let session = match read_frame::<Response, _>(&mut reader).await.map_err(|_| closed())? {
             Response::Welcome { session } => session,
             Response::Error { error, .. } => return Err(LinkError::Refused(error)),
             other => {
@@ -250,7 +277,10 @@ impl Link {
         let body = body(&conn.session.lock().unwrap_or_else(|e| e.into_inner()));
         if write_frame(&mut *conn.writer.lock().await, &Request { id, body }).await.is_err() {
             conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            return Err(LinkError::NotRunning { socket: self.config.socket.display().to_string() });
+            return Err(LinkError::NotRunning {
+                socket: self.config.socket.display().to_string(),
+                why: "the connection closed as the call was sent".into(),
+            });
         }
         let answer = match cancel {
             Some(token) => tokio::select! {

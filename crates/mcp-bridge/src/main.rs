@@ -13,7 +13,7 @@ use keybridge_mcp::link::{Link, LinkConfig};
 use rmcp::ServiceExt;
 
 #[derive(Parser)]
-#[command(name = "keybridge-mcp", version, about = "MCP server for QuantConnect through Keybridge (holds no secret)")]
+#[command(name = "keybridge-mcp", version = keybridge_version::VERSION, about = "MCP server for QuantConnect through Keybridge (holds no secret)")]
 struct Args {
     /// The paired client's id, as `keybridge client list` shows it.
     #[arg(long)]
@@ -39,6 +39,7 @@ async fn main() -> Result<()> {
         socket: args.socket.unwrap_or_else(keybridge_endpoint::default_address),
         client_id: args.client,
         client_key,
+        app: keybridge_mcp::launch::AppLauncher::from_environment(),
     });
 
     // Authenticate while the client initializes; the first tools/list waits for it.

@@ -9,6 +9,10 @@
 //! This crate must never write a file it could not parse, and never write outside the path it
 //! is given (and its backup beside it).
 
+mod probe;
+
+pub use probe::{Probe, ProbeError};
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};

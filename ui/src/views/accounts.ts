@@ -4,9 +4,8 @@ import type { AccountView } from "../bindings";
 import { button, field, fill, h, input, notice } from "../dom";
 import type { Api } from "../ipc";
 
-export function accountsView(api: Api, onChange: () => void) {
-  const root = h("section", { class: "view", id: "view-accounts" });
-  const list = h("div", { class: "cards", id: "account-list" });
+/** The form that adds an account; the Accounts view and the first-run guide share it. */
+export function accountForm(api: Api, onSaved: (account: AccountView) => void | Promise<void>, heading: string | null = "Add an account") {
   const status = h("div", { class: "form-status", id: "account-status" });
   const name = input("account-name", { placeholder: "main", value: "main" });
   const user = input("account-user", { placeholder: "123456", inputmode: "numeric" });
@@ -26,14 +25,33 @@ export function accountsView(api: Api, onChange: () => void) {
       });
       token.value = "";
       fill(status, notice("ok", `Account “${account.id}” works and is saved. Its token is in the OS keychain.`));
-      await refresh();
-      onChange();
+      await onSaved(account);
     } catch (e) {
       fill(status, notice("error", (e as Error).message));
     } finally {
       add.disabled = false;
     }
   }
+
+  const form = h(
+    "form",
+    { class: "panel", id: "account-form", on: { submit: (e) => (e.preventDefault(), void save()) } },
+    heading ? h("h3", null, heading) : null,
+    h("p", { class: "muted" }, "Find your user id and API token at quantconnect.com → Settings → API."),
+    h("div", { class: "grid" }, field("Name", name, "how clients refer to it"), field("User id", user), field("API token", token, "checked, then kept in the OS keychain"), field("Organization id", org)),
+    h("div", { class: "actions" }, add),
+    status,
+  );
+  return { form, first: name };
+}
+
+export function accountsView(api: Api, onChange: () => void) {
+  const root = h("section", { class: "view", id: "view-accounts" });
+  const list = h("div", { class: "cards", id: "account-list" });
+  const { form } = accountForm(api, async () => {
+    await refresh();
+    onChange();
+  });
 
   function card(account: AccountView): HTMLElement {
     const result = h("div", { class: "card-status" });
@@ -101,15 +119,7 @@ export function accountsView(api: Api, onChange: () => void) {
     h("h2", null, "Accounts"),
     h("p", { class: "lead" }, "Your QuantConnect credentials. Keybridge signs every request itself; no client ever sees the token."),
     list,
-    h(
-      "form",
-      { class: "panel", id: "account-form", on: { submit: (e) => (e.preventDefault(), void save()) } },
-      h("h3", null, "Add an account"),
-      h("p", { class: "muted" }, "Find your user id and API token at quantconnect.com → Settings → API."),
-      h("div", { class: "grid" }, field("Name", name, "how clients refer to it"), field("User id", user), field("API token", token, "checked, then kept in the OS keychain"), field("Organization id", org)),
-      h("div", { class: "actions" }, add),
-      status,
-    ),
+    form,
   );
   return { root, refresh };
 }

@@ -33,11 +33,46 @@ describe("activity", () => {
     expect(view.root.querySelector(".legend")?.textContent).toContain("c1: 2");
   });
 
-  it("shows every field of a record when selected", async () => {
+  it("shows every field of a record when selected, labelled, with the raw JSON on demand", async () => {
     const view = activityView(fakeApi(() => Promise.resolve({ intact: true, records: 3, files: 1 })));
     await view.refresh();
-    view.root.querySelector<HTMLElement>('tr.record-row[data-seq="3"]')!.click();
-    expect(view.root.querySelector("#record-details")?.textContent).toContain('"error": "you denied this call in Keybridge"');
+    const row = view.root.querySelector<HTMLElement>('tr.record-row[data-seq="3"]')!;
+    row.click();
+    expect(row.classList.contains("selected")).toBe(true);
+    const details = view.root.querySelector("#record-details")!;
+    const field = (key: string) => details.querySelector(`dd[data-field="${key}"]`);
+    expect(field("error")?.textContent).toBe("you denied this call in Keybridge");
+    expect(field("error")?.previousElementSibling?.textContent).toBe("Error");
+    expect(field("tool")?.previousElementSibling?.textContent).toBe("Tool");
+    expect(field("seq")?.textContent).toBe("3");
+    const raw = details.querySelector<HTMLElement>("#record-raw")!;
+    expect(raw.hidden).toBe(true);
+    const toggle = details.querySelector<HTMLButtonElement>("#record-raw-toggle")!;
+    toggle.click();
+    expect(raw.hidden).toBe(false);
+    expect(toggle.getAttribute("aria-expanded")).toBe("true");
+    expect(raw.textContent).toContain('"error": "you denied this call in Keybridge"');
+    toggle.click();
+    expect(raw.hidden).toBe(true);
+  });
+
+  it("keeps the selected row marked when a live record arrives", async () => {
+    const view = activityView(fakeApi(() => Promise.resolve({ intact: true, records: 3, files: 1 })));
+    await view.refresh();
+    view.root.querySelector<HTMLElement>('tr.record-row[data-seq="2"]')!.click();
+    view.add({ seq: 9, ts: now, event: { kind: "admin", action: "paused" } });
+    expect(view.root.querySelector('tr.record-row[data-seq="2"]')?.classList.contains("selected")).toBe(true);
+    expect(view.root.querySelector("#record-details dd[data-field=\"seq\"]")?.textContent).toBe("2");
+  });
+
+  it("fits four columns: time, client, decision, and what happened with its kind", async () => {
+    const view = activityView(fakeApi(() => Promise.resolve({ intact: true, records: 3, files: 1 })));
+    await view.refresh();
+    expect([...view.root.querySelectorAll("table.records th")].map((th) => th.textContent)).toEqual(["Time", "Client", "Decision", "What"]);
+    const row = view.root.querySelector<HTMLElement>('tr.record-row[data-seq="3"]')!;
+    expect(row.children).toHaveLength(4);
+    expect(row.querySelector("td.text .kind")?.textContent).toBe("tool call");
+    expect(row.querySelector("td.text")?.textContent).toContain("you denied this call");
   });
 
   it("says plainly when the chain is broken", async () => {

@@ -2,7 +2,7 @@
 // and calls over time per client.
 import type { AuditRecordView } from "../bindings";
 import { button, fill, h, notice } from "../dom";
-import { type Filters, type RecordLine, type Series, callsOverTime, choices, clock, matches, recordLine } from "../format";
+import { type Filters, type RecordLine, type Series, callsOverTime, choices, clock, matches, recordFields, recordLine } from "../format";
 import type { Api } from "../ipc";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -46,30 +46,52 @@ function select(id: string, label: string, values: string[], current: string, on
   return el;
 }
 
+// Four columns fit the default window beside the details: the sequence number and the raw kind
+// live in the details, and the kind is shown small above what happened.
 export function recordRow(line: RecordLine, onSelect: () => void): HTMLElement {
   const state = line.outcome && line.outcome !== "ok" ? "bad" : line.decision === "denied" || line.decision === "timed_out" ? "bad" : "";
   return h(
     "tr",
     { class: `record-row ${state}`, data: { seq: String(line.seq), kind: line.kind, tool: line.tool, decision: line.decision }, on: { click: onSelect } },
-    h("td", { class: "mono" }, String(line.seq)),
-    h("td", { class: "mono" }, clock(line.ts)),
-    h("td", null, line.kind.replace(/_/g, " ")),
-    h("td", null, line.client),
-    h("td", null, line.decision ? h("span", { class: `pill ${line.decision}` }, line.decision.replace(/_/g, " ")) : ""),
-    h("td", { class: "text" }, line.text),
+    h("td", { class: "mono time" }, clock(line.ts)),
+    h("td", { class: "client" }, line.client),
+    h("td", { class: "decision" }, line.decision ? h("span", { class: `pill ${line.decision}` }, line.decision.replace(/_/g, " ")) : ""),
+    h("td", { class: "text" }, h("span", { class: "kind" }, line.kind.replace(/_/g, " ")), line.text),
   );
+}
+
+/** A record as labelled fields, with its exact JSON on demand. */
+export function recordDetails(record: AuditRecordView): HTMLElement[] {
+  const raw = h("pre", { id: "record-raw", attrs: { hidden: "" } }, JSON.stringify(record, null, 2));
+  const toggle = button("Raw JSON", () => {
+    raw.hidden = !raw.hidden;
+    toggle.setAttribute("aria-expanded", String(!raw.hidden));
+    toggle.textContent = raw.hidden ? "Raw JSON" : "Hide raw JSON";
+  }, "secondary small", "record-raw-toggle");
+  toggle.setAttribute("aria-expanded", "false");
+  toggle.setAttribute("aria-controls", "record-raw");
+  return [
+    h("h3", null, `Record ${record.seq}`),
+    h("dl", { class: "facts record-fields" }, ...recordFields(record).flatMap((f) => [
+      h("dt", null, f.label),
+      h("dd", { data: { field: f.key } }, typeof f.value === "string" ? f.value : h("pre", null, JSON.stringify(f.value, null, 2))),
+    ])),
+    h("div", { class: "actions" }, toggle),
+    raw,
+  ];
 }
 
 export function activityView(api: Api) {
   const root = h("section", { class: "view", id: "view-activity" });
   let records: AuditRecordView[] = [];
   const filters: Filters = { client: "", tool: "", decision: "" };
+  let selected: number | null = null;
   const verifyBox = h("div", { class: "verify", id: "chain-status" });
   const exportBox = h("div", { class: "export-status" });
   const chartBox = h("div");
   const filterBar = h("div", { class: "filters" });
   const body = h("tbody");
-  const details = h("pre", { class: "record-details", id: "record-details" }, "Select a record to see all of it.");
+  const details = h("div", { class: "record-details", id: "record-details" }, h("p", { class: "muted" }, "Select a record to see all of it."));
 
   function render() {
     const lines = records.map(recordLine);
@@ -80,10 +102,19 @@ export function activityView(api: Api) {
       select("filter-decision", "decisions", choices(lines, "decision"), filters.decision, (v) => ((filters.decision = v), render())),
     );
     const shown = lines.filter((l) => matches(l, filters)).reverse();
-    fill(body, ...shown.slice(0, 400).map((line) => recordRow(line, () => {
-      const record = records.find((r) => r.seq === line.seq);
-      details.textContent = JSON.stringify(record, null, 2);
-    })));
+    fill(body, ...shown.slice(0, 400).map((line) => {
+      const row = recordRow(line, () => {
+        const record = records.find((r) => r.seq === line.seq);
+        if (!record) return;
+        selected = record.seq;
+        for (const r of body.querySelectorAll(".record-row.selected")) r.classList.remove("selected");
+        row.classList.add("selected");
+        fill(details, ...recordDetails(record));
+      });
+      // A live record re-renders the table: the row whose details are shown stays marked.
+      if (line.seq === selected) row.classList.add("selected");
+      return row;
+    }));
     fill(chartBox, chart(callsOverTime(lines, Date.now(), 60_000, 30)));
   }
 
@@ -102,7 +133,7 @@ export function activityView(api: Api) {
       records = await api.auditTail(2000);
       render();
     } catch (e) {
-      fill(body, h("tr", null, h("td", { attrs: { colspan: "6" } }, notice("error", (e as Error).message))));
+      fill(body, h("tr", null, h("td", { attrs: { colspan: "4" } }, notice("error", (e as Error).message))));
     }
     await verify();
   }
@@ -123,7 +154,9 @@ export function activityView(api: Api) {
     chartBox,
     filterBar,
     h("div", { class: "split" },
-      h("div", { class: "table-wrap" }, h("table", { class: "records" }, h("thead", null, h("tr", null, h("th", null, "#"), h("th", null, "Time"), h("th", null, "Kind"), h("th", null, "Client"), h("th", null, "Decision"), h("th", null, "What"))), body)),
+      h("div", { class: "table-wrap" }, h("table", { class: "records" },
+        h("colgroup", null, h("col", { class: "time" }), h("col", { class: "client" }), h("col", { class: "decision" }), h("col", { class: "text" })),
+        h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "Client"), h("th", null, "Decision"), h("th", null, "What"))), body)),
       details,
     ),
   );

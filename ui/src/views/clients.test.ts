@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
-import type { ConnectPreview, PresetInfo } from "../bindings";
-import { presetPicker, previewPanel } from "./clients";
+import type { ClientView, ConnectionTest, ConnectPreview, PresetInfo } from "../bindings";
+import { connectionTestResult, presetPicker, previewPanel, testConnectionButton } from "./clients";
 
 const presets: PresetInfo[] = [
   { name: "read-only", title: "Read-Only", description: "Look at everything, change nothing.", scopes: ["qc:projects:read"] },
@@ -73,5 +73,86 @@ describe("clients view", () => {
     await view.refresh();
     expect(api.addClient).toHaveBeenCalledWith({ name: "Claude Desktop", account: "main", preset: "trader", scopes: [], with_key: true });
     expect(view.root.querySelector(".secret-once")?.textContent).toBe("k".repeat(64));
+  });
+});
+
+function passed(over: Partial<ConnectionTest> = {}): ConnectionTest {
+  return {
+    ok: true,
+    command: "/usr/bin/keybridge-mcp --client c1",
+    protocol_version: "2025-06-18",
+    server: "keybridge-mcp 0.1.0",
+    tools: ["list_projects", "read_project", "stop_live_algorithm"],
+    message: "keybridge-mcp answered and lists 3 tools.",
+    ...over,
+  };
+}
+
+describe("connection test", () => {
+  it("shows the message, the command, the protocol, the server and every tool", () => {
+    const box = connectionTestResult(passed());
+    expect(box.classList.contains("ok")).toBe(true);
+    expect(box.querySelector(".message")?.textContent).toBe("keybridge-mcp answered and lists 3 tools.");
+    expect(box.querySelector("code")?.textContent).toBe("/usr/bin/keybridge-mcp --client c1");
+    expect(box.querySelector(".protocol")?.textContent).toBe("2025-06-18");
+    expect(box.querySelector(".server")?.textContent).toBe("keybridge-mcp 0.1.0");
+    expect([...box.querySelectorAll("ul.tool-list li")].map((li) => li.textContent)).toEqual(["list_projects", "read_project", "stop_live_algorithm"]);
+    expect(box.querySelector(".tool-count")?.textContent).toContain("3 tools");
+    expect(connectionTestResult(passed({ tools: ["read_project"] })).querySelector(".tool-count")?.textContent).toContain("1 tool ");
+  });
+
+  it("says what failed, as text, without an empty tool list", () => {
+    const box = connectionTestResult(passed({ ok: false, protocol_version: null, server: null, tools: [], message: "<b>keybridge-mcp</b> did not start: no such file" }));
+    expect(box.classList.contains("error")).toBe(true);
+    expect(box.getAttribute("role")).toBe("alert");
+    expect(box.querySelector(".message")?.textContent).toContain("<b>keybridge-mcp</b>");
+    expect(box.querySelector("b")).toBeNull();
+    expect(box.querySelector(".tool-list")).toBeNull();
+    expect(box.querySelector("code")?.textContent).toContain("keybridge-mcp");
+  });
+
+  it("says it runs, then shows the result, or the command's error", async () => {
+    let finish: (t: ConnectionTest) => void = () => undefined;
+    const api = { testConnection: vi.fn(() => new Promise<ConnectionTest>((resolve) => (finish = resolve))) };
+    const box = document.createElement("div");
+    const run = testConnectionButton(api as never, "c1", box, "t1");
+    expect(run.id).toBe("t1");
+    expect(run.classList.contains("test-connection")).toBe(true);
+    run.click();
+    expect(api.testConnection).toHaveBeenCalledWith("c1");
+    expect(box.textContent).toBe("Running keybridge-mcp as Claude will…");
+    expect(run.disabled).toBe(true);
+    finish(passed());
+    await vi.waitFor(() => expect(box.querySelector(".connection-test.ok")).not.toBeNull());
+    expect(run.disabled).toBe(false);
+
+    api.testConnection.mockImplementationOnce(() => Promise.reject(new Error("no client `c1`")));
+    run.click();
+    await vi.waitFor(() => expect(box.querySelector(".connection-test.error")?.textContent).toBe("no client `c1`"));
+  });
+});
+
+describe("client card", () => {
+  it("offers Test connection and shows the result in the card", async () => {
+    const { clientsView } = await import("./clients");
+    const client: ClientView = {
+      client_id: "claude-desktop-1a2b", name: "Claude Desktop", account: "main", preset: "research", scopes: ["qc:projects:read"], policy: {},
+      token_ttl_secs: 900, mode: "host", approved_hosts: [], revoked: false, created: 0, last_seen: null, sessions: [],
+    };
+    const api = {
+      presets: vi.fn().mockResolvedValue(presets),
+      accounts: vi.fn().mockResolvedValue([]),
+      clients: vi.fn().mockResolvedValue([client]),
+      testConnection: vi.fn().mockResolvedValue(passed()),
+    };
+    const view = clientsView(api as never);
+    await view.refresh();
+    const card = view.root.querySelector<HTMLElement>('.card.client[data-client="claude-desktop-1a2b"]')!;
+    const run = card.querySelector<HTMLButtonElement>("button.secondary.test-connection")!;
+    expect(run.textContent).toBe("Test connection");
+    run.click();
+    await vi.waitFor(() => expect(card.querySelector(".client-panel .connection-test.ok")).not.toBeNull());
+    expect(api.testConnection).toHaveBeenCalledWith("claude-desktop-1a2b");
+    expect(card.querySelectorAll(".tool-list li")).toHaveLength(3);
   });
 });

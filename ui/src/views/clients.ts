@@ -1,5 +1,5 @@
 // Clients: the MCP clients paired with Keybridge, what each may do, and connecting them.
-import type { ClientView, ConnectPreview, PresetInfo } from "../bindings";
+import type { ClientView, ConnectDone, ConnectionTest, ConnectPreview, PresetInfo } from "../bindings";
 import { button, field, fill, h, input, notice } from "../dom";
 import { timeAgo } from "../format";
 import type { Api } from "../ipc";
@@ -17,7 +17,7 @@ export function presetPicker(presets: PresetInfo[], name: string, current: strin
   );
 }
 
-function checkedPreset(root: HTMLElement, name: string): string {
+export function checkedPreset(root: HTMLElement, name: string): string {
   return root.querySelector<HTMLInputElement>(`input[name="${name}"]:checked`)?.value ?? "";
 }
 
@@ -45,6 +45,56 @@ export function previewPanel(preview: ConnectPreview, onApply: () => void, onCan
   );
 }
 
+/** What connecting wrote, and how to make Claude Desktop load it. */
+export function connectResult(done: ConnectDone): HTMLElement {
+  return h("div", { class: "notice ok", id: "connect-result", attrs: { role: "status" } },
+    h("p", null, done.change === "unchanged" ? "Nothing to change." : `Claude Desktop is connected: ${done.path}`),
+    done.backup ? h("p", null, "Previous file saved as ", h("code", null, done.backup)) : null,
+    h("p", null, done.next_step));
+}
+
+/** Why the config could not be previewed or written; the file is left as it was. */
+export function connectError(message: string): HTMLElement {
+  return h("div", { class: "notice error", id: "connect-error", attrs: { role: "alert" } }, message);
+}
+
+function plural(n: number, one: string): string {
+  return `${n} ${one}${n === 1 ? "" : "s"}`;
+}
+
+/** What the bridge answered when run exactly as the MCP client will run it. */
+export function connectionTestResult(test: ConnectionTest): HTMLElement {
+  return h(
+    "div",
+    { class: `connection-test ${test.ok ? "ok" : "error"}`, attrs: { role: test.ok ? "status" : "alert" } },
+    h("p", { class: "message" }, test.message),
+    h("dl", { class: "facts" },
+      h("dt", null, "Command"), h("dd", null, h("code", { class: "command" }, test.command)),
+      h("dt", null, "Protocol"), h("dd", { class: "protocol" }, test.protocol_version ?? "none agreed"),
+      h("dt", null, "Server"), h("dd", { class: "server" }, test.server ?? "did not say")),
+    // A failed start lists no tools: saying "0 tools" there would only distract from the message.
+    test.ok || test.tools.length
+      ? h("div", { class: "tools" }, h("p", { class: "tool-count" }, `${plural(test.tools.length, "tool")} Claude will see`), h("ul", { class: "tool-list" }, ...test.tools.map((t) => h("li", null, t))))
+      : null,
+  );
+}
+
+/** A button that runs the client's bridge as Claude would and shows what came back in `box`. */
+export function testConnectionButton(api: Api, clientId: string, box: HTMLElement, id?: string): HTMLButtonElement {
+  const run = button("Test connection", async () => {
+    run.disabled = true;
+    fill(box, notice("info", "Running keybridge-mcp as Claude will…"));
+    try {
+      fill(box, connectionTestResult(await api.testConnection(clientId)));
+    } catch (e) {
+      fill(box, h("div", { class: "connection-test error", attrs: { role: "alert" } }, h("p", { class: "message" }, (e as Error).message)));
+    } finally {
+      run.disabled = false;
+    }
+  }, "secondary test-connection", id);
+  return run;
+}
+
 export function clientsView(api: Api) {
   const root = h("section", { class: "view", id: "view-clients" });
   const list = h("div", { class: "cards", id: "client-list" });
@@ -70,17 +120,13 @@ export function clientsView(api: Api) {
         const preview = await api.connectPreview(client.client_id);
         fill(panel, previewPanel(preview, async () => {
           try {
-            const done = await api.connectApply(client.client_id, preview.file_digest);
-            fill(panel, h("div", { class: "notice ok", id: "connect-result" },
-              h("p", null, done.change === "unchanged" ? "Nothing to change." : `Claude Desktop is connected: ${done.path}`),
-              done.backup ? h("p", null, "Previous file saved as ", h("code", null, done.backup)) : null,
-              h("p", null, done.next_step)));
+            fill(panel, connectResult(await api.connectApply(client.client_id, preview.file_digest)));
           } catch (e) {
             show("error", (e as Error).message);
           }
         }, () => fill(panel)));
       } catch (e) {
-        fill(panel, h("div", { class: "notice error", id: "connect-error", attrs: { role: "alert" } }, (e as Error).message));
+        fill(panel, connectError((e as Error).message));
       }
     };
     const snippets = async () => {
@@ -139,6 +185,7 @@ export function clientsView(api: Api) {
         : h("div", { class: "actions" },
             button("Connect Claude Desktop…", () => void connect(), "primary connect-claude"),
             button("Other clients…", () => void snippets(), "secondary"),
+            testConnectionButton(api, client.client_id, panel),
             button("Edit scopes", edit, "secondary"),
             button("Revoke…", revoke, "danger-outline")),
       panel,

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
-import type { ScopeInfo } from "../bindings";
-import { policyTable, readPolicy, weakened } from "./settings";
+import { describe, expect, it, vi } from "vitest";
+import type { AppInfo, ScopeInfo } from "../bindings";
+import { policyTable, readPolicy, settingsView, weakened } from "./settings";
 
 const scopes: ScopeInfo[] = [
   { name: "qc:live:read", description: "See live algorithms", default_policy: "allow", tools: ["read_live_algorithm"] },
@@ -29,5 +29,40 @@ describe("weakening the policy", () => {
   it("names the scopes that would no longer ask", () => {
     expect(weakened(scopes, { "qc:live:execute": "allow" })).toEqual(["qc:live:execute"]);
     expect(weakened(scopes, { "qc:live:execute": "deny", "qc:live:read": "ask" })).toEqual([]);
+  });
+});
+
+const info: AppInfo = {
+  version: "0.3.1",
+  demo: false,
+  problem: null,
+  data_dir: "/home/t/.local/share/keybridge",
+  socket: "/run/user/1000/keybridge.sock",
+  quantconnect: "https://www.quantconnect.com/api/v2",
+  bridge: "/usr/bin/keybridge-mcp",
+};
+
+describe("about", () => {
+  it("says which Keybridge this is, where its data lives and which bridge clients launch", async () => {
+    const api = {
+      settings: vi.fn().mockResolvedValue({ token_ttl_secs: 900, approval_timeout_secs: 120, policy: {} }),
+      scopes: vi.fn().mockResolvedValue(scopes),
+      autostart: vi.fn().mockResolvedValue(false),
+    };
+    const view = settingsView(api as never, () => info);
+    await view.refresh();
+    const about = view.root.querySelector("#about")!;
+    expect(about.querySelector("#about-version")?.textContent).toBe("Keybridge 0.3.1");
+    expect(about.textContent).toContain("/home/t/.local/share/keybridge");
+    expect(about.textContent).toContain("/usr/bin/keybridge-mcp");
+    expect(view.root.textContent?.split("/usr/bin/keybridge-mcp")).toHaveLength(2);
+  });
+
+  it("is still shown when the settings cannot be read", async () => {
+    const api = { settings: vi.fn().mockRejectedValue(new Error("Keybridge is not running")), scopes: vi.fn().mockResolvedValue([]) };
+    const view = settingsView(api as never, () => info);
+    await view.refresh();
+    expect(view.root.querySelector(".notice.error")?.textContent).toBe("Keybridge is not running");
+    expect(view.root.querySelector("#about-version")?.textContent).toBe("Keybridge 0.3.1");
   });
 });

@@ -39,6 +39,16 @@ export function weakened(scopes: ScopeInfo[], policy: Record<string, string>): s
   return scopes.filter((s) => s.default_policy === "ask" && policy[s.name] === "allow").map((s) => s.name);
 }
 
+/** Which Keybridge this is and where it keeps things: what a bug report needs. */
+export function aboutPanel(app: AppInfo | null): HTMLElement {
+  return h("div", { class: "panel", id: "about" },
+    h("h3", null, "About"),
+    h("p", { id: "about-version" }, app ? `Keybridge ${app.version}` : "Keybridge", app?.demo ? h("span", { class: "badge demo" }, "Demo") : null),
+    h("dl", { class: "facts" },
+      h("dt", null, "Data folder"), h("dd", { class: "mono", id: "about-data-dir" }, app?.data_dir ?? ""),
+      h("dt", null, "Bridge"), h("dd", { class: "mono", id: "about-bridge" }, app?.bridge ?? "")));
+}
+
 export function settingsView(api: Api, info: () => AppInfo | null) {
   const root = h("section", { class: "view", id: "view-settings" });
   async function refresh() {
@@ -47,7 +57,8 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
     try {
       [settings, scopes] = await Promise.all([api.settings(), api.scopes()]);
     } catch (e) {
-      fill(root, h("h2", null, "Settings"), notice("error", (e as Error).message));
+      // Without a broker the settings are out of reach, but which app this is still helps.
+      fill(root, h("h2", null, "Settings"), notice("error", (e as Error).message), aboutPanel(info()));
       return;
     }
     const ttl = input("setting-ttl", { type: "number", min: "1", max: "60", value: String(settings.token_ttl_secs / 60) });
@@ -105,10 +116,8 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
         h("h3", null, "This computer"),
         h("label", { class: "check" }, autostart, " Start Keybridge at login (in the tray) "), autostartStatus,
         h("dl", { class: "facts" },
-          h("dt", null, "Data folder"), h("dd", { class: "mono" }, app?.data_dir ?? ""),
           h("dt", null, "Socket"), h("dd", { class: "mono" }, app?.socket ?? ""),
-          h("dt", null, "QuantConnect"), h("dd", { class: "mono" }, app?.quantconnect ?? ""),
-          h("dt", null, "Bridge"), h("dd", { class: "mono" }, app?.bridge ?? "")),
+          h("dt", null, "QuantConnect"), h("dd", { class: "mono" }, app?.quantconnect ?? "")),
         h("h3", null, "Signing key"),
         h("p", { class: "muted" }, "Access tokens are signed with a key kept in the OS keychain. Rotating makes a new one; tokens already issued stay valid until they expire."),
         h("div", { class: "actions" }, button("Rotate signing key", async () => {
@@ -119,6 +128,7 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
             keyStatus.textContent = (e as Error).message;
           }
         }, "secondary"), keyStatus)),
+      aboutPanel(app),
     );
   }
   return { root, refresh };
