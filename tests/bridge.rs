@@ -381,3 +381,56 @@ fn a_copy_of_the_shipped_bridge_pairs_and_an_altered_one_is_refused() {
     assert!(text.contains("is not the keybridge-mcp bridge that ships with Keybridge"), "{text}");
     assert!(world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty(), "nobody was asked");
 }
+
+/// Every folder and file under `dir`, with its permission bits.
+fn modes(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        out.push((path.clone(), meta.permissions().mode() & 0o777));
+        if meta.is_dir() {
+            modes(&path, out);
+        }
+    }
+}
+
+#[test]
+fn the_data_folder_is_the_users_alone_whatever_the_umask() {
+    if !in_keyring_session("the_data_folder_is_the_users_alone_whatever_the_umask") {
+        return;
+    }
+    // The usual umask leaves new folders 0755 and files 0644: readable by every user.
+    let mut world = World::new();
+    let mut serve = std::process::Command::new("sh");
+    world.env(&mut serve);
+    let mut child = serve
+        .args(["-c", "umask 022 && exec \"$0\" serve"])
+        .arg(bin("keybridge"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("ready "), "{line}");
+    world.add_account();
+    let (client, key) = world.add_client("read-only", true);
+    let out = world.run_python(&client, key.as_deref(), json!([["call", "read_account", {}]]));
+    assert_eq!(step(&out, 0)["isError"], false, "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+    world.stop_broker();
+
+    let data = world.home.path().join("data");
+    let mut found = vec![(
+        data.clone(),
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions()) & 0o777,
+    )];
+    modes(&data, &mut found);
+    assert!(found.iter().any(|(p, _)| p.to_string_lossy().contains("audit.")), "{found:?}");
+    for (path, mode) in found {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}, not {want:o}", path.display());
+    }
+}

@@ -292,12 +292,29 @@ pub enum ErrorCode {
     ApprovalDenied,
     ApprovalTimedOut,
     Cancelled,
+    /// The answer is larger than a frame may carry; nothing of it was sent.
+    TooLarge,
     InvalidArguments,
     QuantConnect,
     RateLimited,
     NotFound,
     Invalid,
     Internal,
+}
+
+impl Response {
+    /// The request this answers, if it answers one.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Response::Token { id, .. }
+            | Response::Tools { id, .. }
+            | Response::Result { id, .. }
+            | Response::Waiting { id, .. }
+            | Response::Admin { id, .. } => Some(*id),
+            Response::Error { id, .. } => *id,
+            Response::Welcome { .. } | Response::AdminWelcome { .. } | Response::Event { .. } => None,
+        }
+    }
 }
 
 /// A frame that could not be read or written.

@@ -30,6 +30,27 @@ pub struct Approvals {
     pending: Mutex<HashMap<String, Entry>>,
     /// (session, tool) → until.
     allowances: Mutex<HashMap<(String, String), Instant>>,
+    /// Questions each session is about to ask or is asking: reserved before anything is looked
+    /// up, so concurrent calls cannot all pass the cap and then all ask.
+    reserved: Mutex<HashMap<String, usize>>,
+}
+
+/// A session's place among the questions it may have open; given back when dropped.
+pub struct Reservation<'a> {
+    approvals: &'a Approvals,
+    session: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut reserved = self.approvals.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = reserved.get_mut(&self.session) {
+            *count -= 1;
+            if *count == 0 {
+                reserved.remove(&self.session);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Approvals {
@@ -108,10 +129,16 @@ impl Approvals {
         ids.len()
     }
 
-    /// Requests of one session still waiting.
-    pub fn waiting_in(&self, session: &str) -> usize {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.values().filter(|e| e.pending.session_id.as_deref() == Some(session)).count()
+    /// Take one of the `max` places `session` has for open questions, or `None` when all are
+    /// taken. Checking and taking are one step.
+    pub fn reserve(&self, session: &str, max: usize) -> Option<Reservation<'_>> {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let count = reserved.entry(session.to_string()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Reservation { approvals: self, session: session.to_string() })
     }
 
     pub fn list(&self) -> Vec<Pending> {

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
 const KEY_NAME: &str = "audit-chain-key";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -119,8 +118,47 @@ fn body_of(record: &Map<String, Value>) -> String {
     Value::Object(without).to_string()
 }
 
+/// Today's log file (`audit.YYYY-MM-DD.jsonl`, by the UTC date), a new one each day, each
+/// readable by the user alone whatever the umask.
+struct DailyFile {
+    dir: PathBuf,
+    day: i64,
+    file: Option<File>,
+}
+
+impl DailyFile {
+    fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf(), day: i64::MIN, file: None }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
+        let day = (now_ms() / 86_400_000) as i64;
+        if day != self.day || self.file.is_none() {
+            let path = self.dir.join(format!("{PREFIX}.{}.{SUFFIX}", civil_date(day)));
+            self.file = Some(keybridge_vault::open_private_append(&path).map_err(|e| io(&path, e))?);
+            self.day = day;
+        }
+        let file = self.file.as_mut().expect("opened above");
+        file.write_all(bytes).map_err(|e| io(&self.dir, e))
+    }
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (Howard Hinnant's days-to-civil).
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 struct Writer {
-    files: RollingFileAppender,
+    files: DailyFile,
     head: File,
     seq: u64,
     last_mac: String,
@@ -159,23 +197,13 @@ impl AuditLog {
     /// If that key existed but the log and its head are gone, the new chain starts with a
     /// record saying so: deleting the whole log is not silent.
     pub fn open_named(dir: &Path, store: &dyn SecretStore, key_name: &str) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        keybridge_vault::create_private_dir(dir).map_err(|e| io(dir, e))?;
         let (key, key_existed) = ChainKey::load_or_create(store, key_name)?;
         let verified = verify_with(dir, &key)?;
         let vanished = key_existed && verified.records == 0 && !dir.join(HEAD_FILE).exists();
-        let files = RollingFileAppender::builder()
-            .rotation(Rotation::DAILY)
-            .filename_prefix(PREFIX)
-            .filename_suffix(SUFFIX)
-            .build(dir)
-            .map_err(|e| io(dir, e))?;
+        let files = DailyFile::new(dir);
         let head_path = dir.join(HEAD_FILE);
-        let head = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&head_path)
-            .map_err(|e| io(&head_path, e))?;
+        let head = keybridge_vault::open_private_rw(&head_path).map_err(|e| io(&head_path, e))?;
         let (live, _) = broadcast::channel(4096);
         let log = Self {
             dir: dir.to_path_buf(),
@@ -214,7 +242,7 @@ impl AuditLog {
         let mut line = Value::Object(record).to_string();
         line.push('\n');
         // One write per record: a kill cannot leave half a record behind.
-        w.files.write_all(line.as_bytes()).map_err(|e| io(&self.dir, e))?;
+        w.files.write_all(line.as_bytes())?;
         let head_mac = self.key.mac("head", &format!("{seq}:{mac}"));
         let mut head = json!({"seq": seq, "mac": mac, "head_mac": head_mac}).to_string();
         head.push_str(&" ".repeat(HEAD_BYTES.saturating_sub(head.len())));

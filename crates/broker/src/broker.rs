@@ -267,8 +267,9 @@ impl Broker {
     /// Open the broker's state in `config.data_dir`, with secrets in `store`.
     pub fn open(config: BrokerConfig, store: Arc<dyn SecretStore>) -> Result<Self, BrokerError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| BrokerError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        // The data folder is the user's alone, whatever the umask: it holds the audit log.
+        keybridge_vault::create_private_dir(dir)
+            .map_err(|e| BrokerError::Internal(format!("cannot create the data folder: {e}")))?;
         let install_id = install_id(dir)?;
         let tokens =
             TokenIssuer::open(&install_id, dir, store.clone()).map_err(|e| BrokerError::Internal(e.to_string()))?;
@@ -719,12 +720,13 @@ impl Broker {
                 audit["decision"] = json!("allowed_for_session");
             }
             Decision::Ask => {
-                // A model looping on a dangerous call must not bury the human in questions.
-                if self.approvals.waiting_in(&claims.sid) >= MAX_WAITING_PER_SESSION {
+                // A model looping on a dangerous call must not bury the human in questions. The
+                // place is taken before the look-ups that build the question, which take time.
+                let Some(_place) = self.approvals.reserve(&claims.sid, MAX_WAITING_PER_SESSION) else {
                     return Err(BrokerError::Invalid(format!(
                         "{MAX_WAITING_PER_SESSION} calls of this session already wait for approval; answer those first"
                     )));
-                }
+                };
                 let pending = self.pending_call(&client, &claims, tool, &args, args_digest).await;
                 let outcome = self.ask(pending, on_wait).await?;
                 audit["decision"] = json!(match outcome {

@@ -68,13 +68,34 @@ fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Respon
     Response::Error { id, error: ErrorInfo { code, message: message.into() } }
 }
 
+fn too_large(id: Option<u64>, bytes: usize) -> Response {
+    error(
+        id,
+        ErrorCode::TooLarge,
+        format!(
+            "the answer is {:.1} MB, more than the {} MB Keybridge passes in one piece; it ran, but nothing of it was sent: ask for less (one file, a shorter range, fewer items)",
+            bytes as f64 / 1_048_576.0,
+            keybridge_broker_proto::MAX_FRAME_BYTES / 1_048_576
+        ),
+    )
+}
+
 async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (outbox, mut queue) = mpsc::unbounded_channel::<Response>();
+    // The one writer of this connection. An answer too large for a frame is replaced by an
+    // error saying so (nothing of it was written); only a broken connection ends the writer.
     let writer_task = tokio::spawn(async move {
         while let Some(response) = queue.recv().await {
-            if write_frame(&mut writer, &response).await.is_err() {
-                break;
+            match write_frame(&mut writer, &response).await {
+                Ok(()) => {}
+                Err(FrameError::TooLarge(bytes)) => {
+                    let refusal = too_large(response.id(), bytes);
+                    if write_frame(&mut writer, &refusal).await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
             }
         }
     });
@@ -213,6 +234,9 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                 follow_audit(broker, outbox, id, last).await;
                 break;
             }
+            (RequestBody::Admin(AdminCommand::AuditTail { last, follow: false }), None) => {
+                send_tail(broker, outbox, id, last);
+            }
             (RequestBody::Admin(command), None) => {
                 let _ = outbox.send(match broker.admin(command).await {
                     Ok(result) => Response::Admin { id, result },
@@ -252,18 +276,47 @@ async fn forward_client_changes(broker: Arc<Broker>, outbox: Outbox, client_id: 
     }
 }
 
+/// At most this many records, and [`TAIL_PAGE_BYTES`] of them, go in an `audit tail`
+/// answer's final frame; older ones go before it as `audit` events, one a frame, so no tail is
+/// ever one giant frame.
+pub const TAIL_PAGE: usize = 500;
+pub const TAIL_PAGE_BYTES: usize = 1024 * 1024;
+
+/// The last `last` records: the older ones as `audit` events, oldest first, then the answer
+/// with the newest page. A short tail is one answer, as any admin command's.
+fn send_tail(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usize) -> bool {
+    let records = match broker.audit_log().read_all() {
+        Ok(records) => records,
+        Err(e) => {
+            let _ = outbox.send(Response::Error { id: Some(id), error: BrokerError::from(e).info() });
+            return false;
+        }
+    };
+    let tail = &records[records.len().saturating_sub(last)..];
+    let mut page_start = tail.len();
+    let mut page_bytes = 0;
+    while page_start > 0 && tail.len() - page_start < TAIL_PAGE {
+        page_bytes += serde_json::to_string(&tail[page_start - 1]).map_or(0, |text| text.len());
+        if page_bytes > TAIL_PAGE_BYTES && page_start < tail.len() {
+            break;
+        }
+        page_start -= 1;
+    }
+    let (older, newest) = tail.split_at(page_start);
+    for record in older {
+        if outbox.send(Response::Event { event: json!({"type": "audit", "record": record}) }).is_err() {
+            return false;
+        }
+    }
+    outbox.send(Response::Admin { id, result: json!(newest) }).is_ok()
+}
+
 /// Send the last records, then every new record and approval change until the peer leaves.
 async fn follow_audit(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usize) {
     let mut records = broker.audit_log().subscribe();
     let mut events = broker.subscribe_events();
-    match broker.admin(AdminCommand::AuditTail { last, follow: false }).await {
-        Ok(result) => {
-            let _ = outbox.send(Response::Admin { id, result });
-        }
-        Err(e) => {
-            let _ = outbox.send(Response::Error { id: Some(id), error: e.info() });
-            return;
-        }
+    if !send_tail(broker, outbox, id, last) {
+        return;
     }
     loop {
         let event = tokio::select! {

@@ -291,6 +291,43 @@ async fn a_session_cannot_bury_the_human_in_approval_requests() {
 }
 
 #[tokio::test]
+async fn forty_simultaneous_questions_open_no_more_than_the_cap() {
+    use keybridge_broker_proto::{Request, read_frame, write_frame};
+    let env = Env::start(LONG).await;
+    // The project-name look-up that builds each question is slow: the window in which the
+    // cap used to be checked but not yet taken.
+    let (client, key) = env.add_client("admin", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let created = bridge.call("create_project", json!({"name": "Slow", "language": "Py"})).await.unwrap();
+    let created = created["projects"][0]["projectId"].as_i64().unwrap();
+    env.sim.add_fault("/projects/read=latency:300ms".parse().unwrap());
+    for id in 0..40u64 {
+        let call = RequestBody::Call {
+            token: bridge.token(),
+            tool: "delete_project".into(),
+            arguments: project_args(created),
+        };
+        write_frame(&mut bridge.stream, &Request { id: 1000 + id, body: call }).await.unwrap();
+    }
+    let limit = keybridge_broker::MAX_WAITING_PER_SESSION;
+    let (mut waiting, mut refused) = (std::collections::HashSet::new(), 0);
+    while waiting.len() + refused < 40 {
+        match read_frame::<Response, _>(&mut bridge.stream).await.unwrap() {
+            Response::Waiting { id, .. } => {
+                waiting.insert(id);
+            }
+            Response::Error { error, .. } => {
+                assert!(error.message.contains("already wait for approval"), "{}", error.message);
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(waiting.len(), limit, "questions opened");
+    assert_eq!(env.admin(AdminCommand::ApprovalsList).await.unwrap().as_array().unwrap().len(), limit);
+}
+
+#[tokio::test]
 async fn pausing_denies_the_questions_already_open() {
     let env = Env::start(LONG).await;
     let (client, key) = env.add_client("admin", true).await;

@@ -210,3 +210,66 @@ async fn child_process_entry() {
     };
     println!("CHILD-RESULT {result}");
 }
+
+#[tokio::test]
+async fn an_answer_too_large_for_a_frame_is_refused_and_the_connection_lives_on() {
+    let env = Env::start(std::time::Duration::from_secs(60)).await;
+    let (writer, writer_key) = env.add_client("research", true).await;
+    let mut setup = Bridge::connect(&env.socket, &writer, writer_key.as_deref()).await.unwrap();
+    let project = setup.call("create_project", serde_json::json!({"name": "Big", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    // Two files of 4.5 MB: each fits in a frame, both together (what `read_file` without a
+    // name returns) do not.
+    let content = "x".repeat(4_500_000);
+    for name in ["a.py", "b.py"] {
+        let args = serde_json::json!({"projectId": project, "name": name, "content": content});
+        setup.call("create_file", args).await.unwrap();
+    }
+
+    let (reader, reader_key) = env.add_client("read-only", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &reader, reader_key.as_deref()).await.unwrap();
+    let refused = bridge.call("read_file", serde_json::json!({"projectId": project})).await.unwrap_err();
+    assert_eq!(refused.code, keybridge_broker_proto::ErrorCode::TooLarge, "{}", refused.message);
+    assert!(refused.message.contains("8.6 MB") && refused.message.contains("ask for less"), "{}", refused.message);
+    // The same connection still answers (before, its writer had died and this waited forever).
+    let account = tokio::time::timeout(Duration::from_secs(20), bridge.call("read_account", serde_json::json!({})))
+        .await
+        .expect("the connection still answers")
+        .unwrap();
+    assert!(account.to_string().contains("organization"), "{account}");
+    let one = bridge.call("read_file", serde_json::json!({"projectId": project, "name": "a.py"})).await.unwrap();
+    assert!(one.to_string().len() > 4_000_000);
+}
+
+#[tokio::test]
+async fn a_long_audit_tail_arrives_in_pages_not_one_giant_frame() {
+    use keybridge_broker_proto::{Hello, PROTOCOL_VERSION, Request, RequestBody, write_frame};
+    let env = Env::start(LONG).await;
+    // Twenty records of 600 KB: 12 MB, more than one frame may carry.
+    for n in 0..20 {
+        env.broker.audit_log().append(json!({"kind": "padding", "n": n, "pad": "x".repeat(600_000)})).unwrap();
+    }
+    let total = env.broker.audit_log().read_all().unwrap().len();
+    let mut stream = UnixStream::connect(&env.socket).await.unwrap();
+    write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await.unwrap();
+    let _welcome: Response = read_frame(&mut stream).await.unwrap();
+    let tail = AdminCommand::AuditTail { last: 100_000_000, follow: false };
+    write_frame(&mut stream, &Request { id: 7, body: RequestBody::Admin(tail) }).await.unwrap();
+    let mut seqs = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), read_frame::<Response, _>(&mut stream))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Response::Event { event } => seqs.push(event["record"]["seq"].as_u64().unwrap()),
+            Response::Admin { id, result } => {
+                assert_eq!(id, 7);
+                seqs.extend(result.as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>(), "every record, once, in order");
+}

@@ -222,9 +222,11 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, HostError> {
     let failed = |e: std::io::Error| {
         HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
     };
-    std::fs::create_dir_all(data_dir).map_err(failed)?;
-    let path = data_dir.join("broker.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(failed)?;
+    let private = |e: keybridge_vault::VaultError| {
+        HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
+    };
+    keybridge_vault::create_private_dir(data_dir).map_err(private)?;
+    let file = keybridge_vault::open_private_rw(&data_dir.join("broker.lock")).map_err(private)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(HostError::AlreadyRunning(format!(

@@ -224,11 +224,6 @@ impl Link {
         tokio::spawn(async move {
             while let Ok(response) = read_frame::<Response, _>(&mut reader).await {
                 let id = match &response {
-                    Response::Token { id, .. }
-                    | Response::Tools { id, .. }
-                    | Response::Result { id, .. }
-                    | Response::Admin { id, .. } => Some(*id),
-                    Response::Error { id, .. } => *id,
                     Response::Waiting { id, summary, seconds_left, .. } => {
                         let map = dispatch.lock().unwrap_or_else(|e| e.into_inner());
                         if let Some((_, Some(progress))) = map.get(id) {
@@ -240,7 +235,7 @@ impl Link {
                         let _ = notices.send(event.clone());
                         None
                     }
-                    _ => None,
+                    other => other.id(),
                 };
                 if let Some(id) = id
                     && let Some((answer, _)) = dispatch.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)

@@ -165,12 +165,60 @@ fn io_error(path: &Path, e: std::io::Error) -> VaultError {
     VaultError::Io { path: path.display().to_string(), detail: e.to_string() }
 }
 
+/// Make `dir` (and any missing parent) and leave it open to its owner alone (0700 on Unix),
+/// whatever the umask, including a folder an earlier version left open to others.
+pub fn create_private_dir(dir: &Path) -> Result<(), VaultError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| io_error(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_error(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Open `path` for appending, creating it readable and writable by its owner alone (0600 on
+/// Unix) whatever the umask; an existing file is made so too.
+pub fn open_private_append(path: &Path) -> Result<std::fs::File, VaultError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| io_error(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| io_error(path, e))?;
+    }
+    Ok(file)
+}
+
+/// Open `path` for reading and writing in place (not truncated), created as by
+/// [`open_private_append`].
+pub fn open_private_rw(path: &Path) -> Result<std::fs::File, VaultError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| io_error(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| io_error(path, e))?;
+    }
+    Ok(file)
+}
+
 /// Write a file readable only by its owner, atomically: a crash leaves the old or the new
 /// content, never half of one.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), VaultError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    create_private_dir(dir)?;
     // Unique per write, so two writers in one process never share a temporary file.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -20,8 +20,8 @@ pub mod testing;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-pub use accounts::write_private;
 pub use accounts::{Account, AccountId, Accounts};
+pub use accounts::{create_private_dir, open_private_append, open_private_rw, write_private};
 pub use keybridge_secret::SecretString;
 pub use keychain::KeyringStore;
 /// Keyring backends, for [`KeyringStore::with_backend`].
