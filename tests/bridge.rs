@@ -434,3 +434,40 @@ fn the_data_folder_is_the_users_alone_whatever_the_umask() {
         assert_eq!(mode, want, "{} is {mode:o}, not {want:o}", path.display());
     }
 }
+
+#[test]
+fn the_bridge_logs_no_argument_even_at_trace() {
+    if !in_keyring_session("the_bridge_logs_no_argument_even_at_trace") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, key) = world.add_client("admin", true);
+    let sentinel = "brokerage-password-5e171e1";
+    let deploy = json!(["call", "create_live_algorithm", {
+        "versionId": "-1", "projectId": 1, "compileId": "c-1", "nodeId": "LN-1",
+        "brokerage": {"id": "InteractiveBrokersBrokerage", "ib-user-name": "trader", "ib-password": sentinel,
+                      "ib-account": "DU1", "ib-trading-mode": "paper", "ib-weekly-restart-utc-time": "22:00:00"},
+        "dataProviders": {"QuantConnectBrokerage": {"id": "QuantConnectBrokerage"}}}]);
+    let child = world.python_client_as(
+        &bin("keybridge-mcp"),
+        &["--client".to_string(), client],
+        key.as_deref(),
+        json!([deploy, ["call", "read_account", {}]]),
+        &[("KEYBRIDGE_LOG", "trace".to_string())],
+    );
+    let mut child = child;
+    // Read what it logs while it runs: a full pipe would stall it.
+    let mut pipe = child.stderr.take().unwrap();
+    let logged = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut pipe, &mut text).unwrap();
+        text
+    });
+    world.answer_next("deny");
+    let status = child.wait().unwrap();
+    let stderr = logged.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("keybridge-mcp started"), "logging is on:\n{stderr}");
+    assert!(!stderr.contains(sentinel), "the bridge logged an argument:\n{stderr}");
+    assert!(!stderr.contains("organizationId"), "the bridge logged a result:\n{stderr}");
+}

@@ -347,8 +347,13 @@ where
     if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await?;
+    // The buffer grows with what arrives, not with what the length claims: a peer that
+    // announces 8 MiB and sends a few bytes holds a few bytes.
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *reader).take(len as u64).read_to_end(&mut body).await?;
+    if body.len() < len {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     serde_json::from_slice(&body).map_err(|e| FrameError::Invalid(e.to_string()))
 }
 

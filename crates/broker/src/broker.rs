@@ -26,6 +26,9 @@ use crate::settings::Settings;
 use crate::tokens::{Claims, Grant, MAX_TTL_SECS, TokenError, TokenIssuer, random_id};
 use crate::{BrokerError, own_uid};
 
+/// Whom the broker's own look-ups (a project's name for a question) count against.
+const BROKER_LOOKUPS: &str = "keybridge";
+
 /// Calls of one session that may wait for approval at once.
 pub const MAX_WAITING_PER_SESSION: usize = 5;
 
@@ -129,9 +132,33 @@ pub fn canonical(value: &Value) -> String {
     sorted(value).to_string()
 }
 
-/// Arguments as they may be audited: brokerage credentials removed, long text cut.
+/// Most bytes an audit record keeps of a call's arguments; the keyed digest covers them whole.
+pub const MAX_RECORDED_ARGS_BYTES: usize = 2048;
+/// Most characters an audit record keeps of an error.
+pub const MAX_RECORDED_ERROR_CHARS: usize = 1000;
+
+/// Arguments as they may be audited: brokerage credentials removed, long text cut, and no
+/// more than [`MAX_RECORDED_ARGS_BYTES`] in all (a large value is replaced by its size).
 pub fn redact(args: &Map<String, Value>) -> Value {
-    redact_cut(args, true)
+    let shown = redact_cut(args, true);
+    let size = |v: &Value| v.to_string().len();
+    if size(&shown) <= MAX_RECORDED_ARGS_BYTES {
+        return shown;
+    }
+    let Value::Object(fields) = shown else { return shown };
+    let small: Map<String, Value> = fields
+        .into_iter()
+        .map(|(key, value)| {
+            let bytes = size(&value);
+            (key, if bytes <= 256 { value } else { json!(format!("<{bytes} bytes, in the digest>")) })
+        })
+        .collect();
+    let small = Value::Object(small);
+    if size(&small) <= MAX_RECORDED_ARGS_BYTES {
+        small
+    } else {
+        json!({"cut": format!("{} bytes of arguments; args_digest covers them whole", size(&Value::Object(args.clone())))})
+    }
 }
 
 /// Arguments as the human approves them: every value whole, only brokerage credentials masked.
@@ -212,6 +239,7 @@ fn preset_with(scope: Scope) -> &'static str {
 /// A call that passed every check and may be sent.
 struct Cleared {
     account: AccountId,
+    client: String,
     tool: &'static Tool,
     args: Map<String, Value>,
 }
@@ -236,7 +264,7 @@ impl CallRecord {
             Ok(()) => record["outcome"] = json!("ok"),
             Err(e) => {
                 record["outcome"] = json!(format!("{:?}", e.code()).to_ascii_lowercase());
-                record["error"] = json!(e.to_string());
+                record["error"] = json!(truncate(&e.to_string(), MAX_RECORDED_ERROR_CHARS));
             }
         }
         self.broker.record(record);
@@ -334,6 +362,13 @@ impl Broker {
 
     fn decide(&self, scope: Scope, client: &Client) -> Decision {
         decide(scope, &lock(&self.settings).policy, &client.policy)
+    }
+
+    /// A bridge's connection closed: its session ends with it (the bridge starts a new one when
+    /// it reconnects), so reconnections cannot pile sessions up. Its allowances go too.
+    pub fn connection_closed(&self, session_id: &str) {
+        lock(&self.sessions).remove(session_id);
+        self.approvals.end_session(session_id);
     }
 
     /// The version this broker reports to the CLI, the app and `keybridge status`.
@@ -672,7 +707,8 @@ impl Broker {
         };
         let broker = self.clone();
         let execution = tokio::spawn(async move {
-            let result = broker.execute(&cleared.account, cleared.tool, Value::Object(cleared.args)).await;
+            let result =
+                broker.execute(&cleared.account, &cleared.client, cleared.tool, Value::Object(cleared.args)).await;
             audit.fields()["upstream"] = json!(match &result {
                 Ok(_) => "ok".to_string(),
                 Err(e) => format!("{:?}", e.code()).to_ascii_lowercase(),
@@ -754,7 +790,7 @@ impl Broker {
                 }
             }
         }
-        Ok(Cleared { account: client.account, tool, args })
+        Ok(Cleared { account: client.account, client: client.id, tool, args })
     }
 
     fn check_scope(&self, claims: &Claims, client: &Client, tool: &Tool) -> Result<(), BrokerError> {
@@ -825,22 +861,27 @@ impl Broker {
     /// The project's name for an approval summary; best effort, never blocks long.
     async fn project_name(&self, account: &AccountId, project_id: i64) -> Option<String> {
         let tool = keybridge_catalog::find("read_project")?;
-        let read = self.execute(account, tool, json!({"projectId": project_id}));
+        let read = self.execute(account, BROKER_LOOKUPS, tool, json!({"projectId": project_id}));
         let reply = tokio::time::timeout(Duration::from_secs(3), read).await.ok()?.ok()?;
         reply.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
     }
 
-    async fn execute(&self, account: &AccountId, tool: &Tool, args: Value) -> Result<Value, BrokerError> {
+    /// Run a cleared call at QuantConnect. An account has `account_concurrency` calls in flight
+    /// at most, and one client at most half of them: a client's slow calls queue behind its
+    /// own share, never in front of another client's.
+    async fn execute(&self, account: &AccountId, client: &str, tool: &Tool, args: Value) -> Result<Value, BrokerError> {
         let creds = self.credentials_for(account)?;
-        let permit = {
-            let limit = lock(&self.limits)
-                .entry(account.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.config.account_concurrency)))
-                .clone();
-            limit.acquire_owned().await.map_err(|e| BrokerError::Internal(e.to_string()))?
+        let share = (self.config.account_concurrency / 2).max(1);
+        let semaphore = |key: String, permits: usize| {
+            lock(&self.limits).entry(key).or_insert_with(|| Arc::new(Semaphore::new(permits))).clone()
         };
+        let closed = |e: tokio::sync::AcquireError| BrokerError::Internal(e.to_string());
+        let client_permit =
+            semaphore(format!("{account}\u{0}{client}"), share).acquire_owned().await.map_err(closed)?;
+        let account_permit =
+            semaphore(account.to_string(), self.config.account_concurrency).acquire_owned().await.map_err(closed)?;
         let result = self.qc.call(&creds, tool, args).await;
-        drop(permit);
+        drop((account_permit, client_permit));
         Ok(result?)
     }
 

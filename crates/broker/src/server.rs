@@ -62,7 +62,31 @@ pub async fn serve(mut listener: Listener, broker: Arc<Broker>, shutdown: impl s
     }
 }
 
-type Outbox = mpsc::UnboundedSender<Response>;
+/// An answer on its way to the peer, holding the call's place until it is written.
+struct Outgoing {
+    response: Response,
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// What the connection's writer sends, in order.
+#[derive(Clone)]
+struct Outbox(mpsc::UnboundedSender<Outgoing>);
+
+impl Outbox {
+    fn send(&self, response: Response) -> Result<(), ()> {
+        self.0.send(Outgoing { response, _place: None }).map_err(|_| ())
+    }
+
+    /// Send a call's answer; its place among the calls in flight is freed once the answer is
+    /// written, so a peer that stops reading cannot make answers pile up.
+    fn send_holding(&self, response: Response, place: tokio::sync::OwnedSemaphorePermit) -> Result<(), ()> {
+        self.0.send(Outgoing { response, _place: Some(place) }).map_err(|_| ())
+    }
+
+    async fn closed(&self) {
+        self.0.closed().await
+    }
+}
 
 fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error { id, error: ErrorInfo { code, message: message.into() } }
@@ -82,11 +106,12 @@ fn too_large(id: Option<u64>, bytes: usize) -> Response {
 
 async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (outbox, mut queue) = mpsc::unbounded_channel::<Response>();
+    let (outbox, mut queue) = mpsc::unbounded_channel::<Outgoing>();
+    let outbox = Outbox(outbox);
     // The one writer of this connection. An answer too large for a frame is replaced by an
     // error saying so (nothing of it was written); only a broken connection ends the writer.
     let writer_task = tokio::spawn(async move {
-        while let Some(response) = queue.recv().await {
+        while let Some(Outgoing { response, _place }) = queue.recv().await {
             match write_frame(&mut writer, &response).await {
                 Ok(()) => {}
                 Err(FrameError::TooLarge(bytes)) => {
@@ -144,8 +169,9 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
                         let session_id = session.session_id.clone();
                         let _ = outbox.send(Response::Welcome { session });
                         let notices = tokio::spawn(forward_client_changes(broker.clone(), outbox.clone(), client_id));
-                        requests(&mut reader, &outbox, &broker, Some(session_id)).await;
+                        requests(&mut reader, &outbox, &broker, Some(session_id.clone())).await;
                         notices.abort();
+                        broker.connection_closed(&session_id);
                     }
                     Err(e) => {
                         let _ = outbox.send(Response::Error { id: None, error: e.info() });
@@ -165,6 +191,8 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
 /// Serve requests until the peer leaves or sends a bad frame. `session` is set for bridges.
 async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<Broker>, session: Option<String>) {
     let running: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>> = Arc::default();
+    // A call holds a place from its request until its answer is written.
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));
     loop {
         let request = match read_frame::<Request, _>(reader).await {
             Ok(request) => request,
@@ -195,22 +223,18 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                 });
             }
             (RequestBody::Call { token, tool, arguments }, Some(session_id)) => {
-                {
-                    let in_flight = running.lock().unwrap_or_else(|e| e.into_inner());
-                    let refusal = if in_flight.contains_key(&id) {
-                        Some(format!("request id {id} is already in use"))
-                    } else if in_flight.len() >= MAX_CALLS_IN_FLIGHT {
-                        Some(format!(
-                            "more than {MAX_CALLS_IN_FLIGHT} calls in flight on one connection; wait for some to finish"
-                        ))
-                    } else {
-                        None
-                    };
-                    if let Some(message) = refusal {
-                        let _ = outbox.send(error(Some(id), ErrorCode::Invalid, message));
-                        continue;
-                    }
+                if running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                    let _ =
+                        outbox.send(error(Some(id), ErrorCode::Invalid, format!("request id {id} is already in use")));
+                    continue;
                 }
+                let Ok(place) = places.clone().try_acquire_owned() else {
+                    let message = format!(
+                        "more than {MAX_CALLS_IN_FLIGHT} calls in flight on one connection (answers not yet read count too); wait for some to finish"
+                    );
+                    let _ = outbox.send(error(Some(id), ErrorCode::Invalid, message));
+                    continue;
+                };
                 let (broker, outbox_for_call, running_for_call) = (broker.clone(), outbox.clone(), running.clone());
                 let session_id = session_id.clone();
                 let task = tokio::spawn(async move {
@@ -223,10 +247,11 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                         })
                         .await;
                     running_for_call.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    let _ = outbox_for_call.send(match result {
+                    let answer = match result {
                         Ok(result) => Response::Result { id, result },
                         Err(e) => Response::Error { id: Some(id), error: e.info() },
-                    });
+                    };
+                    let _ = outbox_for_call.send_holding(answer, place);
                 });
                 running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, task.abort_handle());
             }

@@ -359,3 +359,46 @@ async fn pause_survives_a_restart_and_an_edited_client_file_is_refused() {
     let err = keybridge_broker::Broker::open(env.broker.config().clone(), env.store.clone()).unwrap_err();
     assert!(err.to_string().contains("changed outside Keybridge"), "{err}");
 }
+
+#[tokio::test]
+async fn one_clients_slow_calls_do_not_hold_up_another_client() {
+    use keybridge_broker_proto::{Request, write_frame};
+    let env = Env::start(LONG).await;
+    let (busy, busy_key) = env.add_client("read-only", true).await;
+    let (other, other_key) = env.add_client("read-only", true).await;
+    let mut hog = Bridge::connect(&env.socket, &busy, busy_key.as_deref()).await.unwrap();
+    let mut bridge = Bridge::connect(&env.socket, &other, other_key.as_deref()).await.unwrap();
+    // Eight slow calls from one client: as many as the account may have in flight.
+    env.sim.add_fault("/backtests/read=latency:3s".parse().unwrap());
+    for id in 0..8u64 {
+        let call = RequestBody::Call {
+            token: hog.token(),
+            tool: "read_backtest".into(),
+            arguments: json!({"projectId": 1, "backtestId": format!("b{id}")}),
+        };
+        write_frame(&mut hog.stream, &Request { id: 500 + id, body: call }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    bridge.call("read_account", json!({})).await.unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(2), "another client's read waited {waited:?} behind the slow calls");
+}
+
+#[tokio::test]
+async fn an_audit_record_keeps_a_bounded_summary_of_large_arguments() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let parameters: serde_json::Map<String, serde_json::Value> =
+        (0..20_000).map(|n| (format!("p{n}"), json!(n))).collect();
+    let args = json!({"projectId": 1, "compileId": "c-1", "backtestName": "Huge", "parameters": parameters});
+    let _ = bridge.call("create_backtest", args).await;
+    let records = env.broker.audit_log().read_all().unwrap();
+    let call = records.iter().rev().find(|r| r.event["tool"] == "create_backtest").expect("the call is recorded");
+    let stored = serde_json::to_string(&call.event).unwrap();
+    assert!(stored.len() < 4096, "the record is {} bytes", stored.len());
+    assert_eq!(call.event["args"]["backtestName"], "Huge", "small arguments stay readable: {}", call.event["args"]);
+    assert!(call.event["args"]["parameters"].as_str().unwrap().contains("in the digest"), "{}", call.event["args"]);
+    assert!(call.event["args_digest"].as_str().is_some_and(|d| d.len() == 64));
+}

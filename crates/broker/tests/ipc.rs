@@ -273,3 +273,67 @@ async fn a_long_audit_tail_arrives_in_pages_not_one_giant_frame() {
     }
     assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>(), "every record, once, in order");
 }
+
+#[tokio::test]
+async fn reconnecting_bridges_do_not_pile_up_sessions() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("read-only", true).await;
+    for _ in 0..200 {
+        let bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+        drop(bridge);
+    }
+    let live = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    // The broker notices each closed connection as it reads its end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions = env.admin(AdminCommand::Status).await.unwrap()["sessions"].as_u64().unwrap();
+        if sessions == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sessions} sessions after 200 reconnections and one live bridge");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(live);
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_cannot_make_answers_pile_up() {
+    use keybridge_broker_proto::{Request, RequestBody, write_frame};
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = bridge.call("create_project", json!({"name": "Wide", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let args = json!({"projectId": project, "name": "wide.py", "content": "x".repeat(1_000_000)});
+    bridge.call("create_file", args).await.unwrap();
+
+    // 150 reads of a 1 MB file, and not one answer read while they run.
+    let calls = 150u64;
+    for id in 0..calls {
+        let body = RequestBody::Call {
+            token: bridge.token(),
+            tool: "read_file".into(),
+            arguments: json!({"projectId": project, "name": "wide.py"}),
+        };
+        write_frame(&mut bridge.stream, &Request { id: 10_000 + id, body }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mut answered, mut refused) = (0, 0);
+    while answered + refused < calls {
+        match tokio::time::timeout(Duration::from_secs(30), read_frame::<Response, _>(&mut bridge.stream))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Response::Result { .. } => answered += 1,
+            Response::Error { error, .. } => {
+                assert!(error.message.contains("calls in flight"), "{}", error.message);
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let limit = server::MAX_CALLS_IN_FLIGHT as u64;
+    assert!(answered <= limit + 2, "{answered} answers of 1 MB were queued for a peer that read none");
+    assert!(refused > 0);
+}

@@ -187,7 +187,6 @@ impl ServerHandler for Bridge {
                     "Waiting for your approval in Keybridge ({}s left): {}",
                     waiting.seconds_left, waiting.summary
                 );
-                tracing::info!("{message}");
                 if let Some(token) = &progress_token {
                     let _ = peer
                         .notify_progress(ProgressNotificationParam::new(token.clone(), step).with_message(message))

@@ -25,12 +25,26 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEYBRIDGE_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    // The MCP library logs whole messages (tool arguments, brokerage passwords among them, and
+    // results) below warn: those levels never reach the log, whatever KEYBRIDGE_LOG asks for.
+    let no_messages = tracing_subscriber::filter::filter_fn(|meta| {
+        !meta.target().starts_with("rmcp") || *meta.level() <= tracing::Level::WARN
+    });
+    let filter = EnvFilter::try_from_env("KEYBRIDGE_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_filter(filter)
+                .with_filter(no_messages),
+        )
         .init();
     let args = Args::parse();
+    tracing::info!(client = %args.client, version = keybridge_version::VERSION, "keybridge-mcp started");
     let client_key = std::env::var("KEYBRIDGE_CLIENT_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty())
