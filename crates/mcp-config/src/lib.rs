@@ -10,6 +10,7 @@
 //! is given (and its backup beside it).
 
 mod probe;
+mod splice;
 
 pub use probe::{Probe, ProbeError};
 
@@ -55,6 +56,11 @@ pub enum ConfigError {
     Invalid { path: String, line: usize, column: usize, reason: String },
     #[error("{path}: {what}; it was left untouched")]
     Shape { path: String, what: String },
+    /// A client would read one of the two and Keybridge cannot tell which.
+    #[error(
+        "{path} names the key {key:?} twice in one object (line {line}, column {column}); it was left untouched: remove one of them and try again"
+    )]
+    DuplicateKey { path: String, key: String, line: usize, column: usize },
     #[error("cannot read or write {path}: {reason}")]
     Io { path: String, reason: String },
     /// The file changed between the plan (what the user saw) and the write.
@@ -185,6 +191,7 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
         return Err(ConfigError::Shape { path: shown, what: format!("`{key}` is not an object") });
     };
     let new_entry = entry.json(client);
+    let entry_text = serde_json::to_string_pretty(&new_entry).unwrap_or_default();
     let change = match servers.get(&entry.server_name) {
         Some(old) if *old == new_entry => Change::Unchanged,
         Some(old) => Change::Replaced { previous: serde_json::to_string_pretty(old).unwrap_or_default() },
@@ -192,13 +199,35 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
     };
     let other_servers = servers.keys().filter(|name| **name != entry.server_name).cloned().collect();
     servers.insert(entry.server_name.clone(), new_entry.clone());
-    let mut new_text = serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default();
-    new_text.push('\n');
+    let new_text = match existing.as_deref().filter(|text| !text.trim().is_empty()) {
+        // Only Keybridge's entry changes; every other byte of the file stays as it was.
+        Some(text) => {
+            let top = splice::root(text).map_err(|d| ConfigError::DuplicateKey {
+                path: shown.clone(),
+                key: d.key,
+                line: d.line,
+                column: d.column,
+            })?;
+            match splice::member_object(text, &top, key) {
+                Some(servers) => splice::set_member(text, &servers, &entry.server_name, &entry_text),
+                None => {
+                    let servers = serde_json::to_string_pretty(&json!({ entry.server_name.clone(): new_entry }))
+                        .unwrap_or_default();
+                    splice::set_member(text, &top, key, &servers)
+                }
+            }
+        }
+        None => {
+            let mut fresh = serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default();
+            fresh.push('\n');
+            fresh
+        }
+    };
     Ok(Plan {
         path: path.to_path_buf(),
         change,
         new_text,
-        entry_text: serde_json::to_string_pretty(&new_entry).unwrap_or_default(),
+        entry_text,
         other_servers,
         original_digest: existing.as_deref().map(|text| digest(text.as_bytes())),
     })
@@ -214,7 +243,7 @@ pub fn apply(plan: &Plan) -> Result<Option<PathBuf>, ConfigError> {
     if plan.change == Change::Unchanged {
         return Ok(None);
     }
-    let target = std::fs::canonicalize(&plan.path).unwrap_or_else(|_| plan.path.clone());
+    let target = link_target(&plan.path);
     let unchanged = |target: &Path| -> Result<(), ConfigError> {
         if current_digest(target)? != plan.original_digest {
             return Err(ConfigError::Changed { path: plan.path.display().to_string() });
@@ -225,33 +254,83 @@ pub fn apply(plan: &Plan) -> Result<Option<PathBuf>, ConfigError> {
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let file_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("config").to_string();
-    let backup = match std::fs::read(&target) {
-        Ok(old) => {
-            let stamp =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let (path, mut file) = create_new_private(dir, &format!("{file_name}.keybridge-backup-{stamp}"))
-                .map_err(|(path, e)| io(&path, e))?;
-            write_synced(&mut file, &old).map_err(|e| io(&path, e))?;
-            Some(path)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(&target, e)),
-    };
     let (tmp, mut file) =
         create_new_private(dir, &format!(".{file_name}.keybridge-tmp")).map_err(|(path, e)| io(&path, e))?;
+    let mut backup = None;
     let written = write_synced(&mut file, plan.new_text.as_bytes())
         .and_then(|()| match std::fs::metadata(&target) {
             Ok(meta) => std::fs::set_permissions(&tmp, meta.permissions()),
             Err(_) => Ok(()),
         })
         .map_err(|e| io(&tmp, e))
-        // The last look before the swap: another program may have written meanwhile.
+        // The last look before the swap: another program may have written meanwhile. A write
+        // refused here leaves nothing behind, not even a backup.
         .and_then(|()| unchanged(&target))
-        .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| io(&target, e)));
+        .and_then(|()| {
+            backup = back_up(&target, dir, &file_name)?;
+            std::fs::rename(&tmp, &target).map_err(|e| io(&target, e))
+        });
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return written.map(|()| None);
     }
-    written.map(|()| backup)
+    prune_backups(dir, &file_name);
+    Ok(backup)
+}
+
+/// Backups kept beside a config: the newest few, so repeated connects do not fill the folder.
+pub const KEPT_BACKUPS: usize = 3;
+
+fn backup_prefix(file_name: &str) -> String {
+    format!("{file_name}.keybridge-backup-")
+}
+
+/// A private copy of the file as it is now, beside it; `None` when there is no file.
+fn back_up(target: &Path, dir: &Path, file_name: &str) -> Result<Option<PathBuf>, ConfigError> {
+    let io =
+        |path: &Path, e: std::io::Error| ConfigError::Io { path: path.display().to_string(), reason: e.to_string() };
+    match std::fs::read(target) {
+        Ok(old) => {
+            let stamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let (path, mut file) = create_new_private(dir, &format!("{}{stamp}", backup_prefix(file_name)))
+                .map_err(|(path, e)| io(&path, e))?;
+            write_synced(&mut file, &old).map_err(|e| io(&path, e))?;
+            Ok(Some(path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(target, e)),
+    }
+}
+
+/// Remove all but the newest [`KEPT_BACKUPS`] backups of `file_name` (best effort).
+fn prune_backups(dir: &Path, file_name: &str) {
+    let prefix = backup_prefix(file_name);
+    let mut backups: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    backups.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    for (_, old) in backups.into_iter().skip(KEPT_BACKUPS) {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
+/// Where a write to `path` should go: through a symbolic link (dotfiles) to the file it names,
+/// even when that file does not exist yet, so the link stays a link.
+fn link_target(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&current) {
+            Ok(next) if next.is_absolute() => current = next,
+            Ok(next) => current = current.parent().unwrap_or(Path::new(".")).join(next),
+            Err(_) => break,
+        }
+    }
+    std::fs::canonicalize(&current).unwrap_or(current)
 }
 
 /// A new file `name` (or `name-1`, `name-2`, …) in `dir`, readable by its owner only. Never
@@ -477,6 +556,58 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), meanwhile);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 1, "no backup or temporary file left behind: {leftovers:?}");
+    }
+
+    #[test]
+    fn numbers_and_text_survive_exactly_and_a_key_named_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claude_desktop_config.json");
+        let original = "{\n  \"big\": 12345678901234567890123,\n  \"zero\": -0,\n  \"name\": \"caf\\u00e9\",\n  \"mcpServers\": {\n    \"a\": {\"command\": \"a\"}\n  }\n}\n";
+        std::fs::write(&path, original).unwrap();
+        apply(&merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap()).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        for exact in ["12345678901234567890123", "\"zero\": -0,", "caf\\u00e9", "\"a\": {\"command\": \"a\"}"] {
+            assert!(written.contains(exact), "{exact} changed:\n{written}");
+        }
+        let merged: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(merged["mcpServers"]["quantconnect"]["args"][1], "claude-desktop-3fa2");
+
+        let twice = "{\n  \"mcpServers\": {\"a\": {\"command\": \"one\"},\n    \"a\": {\"command\": \"two\"}}\n}\n";
+        std::fs::write(&path, twice).unwrap();
+        let err = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap_err().to_string();
+        assert!(err.contains("\"a\" twice") && err.contains("line 3"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), twice);
+    }
+
+    #[test]
+    fn only_the_newest_backups_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claude_desktop_config.json");
+        std::fs::write(&path, "{}").unwrap();
+        for n in 0..6 {
+            let mut e = entry(None);
+            e.client_id = format!("client-{n}");
+            apply(&merge(McpClient::ClaudeDesktop, &path, &e).unwrap()).unwrap();
+        }
+        let backups = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("keybridge-backup"))
+            .count();
+        assert_eq!(backups, KEPT_BACKUPS);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles/claude.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        let link = dir.path().join("claude_desktop_config.json");
+        std::os::unix::fs::symlink("dotfiles/claude.json", &link).unwrap();
+        apply(&merge(McpClient::ClaudeDesktop, &link, &entry(None)).unwrap()).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        let merged: Value = serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+        assert!(merged["mcpServers"]["quantconnect"].is_object());
     }
 
     #[cfg(unix)]
