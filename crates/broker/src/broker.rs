@@ -215,6 +215,46 @@ fn redact_settings(settings: &Map<String, Value>) -> Value {
     Value::Object(shown)
 }
 
+/// Text a program chose, as quoted data: cleaned like [`plain_text`], inside straight quotes,
+/// with any quote mark in it escaped, so it cannot close the quote and go on as the sentence.
+fn quoted(text: &str, max: usize) -> String {
+    let cleaned = plain_text(text, max);
+    let mut out = String::with_capacity(cleaned.len() + 2);
+    out.push('"');
+    for c in cleaned.chars() {
+        if matches!(c, '"' | '\\' | '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{00AB}' | '\u{00BB}') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Whether brokerage settings trade real money, read from the fields that say so wherever they
+/// stand; when none says, the human is told to assume they do.
+fn trading_mode(brokerage: &Map<String, Value>) -> &'static str {
+    if brokerage.get("id").and_then(Value::as_str) == Some("QuantConnectBrokerage") {
+        return "PAPER (QuantConnect paper trading)";
+    }
+    let says = brokerage.iter().find_map(|(key, value)| {
+        let key = key.to_ascii_lowercase();
+        let names_mode =
+            key.contains("trading-mode") || key.contains("environment") || key == "live" || key.ends_with("-live");
+        let value = match value {
+            Value::String(text) => text.to_ascii_lowercase(),
+            Value::Bool(live) if key.contains("live") => (if *live { "live" } else { "paper" }).to_string(),
+            _ => return None,
+        };
+        names_mode.then_some(value)
+    });
+    match says.as_deref() {
+        Some("live" | "real" | "production" | "prod") => "LIVE MONEY",
+        Some("paper" | "demo" | "sandbox" | "practice" | "test" | "testnet") => "PAPER",
+        _ => "trading mode not stated: treat it as LIVE MONEY",
+    }
+}
+
 /// At most `max` characters of `text`.
 fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -763,8 +803,10 @@ impl Broker {
                         "{MAX_WAITING_PER_SESSION} calls of this session already wait for approval; answer those first"
                     )));
                 };
-                let pending = self.pending_call(&client, &claims, tool, &args, args_digest).await;
-                let outcome = self.ask(pending, on_wait).await?;
+                let (pending, client_note) = self.pending_call(&client, &claims, tool, &args, args_digest).await;
+                // The bridge hears the client-safe note, never what the broker looked up.
+                let outcome =
+                    self.ask(pending, |pending| on_wait(&Pending { summary: client_note, ..pending.clone() })).await?;
                 audit["decision"] = json!(match outcome {
                     Outcome::Approved => "approved",
                     Outcome::ApprovedFor(_) => "approved_for_session",
@@ -817,6 +859,10 @@ impl Broker {
         Ok(outcome)
     }
 
+    /// The question for the human, and the note the waiting client may read: the human's
+    /// version leads with what the arguments cannot shift (live or paper, the account, the
+    /// project's id) and shows untrusted text as quoted data; the client's holds only what it
+    /// sent itself, plus a looked-up name only if it may read projects.
     async fn pending_call(
         &self,
         client: &Client,
@@ -824,15 +870,27 @@ impl Broker {
         tool: &Tool,
         args: &Map<String, Value>,
         args_digest: String,
-    ) -> Pending {
-        let mut summary =
-            format!("{} wants to run {} on account {}: {}", client.name, tool.name, client.account, tool.description);
+    ) -> (Pending, String) {
+        let opening = format!("{} wants to run {} on account {}", client.name, tool.name, client.account);
+        let mut summary = format!("{opening}: {}", tool.description);
+        let mut client_note = format!("{opening}.");
+        if let Some(Value::Object(brokerage)) = args.get("brokerage") {
+            let id = brokerage.get("id").and_then(Value::as_str).unwrap_or("brokerage not named");
+            let facts = format!(" Brokerage: {}, {}.", quoted(id, 60), trading_mode(brokerage));
+            summary.push_str(&facts);
+            client_note.push_str(&facts);
+        }
         if let Some(project_id) = args.get("projectId").and_then(Value::as_i64) {
-            // The name is the client's to choose (it may have renamed the project): quoted and
-            // cleaned, so it cannot pass for the rest of the sentence.
-            let name = self.project_name(&client.account, project_id).await;
-            let name = name.map_or_else(|| "name unavailable".to_string(), |n| format!("“{}”", plain_text(&n, 80)));
-            summary.push_str(&format!(" Project: {name} (id {project_id})."));
+            // The name is the client's to choose (it may have renamed the project): it comes
+            // after the id, quoted, so it cannot pass for the id or the rest of the sentence.
+            let name = self.project_name(client, tool, project_id).await;
+            let named = name.as_deref().map_or_else(|| "name unavailable".to_string(), |n| quoted(n, 80));
+            summary.push_str(&format!(" Project {project_id}, named {named}."));
+            let may_read = Self::effective_scopes(claims, client).contains(&Scope::ProjectsRead);
+            client_note.push_str(&match (may_read, name) {
+                (true, Some(_)) => format!(" Project {project_id}, named {named}."),
+                _ => format!(" Project {project_id}."),
+            });
         }
         let shown: Vec<String> = redact(args)
             .as_object()
@@ -841,7 +899,7 @@ impl Broker {
         if !shown.is_empty() {
             summary.push_str(&format!(" Arguments: {}.", plain_text(&shown.join(", "), 600)));
         }
-        Pending {
+        let pending = Pending {
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::ToolCall,
             client_id: client.id.clone(),
@@ -855,15 +913,26 @@ impl Broker {
             arguments_digest: args_digest,
             created: 0,
             expires: 0,
-        }
+        };
+        (pending, client_note)
     }
 
-    /// The project's name for an approval summary; best effort, never blocks long.
-    async fn project_name(&self, account: &AccountId, project_id: i64) -> Option<String> {
+    /// The project's name for an approval summary; best effort, never blocks long. The broker
+    /// reads it on its own authority, so the look-up is audited as the broker's.
+    async fn project_name(&self, client: &Client, asked_for: &Tool, project_id: i64) -> Option<String> {
         let tool = keybridge_catalog::find("read_project")?;
-        let read = self.execute(account, BROKER_LOOKUPS, tool, json!({"projectId": project_id}));
-        let reply = tokio::time::timeout(Duration::from_secs(3), read).await.ok()?.ok()?;
-        reply.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
+        let read = self.execute(&client.account, BROKER_LOOKUPS, tool, json!({"projectId": project_id}));
+        let reply = tokio::time::timeout(Duration::from_secs(3), read).await;
+        let outcome = match &reply {
+            Ok(Ok(_)) => "ok".to_string(),
+            Ok(Err(e)) => format!("{:?}", e.code()).to_ascii_lowercase(),
+            Err(_) => "timed_out".to_string(),
+        };
+        self.record(
+            json!({"kind": "broker_lookup", "tool": tool.name, "project": project_id, "account": client.account,
+            "client": client.id, "for_tool": asked_for.name, "outcome": outcome}),
+        );
+        reply.ok()?.ok()?.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
     }
 
     /// Run a cleared call at QuantConnect. An account has `account_concurrency` calls in flight

@@ -402,3 +402,92 @@ async fn an_audit_record_keeps_a_bounded_summary_of_large_arguments() {
     assert!(call.event["args"]["parameters"].as_str().unwrap().contains("in the digest"), "{}", call.event["args"]);
     assert!(call.event["args_digest"].as_str().is_some_and(|d| d.len() == 64));
 }
+
+async fn client_with_scopes(env: &Env, scopes: &[&str]) -> (String, Option<String>) {
+    let spec = keybridge_broker_proto::ClientSpec {
+        name: "narrow".into(),
+        account: "main".into(),
+        preset: None,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        policy: Default::default(),
+        token_ttl_secs: None,
+        with_key: true,
+    };
+    let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
+    (added["client_id"].as_str().unwrap().to_string(), added["client_key"].as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn what_the_broker_looks_up_reaches_the_human_and_the_log_not_a_client_that_may_not_read_it() {
+    let env = Env::start(LONG).await;
+    let (owner, owner_key) = env.add_client("research", true).await;
+    let mut setup = Bridge::connect(&env.socket, &owner, owner_key.as_deref()).await.unwrap();
+    let project = setup.call("create_project", json!({"name": "Secret Alpha", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+
+    let (narrow, narrow_key) = client_with_scopes(&env, &["qc:projects:delete"]).await;
+    let mut bridge = Bridge::connect(&env.socket, &narrow, narrow_key.as_deref()).await.unwrap();
+    let socket = env.socket.clone();
+    let deny = tokio::spawn(async move {
+        let pending = common::pending_at(&socket).await;
+        let shown = pending["summary"].as_str().unwrap().to_string();
+        let decide = AdminCommand::ApprovalDecide {
+            approval_id: pending["id"].as_str().unwrap().into(),
+            decision: ApprovalDecision::Deny,
+        };
+        admin_at(&socket, decide).await.unwrap();
+        shown
+    });
+    let err = bridge.call("delete_project", project_args(project)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalDenied);
+    let human = deny.await.unwrap();
+    assert!(
+        human.contains("Secret Alpha") && human.contains(&format!("Project {project}")),
+        "the human sees it: {human}"
+    );
+    assert_eq!(bridge.waited.len(), 1);
+    assert!(!bridge.waited[0].contains("Secret Alpha"), "a client that may not read projects: {}", bridge.waited[0]);
+    assert!(bridge.waited[0].contains(&format!("Project {project}")), "{}", bridge.waited[0]);
+    let records = env.broker.audit_log().read_all().unwrap();
+    let lookup = records.iter().find(|r| r.event["kind"] == "broker_lookup").expect("the look-up is audited");
+    assert_eq!(lookup.event["tool"], "read_project");
+    assert_eq!(lookup.event["for_tool"], "delete_project");
+    assert_eq!(lookup.event["client"], narrow.as_str());
+}
+
+#[tokio::test]
+async fn padding_and_quotes_cannot_hide_live_money_or_fake_the_project_id() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project =
+        bridge.call("create_project", json!({"name": "Real\u{201D} (id 1)", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let mut brokerage = serde_json::Map::new();
+    brokerage.insert("id".into(), json!("InteractiveBrokersBrokerage"));
+    for n in 0..40 {
+        brokerage.insert(format!("aaa-padding-{n:02}"), json!("x".repeat(40)));
+    }
+    brokerage.insert("ib-trading-mode".into(), json!("live"));
+    let args = json!({"versionId": "-1", "projectId": project, "compileId": "c-1", "nodeId": "LN-1",
+        "brokerage": brokerage, "dataProviders": {"QuantConnectBrokerage": {"id": "QuantConnectBrokerage"}}});
+    let socket = env.socket.clone();
+    let deny = tokio::spawn(async move {
+        let pending = common::pending_at(&socket).await;
+        let decide = AdminCommand::ApprovalDecide {
+            approval_id: pending["id"].as_str().unwrap().into(),
+            decision: ApprovalDecision::Deny,
+        };
+        admin_at(&socket, decide).await.unwrap();
+        pending["summary"].as_str().unwrap().to_string()
+    });
+    let _ = bridge.call("create_live_algorithm", args).await;
+    let summary = deny.await.unwrap();
+    let live = summary.find("LIVE MONEY").unwrap_or_else(|| panic!("live money is not said: {summary}"));
+    let padding = summary.find("aaa-padding").unwrap_or(usize::MAX);
+    assert!(live < padding && live < 300, "live money comes first: {summary}");
+    let id = summary
+        .find(&format!("Project {project}, named \"Real\\\u{201D} (id 1)\""))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(id < padding, "{summary}");
+}
