@@ -194,21 +194,34 @@ fn redact_cut(args: &Map<String, Value>, cut: bool) -> Value {
     Value::Object(out)
 }
 
-/// Brokerage settings with every credential-like field hidden and the rest (brokerage id,
-/// environment, trading mode, account names) shown, so the human sees live versus paper.
+/// Brokerage settings with only the fields known to be safe shown (which brokerage, live or
+/// paper, which account, when it restarts), so the human sees live versus paper; every other
+/// field, at any depth and inside arrays, is hidden. An allow-list: a credential under a name
+/// nobody thought of stays hidden.
 fn redact_settings(settings: &Map<String, Value>) -> Value {
-    const SECRET_WORDS: &[&str] = &["password", "secret", "token", "key", "private", "passphrase", "credential"];
+    fn safe(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        const EXACT: &[&str] = &["id", "environment", "live", "account", "account-id", "region", "market", "currency"];
+        const ENDINGS: &[&str] =
+            &["trading-mode", "-environment", "-account", "-account-id", "-restart-utc-time", "-region", "-market"];
+        EXACT.contains(&name.as_str()) || ENDINGS.iter().any(|end| name.ends_with(end))
+    }
+    fn hide(value: &Value) -> Value {
+        match value {
+            Value::Object(inner) => redact_settings(inner),
+            Value::Array(items) => Value::Array(items.iter().map(hide).collect()),
+            Value::Null => Value::Null,
+            _ => json!("<redacted>"),
+        }
+    }
     let mut shown = Map::new();
     for (name, value) in settings {
-        let lower = name.to_ascii_lowercase();
-        let value = if SECRET_WORDS.iter().any(|w| lower.contains(w)) {
-            json!("<redacted>")
-        } else {
-            match value {
-                Value::Object(inner) => redact_settings(inner),
-                Value::String(text) => json!(truncate(text, 80)),
-                other => other.clone(),
-            }
+        let value = match value {
+            Value::Object(inner) => redact_settings(inner),
+            Value::Array(items) => Value::Array(items.iter().map(hide).collect()),
+            Value::String(text) if safe(name) => json!(truncate(text, 80)),
+            Value::Bool(_) | Value::Number(_) if safe(name) => value.clone(),
+            _ => json!("<redacted>"),
         };
         shown.insert(name.clone(), value);
     }
@@ -1328,5 +1341,26 @@ mod tests {
         assert_eq!(shown["code"].as_str().unwrap().len(), 500, "nothing cut from what is approved");
         assert_eq!(shown["brokerage"]["ib-password"], "<redacted>");
         assert!(redact(args)["code"].as_str().unwrap().len() < 200, "the audit log keeps a cut copy");
+    }
+
+    #[test]
+    fn brokerage_fields_are_shown_only_when_known_to_be_safe() {
+        let args = json!({"brokerage": {
+            "id": "InteractiveBrokersBrokerage", "ib-trading-mode": "live", "ib-account": "U123",
+            "ib-weekly-restart-utc-time": "22:00:00", "ib-authorization-code": "sentinel-1",
+            "tokens": ["sentinel-2", {"refresh": "sentinel-3"}], "nested": {"otp-seed": "sentinel-4", "environment": "live"}
+        }});
+        let args = args.as_object().unwrap();
+        for shown in [masked(args), redact(args)] {
+            let text = shown.to_string();
+            for sentinel in ["sentinel-1", "sentinel-2", "sentinel-3", "sentinel-4"] {
+                assert!(!text.contains(sentinel), "{sentinel} shown: {text}");
+            }
+            let b = &shown["brokerage"];
+            assert_eq!(b["id"], "InteractiveBrokersBrokerage");
+            assert_eq!(b["ib-trading-mode"], "live");
+            assert_eq!(b["ib-account"], "U123");
+            assert_eq!(b["nested"]["environment"], "live");
+        }
     }
 }
