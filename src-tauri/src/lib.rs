@@ -63,6 +63,7 @@ fn host_broker(options: &LaunchOptions) -> (AppState, Option<Host>) {
         demo: options.demo,
         demo_key_client: false,
         connection_tests: true,
+        accept_restored_state: false,
     }));
     let bridge = keybridge_host::shipped_bridge().map(|p| std::fs::canonicalize(&p).unwrap_or(p)).unwrap_or_default();
     let claude_desktop_config = keybridge_mcp_config::claude_desktop_config_here();

@@ -52,6 +52,9 @@ pub enum AuditError {
     Key(String),
     #[error("audit log is not intact: {0}")]
     Broken(Broken),
+    /// The log ends before a record this install is known to have written.
+    #[error("{0}")]
+    RolledBack(String),
 }
 
 /// The first place where the chain does not hold.
@@ -170,6 +173,30 @@ pub struct AuditLog {
     key: ChainKey,
     writer: Mutex<Writer>,
     live: broadcast::Sender<Arc<AuditRecord>>,
+    anchor: Option<crate::anchor::Anchor>,
+}
+
+/// Records between two anchors of the chain in the keychain.
+pub const ANCHOR_EVERY: u64 = 1000;
+
+fn parse_anchor(value: &str) -> Option<(u64, String)> {
+    let (seq, mac) = value.split_once(':')?;
+    Some((seq.parse().ok()?, mac.to_string()))
+}
+
+/// The MAC of record `seq`, as written.
+fn mac_at(dir: &Path, seq: u64) -> Result<Option<String>, AuditError> {
+    for path in log_files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        for line in text.lines() {
+            if let Ok(record) = serde_json::from_str::<Value>(line)
+                && record["seq"] == seq
+            {
+                return Ok(record["mac"].as_str().map(str::to_string));
+            }
+        }
+    }
+    Ok(None)
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -197,9 +224,36 @@ impl AuditLog {
     /// If that key existed but the log and its head are gone, the new chain starts with a
     /// record saying so: deleting the whole log is not silent.
     pub fn open_named(dir: &Path, store: &dyn SecretStore, key_name: &str) -> Result<Self, AuditError> {
+        Self::open_anchored(dir, store, key_name, None, false)
+    }
+
+    /// Like [`AuditLog::open_named`], also refusing a log that ends before the record `anchor`
+    /// names (records cut off, the files deleted, an older copy put back with its head), unless
+    /// `accept_restored`. The anchor follows the log: at opening, every
+    /// [`ANCHOR_EVERY`] records, and at [`AuditLog::anchor_now`].
+    pub fn open_anchored(
+        dir: &Path,
+        store: &dyn SecretStore,
+        key_name: &str,
+        anchor: Option<crate::anchor::Anchor>,
+        accept_restored: bool,
+    ) -> Result<Self, AuditError> {
         keybridge_vault::create_private_dir(dir).map_err(|e| io(dir, e))?;
         let (key, key_existed) = ChainKey::load_or_create(store, key_name)?;
         let verified = verify_with(dir, &key)?;
+        if let Some(anchor) = &anchor
+            && !accept_restored
+            && let Some((seq, mac)) =
+                anchor.get().map_err(|e| AuditError::Key(e.to_string()))?.as_deref().and_then(parse_anchor)
+            && (verified.records < seq || mac_at(dir, seq)?.as_deref() != Some(mac.as_str()))
+        {
+            return Err(AuditError::RolledBack(format!(
+                "the audit log in {} ends at record {}, but Keybridge had written record {seq}: records were cut off or deleted, or an older copy was put back. Put the newest copy back; {}",
+                dir.display(),
+                verified.records,
+                crate::anchor::ACCEPT_HINT
+            )));
+        }
         let vanished = key_existed && verified.records == 0 && !dir.join(HEAD_FILE).exists();
         let files = DailyFile::new(dir);
         let head_path = dir.join(HEAD_FILE);
@@ -210,12 +264,32 @@ impl AuditLog {
             key,
             writer: Mutex::new(Writer { files, head, seq: verified.records, last_mac: verified.last_mac }),
             live,
+            anchor,
         };
         if vanished {
             log.append(json!({"kind": "audit_log_missing",
                 "detail": "this install wrote an audit log before, but it is gone: the earlier records were deleted"}))?;
         }
+        if accept_restored {
+            log.append(json!({"kind": "restored_state_accepted", "records": verified.records,
+                "detail": "started on state behind what this install had written, as the human asked"}))?;
+        }
+        log.anchor_now();
         Ok(log)
+    }
+
+    /// Anchor the chain's last record in the keychain now (the host does at shutdown).
+    pub fn anchor_now(&self) {
+        let Some(anchor) = &self.anchor else { return };
+        let (seq, mac) = {
+            let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            (w.seq, w.last_mac.clone())
+        };
+        if seq > 0
+            && let Err(e) = anchor.set(&format!("{seq}:{mac}"))
+        {
+            tracing::warn!("cannot anchor the audit log in the keychain: {e}");
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -248,8 +322,14 @@ impl AuditLog {
         head.push_str(&" ".repeat(HEAD_BYTES.saturating_sub(head.len())));
         write_at_start(&w.head, head.as_bytes()).map_err(|e| io(&self.dir.join(HEAD_FILE), e))?;
         w.seq = seq;
-        w.last_mac = mac;
+        w.last_mac = mac.clone();
         drop(w);
+        if seq.is_multiple_of(ANCHOR_EVERY)
+            && let Some(anchor) = self.anchor.clone()
+        {
+            // Off the hot path: a keychain round trip takes milliseconds.
+            std::thread::spawn(move || anchor.set(&format!("{seq}:{mac}")));
+        }
         let record = Arc::new(AuditRecord { seq, ts, event });
         // No subscriber is fine; a slow one loses the oldest records, never blocks the broker.
         let _ = self.live.send(record.clone());

@@ -47,6 +47,9 @@ pub struct BrokerConfig {
     /// A bridge this very process started (the app's connection test) needs no pairing
     /// question: there is no other program to approve.
     pub trust_own_bridges: bool,
+    /// Start on state that is behind its keychain anchors (a backup put back on purpose), and
+    /// anchor it as the newest; recorded in the audit log.
+    pub accept_restored_state: bool,
 }
 
 impl BrokerConfig {
@@ -59,6 +62,7 @@ impl BrokerConfig {
             account_concurrency: 8,
             version: env!("CARGO_PKG_VERSION").into(),
             trust_own_bridges: false,
+            accept_restored_state: false,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct Broker {
     pause_name: String,
     settings: Mutex<Settings>,
     settings_seal: crate::clients::SealKey,
+    settings_anchor: crate::anchor::Anchor,
+    settings_generation: std::sync::atomic::AtomicU64,
     /// The accepted bridge executables' SHA-256, read at the first host-bound pairing that
     /// needs them.
     bridge_digests: std::sync::OnceLock<Vec<[u8; 32]>>,
@@ -354,12 +360,21 @@ impl Broker {
         let install_id = install_id(dir)?;
         let tokens =
             TokenIssuer::open(&install_id, dir, store.clone()).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let audit = AuditLog::open_named(&dir.join("audit"), store.as_ref(), &format!("audit-chain-key:{install_id}"))
-            .map_err(|e| {
-                BrokerError::Internal(format!(
-                    "{e}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
-                ))
-            })?;
+        let accept = config.accept_restored_state;
+        let anchor = |what: &str| crate::anchor::Anchor::new(store.clone(), what, &install_id);
+        let audit = AuditLog::open_anchored(
+            &dir.join("audit"),
+            store.as_ref(),
+            &format!("audit-chain-key:{install_id}"),
+            Some(anchor("audit")),
+            accept,
+        )
+        .map_err(|e| match e {
+            crate::audit::AuditError::RolledBack(message) => BrokerError::RolledBack(message),
+            other => BrokerError::Internal(format!(
+                "{other}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
+            )),
+        })?;
         let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
         // The pause lives in the keychain: deleting a file must not lift it.
         let pause_name = format!("paused:{install_id}");
@@ -367,12 +382,27 @@ impl Broker {
         let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
         let (events, _) = broadcast::channel(256);
         let settings_seal = seal.clone();
-        let settings = crate::settings::load(dir, config.approval_timeout, &settings_seal)?;
+        let settings_anchor = anchor("settings");
+        let (settings, mut settings_generation) = crate::settings::load_anchored(
+            dir,
+            config.approval_timeout,
+            &settings_seal,
+            Some(&settings_anchor),
+            accept,
+        )?;
+        if accept {
+            settings_generation += 1;
+            crate::settings::save_generation(dir, &settings, &settings_seal, settings_generation)?;
+            settings_anchor.set(&settings_generation.to_string())?;
+        }
+        let clients = Clients::load_anchored(dir, seal, Some(anchor("clients")), accept)?;
         Ok(Self {
             settings: Mutex::new(settings),
             settings_seal,
+            settings_anchor,
+            settings_generation: std::sync::atomic::AtomicU64::new(settings_generation),
             accounts: Accounts::new(dir, store.clone()),
-            clients: Mutex::new(Clients::load(dir, seal)?),
+            clients: Mutex::new(clients),
             store,
             pause_name,
             sessions: Mutex::new(HashMap::new()),
@@ -531,7 +561,7 @@ impl Broker {
             session_id.clone(),
             Session { client_id: client.id.clone(), host: Some(host), started: now(), revoked: false },
         );
-        lock(&self.clients).update(&client.id, |c| c.last_seen = Some(now()))?;
+        lock(&self.clients).touch(&client.id, now())?;
         self.mint(&client, &session_id)
     }
 
@@ -1089,7 +1119,9 @@ impl Broker {
             AdminCommand::SettingsGet => Ok(json!(self.settings().view())),
             AdminCommand::SettingsUpdate { settings } => {
                 let settings = Settings::from_view(&settings)?;
-                crate::settings::save(&self.config.data_dir, &settings, &self.settings_seal)?;
+                let generation = self.settings_generation.fetch_add(1, Ordering::SeqCst) + 1;
+                crate::settings::save_generation(&self.config.data_dir, &settings, &self.settings_seal, generation)?;
+                self.settings_anchor.set(&generation.to_string())?;
                 let view = settings.view();
                 *lock(&self.settings) = settings;
                 self.record(json!({"kind": "admin", "action": "settings_changed", "settings": view}));

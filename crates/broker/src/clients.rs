@@ -45,6 +45,9 @@ pub struct Clients {
     file: PathBuf,
     clients: BTreeMap<String, Client>,
     seal: SealKey,
+    /// Bumped by every change that matters for access, and anchored in the keychain.
+    generation: u64,
+    anchor: Option<crate::anchor::Anchor>,
 }
 
 pub(crate) fn key_hash(key: &str) -> String {
@@ -102,34 +105,69 @@ impl std::fmt::Debug for SealKey {
     }
 }
 
-/// The sealed file: the clients and a MAC over their JSON.
+/// The sealed file: the clients, their generation and a MAC over both.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     clients: Vec<Client>,
+    /// 0 in files written before generations existed.
+    #[serde(default)]
+    generation: u64,
     mac: String,
 }
 
+/// What the seal covers: the generation too, so it cannot be edited to pass the anchor.
+fn sealed_body(generation: u64, body: &str) -> String {
+    if generation == 0 { body.to_string() } else { format!("{generation}\n{body}") }
+}
+
 impl Clients {
+    /// Load without an anchor (tests, tools that only read).
     pub fn load(data_dir: &Path, seal: SealKey) -> Result<Self, BrokerError> {
+        Self::load_anchored(data_dir, seal, None, false)
+    }
+
+    /// Load, refusing a file behind `anchor` (put back, or deleted) unless `accept_restored`;
+    /// then the anchor follows the file as it is.
+    pub fn load_anchored(
+        data_dir: &Path,
+        seal: SealKey,
+        anchor: Option<crate::anchor::Anchor>,
+        accept_restored: bool,
+    ) -> Result<Self, BrokerError> {
         let file = data_dir.join("clients.json");
+        let mut generation = 0;
         let clients = match std::fs::read(&file) {
             Ok(bytes) => {
                 let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
                     BrokerError::Invalid(format!("{} is damaged ({e}); restore it or remove it", file.display()))
                 })?;
                 let body = serde_json::to_string(&sealed.clients).map_err(|e| BrokerError::Internal(e.to_string()))?;
-                if seal.mac(&body) != sealed.mac {
+                generation = sealed.generation;
+                if seal.mac(&sealed_body(sealed.generation, &body)) != sealed.mac {
                     return Err(BrokerError::Invalid(format!(
                         "{} was changed outside Keybridge (its seal does not match); restore it from a backup, or remove it and pair your clients again",
                         file.display()
                     )));
                 }
+                if let Some(anchor) = &anchor {
+                    anchor.check(&file, "a revoked client, or scopes taken away", Some(generation), accept_restored)?;
+                }
                 sealed.clients.into_iter().map(|c| (c.id.clone(), c)).collect()
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(anchor) = &anchor {
+                    anchor.check(&file, "every paired client and every revocation", None, accept_restored)?;
+                }
+                BTreeMap::new()
+            }
             Err(e) => return Err(BrokerError::Internal(format!("cannot read {}: {e}", file.display()))),
         };
-        Ok(Self { file, clients, seal })
+        let mut clients = Self { file, clients, seal, generation, anchor };
+        if accept_restored {
+            // From now on, what is there is the newest state.
+            clients.save(true)?;
+        }
+        Ok(clients)
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {
@@ -142,23 +180,40 @@ impl Clients {
 
     pub fn insert(&mut self, client: Client) -> Result<(), BrokerError> {
         self.clients.insert(client.id.clone(), client);
-        self.save()
+        self.save(true)
     }
 
-    /// Change a client and save; returns whether it existed.
+    /// Change a client and save, as a new generation; returns whether it existed.
     pub fn update(&mut self, id: &str, change: impl FnOnce(&mut Client)) -> Result<bool, BrokerError> {
         let Some(client) = self.clients.get_mut(id) else { return Ok(false) };
         change(client);
-        self.save()?;
+        self.save(true)?;
         Ok(true)
     }
 
-    fn save(&self) -> Result<(), BrokerError> {
+    /// Note when a client was last seen: saved, but not a new generation (an older copy that
+    /// differs only in this grants nothing), so authenticating writes nothing to the keychain.
+    pub fn touch(&mut self, id: &str, seen: u64) -> Result<(), BrokerError> {
+        if let Some(client) = self.clients.get_mut(id) {
+            client.last_seen = Some(seen);
+            self.save(false)?;
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, new_generation: bool) -> Result<(), BrokerError> {
+        let generation = if new_generation && self.anchor.is_some() { self.generation + 1 } else { self.generation };
         let clients: Vec<Client> = self.clients.values().cloned().collect();
         let body = serde_json::to_string(&clients).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let sealed = Sealed { mac: self.seal.mac(&body), clients };
+        let sealed = Sealed { mac: self.seal.mac(&sealed_body(generation, &body)), generation, clients };
         let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        keybridge_vault::write_private(&self.file, &bytes).map_err(|e| BrokerError::Internal(e.to_string()))
+        keybridge_vault::write_private(&self.file, &bytes).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        // The file first, then the anchor: a crash between leaves the file ahead, which loads.
+        if let Some(anchor) = self.anchor.as_ref().filter(|_| new_generation) {
+            anchor.set(&generation.to_string())?;
+        }
+        self.generation = generation;
+        Ok(())
     }
 }
 

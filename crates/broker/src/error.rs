@@ -46,13 +46,19 @@ pub enum BrokerError {
     /// Another broker of this user holds the socket: `keybridge serve` or the app.
     #[error("Keybridge is already running for this user (socket {0}); stop it first, or use it: it is the same broker")]
     AlreadyRunning(String),
+    /// State on disk is behind what this install wrote (put back, or deleted): refused.
+    #[error("{0}")]
+    RolledBack(String),
 }
 
 impl BrokerError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BrokerError::NotFound(_) => ErrorCode::NotFound,
-            BrokerError::Invalid(_) | BrokerError::Vault(_) | BrokerError::AlreadyRunning(_) => ErrorCode::Invalid,
+            BrokerError::Invalid(_)
+            | BrokerError::Vault(_)
+            | BrokerError::AlreadyRunning(_)
+            | BrokerError::RolledBack(_) => ErrorCode::Invalid,
             BrokerError::PairingDenied(_) => ErrorCode::PairingDenied,
             BrokerError::TokenInvalid(_) => ErrorCode::TokenInvalid,
             BrokerError::TokenExpired => ErrorCode::TokenExpired,

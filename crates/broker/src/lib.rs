@@ -4,6 +4,7 @@
 //! - [`tokens`]: short-lived EdDSA access tokens, with signing keys kept in the keychain and
 //!   rotated without breaking tokens already issued.
 //! - [`audit`]: the hash-chained audit log and its verifier.
+//! - [`anchor`]: generations kept in the keychain, so state put back or deleted is refused.
 //! - [`Broker`]: authentication of bridges (host-bound pairing or client keys), authorization
 //!   of every call (token, revocation, pause, scope, policy), approvals, execution through the
 //!   QuantConnect client with a concurrency limit per account, and an audit record for each.
@@ -11,6 +12,7 @@
 //! The broker holds QuantConnect tokens only inside [`keybridge_secret::Secret`]s and must never
 //! put one in a token, an audit record, a log line or an error.
 
+pub mod anchor;
 pub mod approvals;
 pub mod audit;
 mod broker;

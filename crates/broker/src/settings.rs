@@ -71,18 +71,39 @@ pub fn settings_file(data_dir: &Path) -> PathBuf {
     data_dir.join("settings.json")
 }
 
-/// The file: the settings and a MAC over their JSON.
+/// The file: the settings, their generation and a MAC over both.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     settings: SettingsView,
+    /// 0 in files written before generations existed.
+    #[serde(default)]
+    generation: u64,
     mac: String,
+}
+
+/// What the seal covers: the generation too, so it cannot be edited to pass the anchor.
+fn sealed_body(generation: u64, body: &str) -> String {
+    if generation == 0 { body.to_string() } else { format!("{generation}\n{body}") }
 }
 
 const PURPOSE: &str = "settings";
 
 /// The saved settings, or the defaults when none were saved.
 pub fn load(data_dir: &Path, approval_timeout: Duration, seal: &SealKey) -> Result<Settings, BrokerError> {
+    load_anchored(data_dir, approval_timeout, seal, None, false).map(|(settings, _)| settings)
+}
+
+/// Like [`load`], with the file's generation, refusing a file behind `anchor` (an older copy
+/// put back, or the file deleted, which would drop a stricter policy) unless `accept_restored`.
+pub fn load_anchored(
+    data_dir: &Path,
+    approval_timeout: Duration,
+    seal: &SealKey,
+    anchor: Option<&crate::anchor::Anchor>,
+    accept_restored: bool,
+) -> Result<(Settings, u64), BrokerError> {
     let path = settings_file(data_dir);
+    const LOST: &str = "a stricter broker-wide policy";
     match std::fs::read(&path) {
         Ok(bytes) => {
             let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
@@ -92,25 +113,44 @@ pub fn load(data_dir: &Path, approval_timeout: Duration, seal: &SealKey) -> Resu
                 ))
             })?;
             let body = serde_json::to_string(&sealed.settings).map_err(|e| BrokerError::Internal(e.to_string()))?;
-            if seal.mac_for(PURPOSE, &body) != sealed.mac {
+            if seal.mac_for(PURPOSE, &sealed_body(sealed.generation, &body)) != sealed.mac {
                 return Err(BrokerError::Invalid(format!(
                     "{} was changed outside Keybridge (its seal does not match), so it is not obeyed; remove it to go back to the defaults, then set your settings again in Keybridge",
                     path.display()
                 )));
             }
-            Settings::from_view(&sealed.settings).map_err(|e| {
+            if let Some(anchor) = anchor {
+                anchor.check(&path, LOST, Some(sealed.generation), accept_restored)?;
+            }
+            let settings = Settings::from_view(&sealed.settings).map_err(|e| {
                 BrokerError::Invalid(format!("{}: {e}; remove it to go back to the defaults", path.display()))
-            })
+            })?;
+            Ok((settings, sealed.generation))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::defaults(approval_timeout)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(anchor) = anchor {
+                anchor.check(&path, LOST, None, accept_restored)?;
+            }
+            Ok((Settings::defaults(approval_timeout), 0))
+        }
         Err(e) => Err(BrokerError::Internal(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
 pub fn save(data_dir: &Path, settings: &Settings, seal: &SealKey) -> Result<(), BrokerError> {
+    save_generation(data_dir, settings, seal, 0)
+}
+
+/// Save as `generation` (the caller anchors it after).
+pub fn save_generation(
+    data_dir: &Path,
+    settings: &Settings,
+    seal: &SealKey,
+    generation: u64,
+) -> Result<(), BrokerError> {
     let view = settings.view();
     let body = serde_json::to_string(&view).map_err(|e| BrokerError::Internal(e.to_string()))?;
-    let sealed = Sealed { mac: seal.mac_for(PURPOSE, &body), settings: view };
+    let sealed = Sealed { mac: seal.mac_for(PURPOSE, &sealed_body(generation, &body)), generation, settings: view };
     let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| BrokerError::Internal(e.to_string()))?;
     keybridge_vault::write_private(&settings_file(data_dir), &bytes).map_err(BrokerError::from)
 }

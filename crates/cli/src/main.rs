@@ -49,6 +49,10 @@ enum Command {
         /// Use the built-in QuantConnect simulator with a demo account and client.
         #[arg(long)]
         demo: bool,
+        /// Start on clients, settings or an audit log older than what Keybridge last wrote (a
+        /// backup put back on purpose), and continue from them; recorded in the audit log.
+        #[arg(long)]
+        accept_restored_state: bool,
     },
     /// QuantConnect accounts: the API token goes to the OS keychain only.
     #[command(subcommand)]
@@ -256,7 +260,7 @@ async fn run(command: Command) -> Result<()> {
     use keybridge_broker_proto::{AdminCommand as A, ApprovalDecision, ClientSpec, Credential};
     let admin = || async { admin::Admin::connect(&keybridge_endpoint::default_address()).await };
     let result = match command {
-        Command::Serve { demo } => return serve::serve(demo).await,
+        Command::Serve { demo, accept_restored_state } => return serve::serve(demo, accept_restored_state).await,
         Command::Status => admin().await?.run(A::Status).await?,
         Command::Account(AccountCommand::Add { name, user_id, organization_id, skip_check }) => {
             let token = read_token()?;

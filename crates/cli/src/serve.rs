@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use keybridge_host::{Host, HostOptions, shutdown_signal};
 
-pub async fn serve(demo: bool) -> Result<()> {
-    let host = Host::start(HostOptions { demo, demo_key_client: true, connection_tests: false })
+pub async fn serve(demo: bool, accept_restored_state: bool) -> Result<()> {
+    let host = Host::start(HostOptions { demo, demo_key_client: true, connection_tests: false, accept_restored_state })
         .await
         .context("cannot start Keybridge")?;
     eprintln!("data: {}\nQuantConnect API: {}", host.data_dir().display(), host.base_url());

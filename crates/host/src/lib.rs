@@ -50,6 +50,9 @@ pub struct HostOptions {
     /// Bridges this process starts itself authenticate without a pairing question: the app's
     /// connection test.
     pub connection_tests: bool,
+    /// Start on state behind its keychain anchors (a backup put back on purpose); also set by
+    /// `KEYBRIDGE_ACCEPT_RESTORED_STATE=1`.
+    pub accept_restored_state: bool,
 }
 
 /// A key client made for the demo: the key is shown once, here.
@@ -160,6 +163,8 @@ impl Host {
         config.bridge_executables = bridge_executables();
         config.version = keybridge_version::VERSION.into();
         config.trust_own_bridges = options.connection_tests;
+        config.accept_restored_state =
+            options.accept_restored_state || std::env::var("KEYBRIDGE_ACCEPT_RESTORED_STATE").is_ok_and(|v| v == "1");
         if let Some(secs) = std::env::var("KEYBRIDGE_APPROVAL_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
             config.approval_timeout = Duration::from_secs(secs);
         }
@@ -209,6 +214,8 @@ impl Host {
             .audit_log()
             .append(serde_json::json!({"kind": "broker_stopped"}))
             .map_err(|e| HostError::Broker(e.into()))?;
+        // The chain's end goes into the keychain, so a log cut back while stopped is refused.
+        broker.audit_log().anchor_now();
         drop(_sim);
         drop(_data_lock);
         if let Some(dir) = scratch {

@@ -62,6 +62,25 @@ impl Env {
         env
     }
 
+    /// Stop the broker, as the host does: its last record written and the chain anchored.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        self.broker.audit_log().append(json!({"kind": "broker_stopped"})).unwrap();
+        self.broker.audit_log().anchor_now();
+    }
+
+    /// Open a broker on the same data and keychain (without serving), or say why not.
+    pub fn open_again(&self, accept_restored_state: bool) -> Result<Broker, keybridge_broker::BrokerError> {
+        let mut config = BrokerConfig::new(data_dir(self.dir.path()), self.sim.base_url());
+        config.accept_restored_state = accept_restored_state;
+        Broker::open(config, self.store.clone())
+    }
+
     /// Stop the broker and start a new one on the same data, as after a restart.
     pub async fn restart(&mut self) {
         if let Some(stop) = self.stop.take() {
