@@ -17,7 +17,7 @@ APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev nodejs npm)
 APT_TEST=(dbus dbus-x11 gnome-keyring libsecret-tools keyutils python3-pip util-linux
   xvfb xauth x11-utils webkit2gtk-driver at-spi2-core trayer xdotool imagemagick dunst
-  gcc-mingw-w64-x86-64 wine64 nsis)
+  gcc-mingw-w64-x86-64 wine64 nsis appstream desktop-file-utils)
 WINDOWS_TARGET=x86_64-pc-windows-gnu
 
 need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -91,6 +91,13 @@ package() {
   for file in target/release/bundle/deb/*.deb target/release/bundle/rpm/*.rpm; do
     cp "$file" "$PACKAGES/$(basename "$file" | sed 's/^Keybridge/keybridge/')"
   done
+  # What software centres read: the metainfo and the desktop entry as the package ships them.
+  local unpacked=target/packages-unpacked
+  rm -rf "$unpacked" && mkdir -p "$unpacked"
+  dpkg-deb -x "$PACKAGES"/*.deb "$unpacked"
+  appstreamcli validate --no-net "$unpacked"/usr/share/metainfo/*.metainfo.xml
+  desktop-file-validate "$unpacked"/usr/share/applications/*.desktop
+  rm -rf "$unpacked"
   windows_installer
   mcp_bundle
   echo "packages:"
