@@ -197,9 +197,13 @@ pub fn open_private_rw(path: &Path) -> Result<std::fs::File, VaultError> {
     open_private(path, options)
 }
 
-fn open_private(path: &Path, mut options: std::fs::OpenOptions) -> Result<std::fs::File, VaultError> {
+fn open_private(path: &Path, options: std::fs::OpenOptions) -> Result<std::fs::File, VaultError> {
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let options = {
+        let mut options = options;
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+    };
     let file = options.open(path).map_err(|e| io_error(path, e))?;
     #[cfg(unix)]
     {
