@@ -226,17 +226,21 @@ impl Host {
 }
 
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, HostError> {
-    let failed =
-        |e: String| HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())));
-    keybridge_vault::create_private_dir(data_dir).map_err(|e| failed(e.to_string()))?;
-    let file = keybridge_vault::open_private_rw(&data_dir.join("broker.lock")).map_err(|e| failed(e.to_string()))?;
+    let failed = |e: std::io::Error| {
+        HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
+    };
+    let private = |e: keybridge_vault::VaultError| {
+        HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
+    };
+    keybridge_vault::create_private_dir(data_dir).map_err(private)?;
+    let file = keybridge_vault::open_private_rw(&data_dir.join("broker.lock")).map_err(private)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(HostError::AlreadyRunning(format!(
             "another Keybridge broker is using the data folder {} (through another socket); stop it first",
             data_dir.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(failed(e.to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
     }
 }
 

@@ -120,7 +120,7 @@ impl Entry {
             })
         })();
         drop(stdin);
-        if wait_briefly(&mut child).is_none() {
+        if crate::probe::wait_briefly(&mut child).is_none() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -186,7 +186,15 @@ pub fn create_private_dir(dir: &Path) -> Result<(), VaultError> {
 pub fn open_private_append(path: &Path) -> Result<std::fs::File, VaultError> {
     let mut options = std::fs::OpenOptions::new();
     options.append(true).create(true);
-    open_private(path, options)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| io_error(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| io_error(path, e))?;
+    }
+    Ok(file)
 }
 
 /// Open `path` for reading and writing in place (not truncated), created as by
@@ -194,16 +202,8 @@ pub fn open_private_append(path: &Path) -> Result<std::fs::File, VaultError> {
 pub fn open_private_rw(path: &Path) -> Result<std::fs::File, VaultError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
-    open_private(path, options)
-}
-
-fn open_private(path: &Path, options: std::fs::OpenOptions) -> Result<std::fs::File, VaultError> {
     #[cfg(unix)]
-    let options = {
-        let mut options = options;
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options
-    };
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options.open(path).map_err(|e| io_error(path, e))?;
     #[cfg(unix)]
     {
