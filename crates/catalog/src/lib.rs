@@ -33,6 +33,22 @@ pub fn find(name: &str) -> Option<&'static Tool> {
     tools::TOOLS.iter().find(|t| t.name == name)
 }
 
+/// The parameter QuantConnect's file and lock endpoints take to name the editing tool. The official
+/// server fills it itself whatever the model sends; so does Keybridge, with [`CODE_SOURCE`].
+pub const CODE_SOURCE_PARAM: &str = "codeSourceId";
+
+/// What Keybridge names itself as the editing tool in QuantConnect.
+pub const CODE_SOURCE: &str = "Keybridge";
+
+/// How a paged tool names the bounds of its page: a half-open index range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub start: &'static str,
+    pub end: &'static str,
+    /// Where the page's items are in the result.
+    pub items: &'static str,
+}
+
 /// One tool: what it is called, what it needs, what it does to the account.
 #[derive(Debug)]
 pub struct Tool {
@@ -324,6 +340,9 @@ impl Tool {
         }
         // QuantConnect treats an explicit null like an absent optional value.
         args.retain(|_, v| !v.is_null());
+        if self.params.iter().any(|p| p.name == CODE_SOURCE_PARAM) {
+            args.insert(CODE_SOURCE_PARAM.into(), CODE_SOURCE.into());
+        }
         for p in self.params {
             match args.get(p.name) {
                 None if p.required => {
@@ -349,6 +368,18 @@ impl Tool {
             }
         }
         Ok(args)
+    }
+
+    /// The index range of a tool QuantConnect answers a page at a time, and where the items are.
+    pub fn paging(&self) -> Option<Paging> {
+        let (start, end, items) = match self.name {
+            "read_backtest_orders" | "read_live_orders" => ("start", "end", "orders"),
+            "read_backtest_insights" | "read_live_insights" => ("start", "end", "insights"),
+            "read_project" => ("start", "end", "projects"),
+            "read_live_logs" => ("startLine", "endLine", "logs"),
+            _ => return None,
+        };
+        Some(Paging { start, end, items })
     }
 
     fn param_list(&self, required_only: bool) -> String {

@@ -36,7 +36,11 @@ const BACKTEST_ID: Param = req("backtestId", String, "Backtest id.");
 const OPTIMIZATION_ID: Param = req("optimizationId", String, "Optimization id.");
 const LANGUAGE: Param = req("language", Enum(LANGUAGES), "Language.");
 const FILE_NAME: Param = req("name", String, "File name, e.g. main.py.");
-const CODE_SOURCE: Param = opt("codeSourceId", String, "Name of the editing tool, shown in QuantConnect.");
+const CODE_SOURCE: Param = opt(
+    crate::CODE_SOURCE_PARAM,
+    String,
+    "Filled by Keybridge (the editing tool QuantConnect shows); any value given is replaced.",
+);
 const START: Param = req("start", Integer, "First index (inclusive).");
 const END: Param = req("end", Integer, "Last index (exclusive).");
 const FILES: Param = req("files", FileList, "Files, each {name, content}.");
@@ -169,7 +173,7 @@ pub(crate) const TOOLS: &[Tool] = &[
         CollaborationWrite,
         post("/projects/collaboration/lock/acquire"),
         Update,
-        &[PROJECT_ID, req("codeSourceId", String, "Name of the editing tool.")],
+        &[PROJECT_ID, CODE_SOURCE],
         "Take the editing lock of a shared project; needed before editing its files.",
     ),
     // Project nodes (listed under Live Trading, as the official server does)

@@ -1,6 +1,6 @@
 //! The catalog against the official server's tool list, and the argument checks.
 
-use keybridge_catalog::{ArgsError, ParamType, Preset, Scope, find, tools};
+use keybridge_catalog::{ArgsError, CODE_SOURCE, CODE_SOURCE_PARAM, ParamType, Preset, Scope, find, tools};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -59,14 +59,24 @@ fn names_endpoints_and_parameters_match_the_official_server() {
             assert_eq!(ours.call.endpoint(), endpoint, "{name}: endpoint");
         }
         let mut required: Vec<&str> = ours.params.iter().filter(|p| p.required).map(|p| p.name).collect();
-        let mut expected: Vec<&str> =
-            reference["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        // The official server fills `codeSourceId` itself even where its model requires it; so
+        // does Keybridge, so the model is never asked for it.
+        let mut expected: Vec<&str> = reference["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .filter(|p| *p != CODE_SOURCE_PARAM)
+            .collect();
         required.sort();
         expected.sort();
         assert_eq!(required, expected, "{name}: required parameters");
         let mut optional: Vec<&str> = ours.params.iter().filter(|p| !p.required).map(|p| p.name).collect();
         let mut expected: Vec<&str> =
             reference["optional"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        if reference["required"].as_array().unwrap().iter().any(|p| p == CODE_SOURCE_PARAM) {
+            expected.push(CODE_SOURCE_PARAM);
+        }
         optional.sort();
         expected.sort();
         assert_eq!(optional, expected, "{name}: optional parameters");
@@ -177,5 +187,43 @@ fn the_full_tool_list_is_a_fraction_of_the_official_one() {
     if let Some(official) = shared("official-tools-list.json") {
         let theirs = serde_json::to_vec(&official).unwrap().len();
         assert!(bytes * 5 < theirs, "ours {bytes} bytes vs official {theirs}");
+    }
+}
+
+#[test]
+fn keybridge_names_itself_as_the_code_source_whatever_the_model_sends() {
+    let lock = find("lock_project_with_collaborators").unwrap();
+    assert_eq!(lock.prepare(json!({"projectId": 3})).unwrap()[CODE_SOURCE_PARAM], CODE_SOURCE);
+    let wrapped = json!({"model": {"projectId": 3, "codeSourceId": "MCP Server"}});
+    assert_eq!(lock.prepare(wrapped).unwrap()[CODE_SOURCE_PARAM], CODE_SOURCE);
+    let create = find("create_file").unwrap();
+    let args = create.prepare(json!({"projectId": 3, "name": "a.py", "content": "x = 1"})).unwrap();
+    assert_eq!(args[CODE_SOURCE_PARAM], CODE_SOURCE);
+    assert!(!lock.input_schema()["required"].to_string().contains(CODE_SOURCE_PARAM));
+    // Tools that do not take it are sent nothing extra.
+    assert!(!find("read_project").unwrap().prepare(json!({"projectId": 3})).unwrap().contains_key(CODE_SOURCE_PARAM));
+}
+
+#[test]
+fn paged_tools_name_their_range_and_every_range_is_a_parameter() {
+    let paged: Vec<&str> = tools().iter().filter(|t| t.paging().is_some()).map(|t| t.name).collect();
+    assert_eq!(
+        paged,
+        [
+            "read_project",
+            "read_backtest_orders",
+            "read_backtest_insights",
+            "read_live_logs",
+            "read_live_orders",
+            "read_live_insights"
+        ]
+    );
+    for t in tools() {
+        if let Some(paging) = t.paging() {
+            for name in [paging.start, paging.end] {
+                let param = t.params.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{}: {name}", t.name));
+                assert_eq!(param.ty, ParamType::Integer, "{}.{name}", t.name);
+            }
+        }
     }
 }

@@ -13,15 +13,15 @@
 
 pub mod launch;
 pub mod link;
+pub mod result;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use keybridge_broker_proto::ErrorCode;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeRequestParams, InitializeResult,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -32,19 +32,25 @@ use crate::link::{Link, LinkError, Waiting};
 /// The tool that is always listed: who am I, which account, which scopes, is Keybridge there.
 pub const STATUS_TOOL: &str = "keybridge_status";
 
-/// Results larger than this are cut with a note: a whole backtest's charts would fill the
-/// model's context, and MCP clients refuse very large results.
-pub const MAX_RESULT_BYTES: usize = 256 * 1024;
+pub use result::MAX_RESULT_BYTES;
 
 /// The MCP side of the bridge.
 #[derive(Clone)]
 pub struct Bridge {
     link: Arc<Link>,
+    /// The scopes the client's tool list was last built from: a client that does not list again
+    /// after `tools/list_changed` (Claude Desktop) keeps showing the old tools.
+    listed_for: Arc<std::sync::Mutex<Option<Vec<String>>>>,
 }
+
+/// What `keybridge_status` says when the client's tool list is older than the client's scopes.
+pub const RESTART_NOTE: &str = "The scopes changed since this MCP client listed its tools. Many clients (Claude Desktop \
+among them) keep the tools they listed at start: quit the MCP client completely and open it again to see the tools \
+these scopes allow.";
 
 impl Bridge {
     pub fn new(link: Arc<Link>) -> Self {
-        Self { link }
+        Self { link, listed_for: Arc::default() }
     }
 
     fn status_tool() -> Tool {
@@ -59,8 +65,8 @@ impl Bridge {
 
     async fn status(&self) -> CallToolResult {
         match self.link.session().await {
-            Ok(session) => text_result(
-                json!({
+            Ok(session) => {
+                let mut status = json!({
                     "keybridge": "connected",
                     "client_id": session.client_id,
                     "client_name": session.client_name,
@@ -68,10 +74,14 @@ impl Bridge {
                     "scopes": session.scopes,
                     "paused": session.paused,
                     "token_expires_at": session.expires_at,
-                }),
-                false,
-            ),
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+                });
+                let listed = self.listed_for.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if listed.is_some_and(|scopes| scopes != session.scopes) {
+                    status["restart_needed"] = RESTART_NOTE.into();
+                }
+                result::local(status)
+            }
+            Err(e) => result::error(e.to_string()),
         }
     }
 }
@@ -95,30 +105,6 @@ pub fn mcp_tool(tool: &keybridge_catalog::Tool) -> Tool {
     )
 }
 
-/// A JSON result as text, cut at [`MAX_RESULT_BYTES`] with a note saying how to get the rest.
-fn text_result(value: Value, is_error: bool) -> CallToolResult {
-    let text = serde_json::to_string(&value).unwrap_or_else(|_| value.to_string());
-    let text = if text.len() > MAX_RESULT_BYTES {
-        let mut cut = MAX_RESULT_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!(
-            "{}\n\n[Keybridge cut this result at {} KB of {} KB. Ask for less at a time: a smaller start/end range, a chart by name with a smaller count, or one file by name.]",
-            &text[..cut],
-            MAX_RESULT_BYTES / 1024,
-            text.len() / 1024
-        )
-    } else {
-        text
-    };
-    if is_error {
-        CallToolResult::error(vec![ContentBlock::text(text)])
-    } else {
-        CallToolResult::success(vec![ContentBlock::text(text)])
-    }
-}
-
 /// What the user reads when a call does not go through.
 pub fn explain(error: &LinkError) -> String {
     match error.code() {
@@ -140,9 +126,19 @@ impl ServerHandler for Bridge {
             )
     }
 
-    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        // Up to 2025-11-25: the 2026 lifecycle without `initialize` is not what clients speak yet.
-        Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+    // Every protocol version rmcp knows, both eras: `initialize` up to 2025-11-25, and 2026-07-28
+    // with `server/discover` and per-request `_meta` (rmcp's default list).
+
+    /// A handshake-era client starts here: a real client, so reach the broker now, while it
+    /// finishes the handshake. A `server/discover` probe reaches nothing.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.link.begin();
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(
@@ -150,10 +146,14 @@ impl ServerHandler for Bridge {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.link.begin();
         let mut tools = vec![Self::status_tool()];
         match self.link.tools().await {
             Ok(allowed) => {
                 tools.extend(allowed.iter().filter_map(|t| keybridge_catalog::find(&t.name)).map(mcp_tool));
+                if let Ok(session) = self.link.session().await {
+                    *self.listed_for.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.scopes);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "listing only the status tool"),
         }
@@ -165,13 +165,14 @@ impl ServerHandler for Bridge {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.link.begin();
         let name = request.name.to_string();
         if name == STATUS_TOOL {
             return Ok(self.status().await.into());
         }
         let Some(tool) = keybridge_catalog::find(&name) else {
             let text = format!("Unknown tool `{name}`. Call tools/list to see the tools this client may use.");
-            return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+            return Ok(result::error(text).into());
         };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
 
@@ -194,12 +195,14 @@ impl ServerHandler for Bridge {
                 }
             }
         });
-        let result =
-            self.link.call(tool.name, arguments, tool.hints().read_only, Some(progress_tx), Some(&context.ct)).await;
+        let outcome = self
+            .link
+            .call(tool.name, arguments.clone(), tool.hints().read_only, Some(progress_tx), Some(&context.ct))
+            .await;
         forward.abort();
-        Ok(match result {
-            Ok(value) => text_result(value, false),
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(explain(&e))]),
+        Ok(match outcome {
+            Ok(value) => result::success(Some(tool), &arguments, value),
+            Err(e) => result::error(explain(&e)),
         }
         .into())
     }
@@ -208,21 +211,6 @@ impl ServerHandler for Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text_of(result: &CallToolResult) -> String {
-        serde_json::to_value(result).unwrap()["content"][0]["text"].as_str().unwrap().to_string()
-    }
-
-    #[test]
-    fn large_results_are_cut_with_a_note_saying_how_to_get_the_rest() {
-        let big = json!({"logs": vec!["é".repeat(100); 5000]});
-        let result = text_result(big, false);
-        let text = text_of(&result);
-        assert!(text.len() < MAX_RESULT_BYTES + 400, "{} bytes", text.len());
-        assert!(text.contains("Keybridge cut this result") && text.contains("smaller start/end range"));
-        let small = text_result(json!({"ok": true}), false);
-        assert_eq!(text_of(&small), r#"{"ok":true}"#);
-    }
 
     #[test]
     fn catalog_tools_keep_their_annotations() {

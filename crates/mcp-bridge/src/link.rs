@@ -85,6 +85,9 @@ pub struct Link {
     /// Events the broker pushes (the client was changed).
     notices: mpsc::UnboundedSender<Value>,
     notices_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Value>>>,
+    /// Whether a real MCP conversation began: until then (a `server/discover` probe) the bridge
+    /// reaches neither the broker nor the app.
+    begun: std::sync::atomic::AtomicBool,
 }
 
 /// How long a refusal to authenticate is remembered.
@@ -110,7 +113,24 @@ impl Link {
             reached: std::sync::atomic::AtomicBool::new(false),
             notices,
             notices_rx: std::sync::Mutex::new(Some(notices_rx)),
+            begun: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// A real MCP client is talking (not a probe): authenticate now, keep the token fresh and
+    /// follow changes to the client, for as long as the process lives. Only the first call acts.
+    pub fn begin(self: &Arc<Self>) {
+        if self.begun.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let authenticating = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = authenticating.session().await {
+                tracing::warn!("{e}");
+            }
+        });
+        tokio::spawn(self.clone().keep_fresh());
+        tokio::spawn(self.clone().follow_changes());
     }
 
     /// Ticks whenever the session's scopes differ from the previous session's.

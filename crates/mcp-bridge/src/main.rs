@@ -56,17 +56,14 @@ async fn main() -> Result<()> {
         app: keybridge_mcp::launch::AppLauncher::from_environment(),
     });
 
-    // Authenticate while the client initializes; the first tools/list waits for it.
-    let authenticating = link.clone();
-    tokio::spawn(async move {
-        if let Err(e) = authenticating.session().await {
-            tracing::warn!("{e}");
-        }
-    });
-    tokio::spawn(link.clone().keep_fresh());
-    tokio::spawn(link.clone().follow_changes());
-    let running =
-        Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await.context("MCP initialization failed")?;
+    // The broker is reached once a real conversation begins (`initialize`, or a 2026-07-28
+    // request): a client probing with `server/discover` alone leaves no trace in Keybridge.
+    let running = match Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await {
+        Ok(running) => running,
+        // The client went away before the conversation began: a probe, or a client giving up.
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => std::process::exit(0),
+        Err(e) => return Err(e).context("MCP initialization failed"),
+    };
     let peer = running.peer().clone();
     let mut changes = link.scope_changes();
     tokio::spawn(async move {

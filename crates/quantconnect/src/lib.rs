@@ -142,7 +142,8 @@ impl QcClient {
         match tool.call {
             Call::Json(path) => self.send(path, Body::Json(args), creds, retry).await,
             Call::Multipart(path) => self.send(path, Body::Multipart(args), creds, retry).await,
-            Call::ServerVersion => Ok(json!({"success": true, "version": VERSION, "server": "keybridge"})),
+            // The official server's shape: its output schema is `{"result": string}`.
+            Call::ServerVersion => Ok(json!({ "result": VERSION })),
             Call::BrokerageAuthorization => self.authorize_brokerage(creds, args).await,
         }
     }

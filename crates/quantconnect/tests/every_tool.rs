@@ -193,9 +193,13 @@ async fn all_64_tools_answer_with_plausible_typed_responses() {
 
     // Administrative
     s.call("read_lean_versions", json!({}), &[("/versions", Arr)]).await;
-    let version = s.call("read_mcp_server_version", json!({}), &[("/version", Str)]).await;
-    assert_eq!(version["version"], keybridge_quantconnect::VERSION);
-    s.call("read_latest_mcp_server_version", json!({}), &[("/version", Str)]).await;
+    // Answered locally, in the official server's shape: no `success`, the version as `result`.
+    for tool in ["read_mcp_server_version", "read_latest_mcp_server_version"] {
+        let spec = keybridge_catalog::find(tool).unwrap();
+        let version = s.client.call(&creds(TOKEN), spec, json!({})).await.unwrap();
+        assert_eq!(version, json!({ "result": keybridge_quantconnect::VERSION }), "{tool}");
+        s.called.insert(tool);
+    }
 
     // AI assistance
     let files = json!([{"name": "main.py", "content": "class A(QCAlgorithm):\n    pass\n"}]);
