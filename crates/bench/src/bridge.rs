@@ -118,9 +118,12 @@ fn call(id: u64) -> Value {
 pub async fn run(report: &mut String) -> Result<()> {
     let home = tempfile::tempdir()?;
     let env = Env { socket: home.path().join("run/broker.sock"), home };
+    // The simulator runs here, not in the broker: the broker's memory is then its own.
+    let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
     let mut serve = env
         .command(&release_bin("keybridge")?)
         .args(["serve", "--demo"])
+        .env("KEYBRIDGE_DEMO_QC_URL", sim.base_url())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -145,6 +148,7 @@ pub async fn run(report: &mut String) -> Result<()> {
         );
     }
     let (client, key) = clients["research"].clone();
+    let broker_rss_idle = serve.id().map(rss_kib).unwrap_or(0);
 
     // Start-up.
     let mut to_initialize = Vec::new();
@@ -244,9 +248,11 @@ pub async fn run(report: &mut String) -> Result<()> {
         calls += task.await??;
     }
     let elapsed = started.elapsed();
-    let records = count_tool_calls(&env).await? - records_before;
+    // Before the audit log is read back: `audit tail` holds the whole log while it answers.
     let broker_rss = serve.id().map(rss_kib).unwrap_or(0);
+    let records = count_tool_calls(&env).await? - records_before;
     let _ = serve.kill().await;
+    sim.shutdown().await;
 
     writeln!(report, "## keybridge-mcp, as an MCP client sees it\n")?;
     writeln!(
@@ -263,7 +269,7 @@ pub async fn run(report: &mut String) -> Result<()> {
     )?;
     writeln!(
         report,
-        "| spawn → authenticated `tools/list` reply | {} | {} | {} | ≤ 30 ms |",
+        "| spawn → authenticated `tools/list` reply | {} | {} | {} | ≤ 5 ms |",
         ms(&to_tools.median),
         ms(&to_tools.p99),
         to_tools.n
@@ -284,7 +290,7 @@ pub async fn run(report: &mut String) -> Result<()> {
     )?;
     writeln!(
         report,
-        "| **overhead Keybridge adds** | **{}** | | | ≤ 0.5 ms |\n",
+        "| **overhead Keybridge adds** | **{}** | | | ≤ 150 µs |\n",
         us(bridged.median.saturating_sub(direct.median))
     )?;
     writeln!(report, "| preset | tools listed (with `keybridge_status`) | `tools/list` result bytes |\n|---|---|---|")?;
@@ -306,7 +312,12 @@ pub async fn run(report: &mut String) -> Result<()> {
     writeln!(report, "| resident memory, one bridge after 2,200 calls | {:.1} MiB | |", bridge_rss as f64 / 1024.0)?;
     writeln!(
         report,
-        "| resident memory, headless broker (with the in-process simulator) after the load | {:.1} MiB | |\n",
+        "| resident memory, headless broker at rest after start-up (the simulator in another process) | {:.1} MiB | |",
+        broker_rss_idle as f64 / 1024.0
+    )?;
+    writeln!(
+        report,
+        "| resident memory, headless broker after the load (the simulator in another process) | {:.1} MiB | ≤ 40 MiB |\n",
         broker_rss as f64 / 1024.0
     )?;
     writeln!(

@@ -237,6 +237,9 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                 };
                 let (broker, outbox_for_call, running_for_call) = (broker.clone(), outbox.clone(), running.clone());
                 let session_id = session_id.clone();
+                // Held until the task is registered: a call that ends at once must not try to
+                // unregister before it is registered, which would leave its entry behind.
+                let mut registered = running.lock().unwrap_or_else(|e| e.into_inner());
                 let task = tokio::spawn(async move {
                     let waiting = outbox_for_call.clone();
                     let result = broker
@@ -253,7 +256,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                     };
                     let _ = outbox_for_call.send_holding(answer, place);
                 });
-                running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, task.abort_handle());
+                registered.insert(id, task.abort_handle());
             }
             (RequestBody::Admin(AdminCommand::AuditTail { last, follow: true }), None) => {
                 follow_audit(broker, outbox, id, last).await;

@@ -142,15 +142,19 @@ impl Host {
         };
         // Bind first: a second broker must not touch the first one's files.
         let listener = server::bind(&socket)?;
-        let sim = if demo {
+        // `KEYBRIDGE_DEMO_QC_URL`: the demo on a simulator already running elsewhere, so the
+        // broker's own memory and time can be measured apart from the simulator's.
+        let demo_elsewhere = std::env::var("KEYBRIDGE_DEMO_QC_URL").ok().filter(|url| demo && !url.is_empty());
+        let sim = if demo && demo_elsewhere.is_none() {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
             Some(keybridge_qc_sim::start(SimConfig::default(), addr).await.map_err(HostError::Simulator)?)
         } else {
             None
         };
-        let base_url = match &sim {
-            Some(sim) => sim.base_url(),
-            None => std::env::var("KEYBRIDGE_QC_BASE_URL")
+        let base_url = match (&sim, demo_elsewhere) {
+            (Some(sim), _) => sim.base_url(),
+            (None, Some(url)) => url,
+            (None, None) => std::env::var("KEYBRIDGE_QC_BASE_URL")
                 .ok()
                 .filter(|url| !url.is_empty())
                 .unwrap_or_else(|| keybridge_quantconnect::DEFAULT_BASE_URL.into()),

@@ -23,7 +23,9 @@ struct Args {
     socket: Option<PathBuf>,
 }
 
-#[tokio::main]
+// One thread: the bridge serves one client, and every hand-off between threads is latency
+// added to each call.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -58,7 +60,9 @@ async fn main() -> Result<()> {
 
     // The broker is reached once a real conversation begins (`initialize`, or a 2026-07-28
     // request): a client probing with `server/discover` alone leaves no trace in Keybridge.
-    let running = match Bridge::new(link.clone()).serve(rmcp::transport::stdio()).await {
+    // Where stdin and stdout are pipes (as MCP clients start servers), they are read and written
+    // on the reactor, not through a blocking thread per message.
+    let running = match Bridge::new(link.clone()).serve(rmcp::transport::io::stdio_pipes()).await {
         Ok(running) => running,
         // The client went away before the conversation began: a probe, or a client giving up.
         Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => std::process::exit(0),
