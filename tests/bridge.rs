@@ -201,21 +201,22 @@ fn host_bound_pairing_asks_once_per_host_program() {
     assert_eq!(step(&out, 0)["isError"], false);
     assert!(world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty());
 
-    // The same bridge, launched under another program (`timeout`): asks again; denied.
+    // The same bridge, started by another script under the same interpreter: asks again; denied.
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mcp_client.py");
-    let mut command = std::process::Command::new("timeout");
+    let other = world.home.path().join("other_agent.py");
+    std::fs::copy(&script, &other).unwrap();
+    let mut command = std::process::Command::new("python3");
+    world.env(&mut command);
     command
-        .args(["60", "python3"])
-        .arg(script)
+        .arg(&other)
         .arg(keybridge_e2e::bin("keybridge-mcp"))
         .args(["--client", &client])
         .env("KB_STEPS", call.to_string())
-        .env("KEYBRIDGE_SOCKET", &world.socket)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = command.spawn().unwrap();
     let asked = world.answer_next("deny");
-    assert!(asked["summary"].as_str().unwrap().contains("timeout"), "the new host is named: {asked}");
+    assert!(asked["summary"].as_str().unwrap().contains("other_agent.py"), "the new host is named: {asked}");
     let out = World::finish(child);
     assert_eq!(out["tools"], json!(["keybridge_status"]), "a refused bridge lists only its status tool");
     assert!(step(&out, 0)["text"].as_str().unwrap().contains("denied the connection"), "{}", step(&out, 0));

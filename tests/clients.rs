@@ -302,3 +302,115 @@ fn an_answer_of_megabytes_arrives_cut_to_size_with_the_call_for_the_rest() {
     assert!(text.len() < 300 * 1024, "{} bytes of text", text.len());
     assert!(text.contains(&format!("first {} of the", files.len())) && text.contains("call read_file with `name`"));
 }
+
+#[test]
+fn a_script_host_is_its_interpreter_and_script_each_asked_once() {
+    if !in_keyring_session("a_script_host_is_its_interpreter_and_script_each_asked_once") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, _) = world.add_client("research", false);
+    let call = json!([["call", "read_account", {}]]);
+
+    // As Claude Code starts it: a node script starts the bridge. Asked once, naming the script.
+    let first = world.third_party(ThirdParty::TypeScriptLegacy, &client, None, call.clone());
+    let asked = world.answer_next("approve");
+    let summary = asked["summary"].as_str().unwrap();
+    assert!(summary.contains("node") && summary.contains("clients/ts_client.mjs"), "{summary}");
+    assert!(asked["arguments"]["script"].as_str().unwrap().ends_with("tests/clients/ts_client.mjs"), "{asked}");
+    assert_eq!(step(&World::finish(first), 0)["isError"], false);
+
+    // The same script again, now through a shell and a terminal-less session: no question.
+    let mut command = Command::new("sh");
+    world.env(&mut command);
+    let script = test_clients_dir().join("ts_client.mjs");
+    let line = format!(
+        "'{}' '{}' '{}' --client '{client}'; true",
+        node().display(),
+        script.display(),
+        bin("keybridge-mcp").display()
+    );
+    command.args(["-c", &line]).env("KB_STEPS", call.to_string()).env("KB_MODE", "legacy");
+    let out = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    assert_eq!(step(&World::finish(out), 0)["isError"], false);
+    assert!(world.cli(&["approvals", "list"], None).as_array().unwrap().is_empty(), "the known script was asked again");
+
+    // A Python agent is another host: asked again, by its own name.
+    let agent = world.third_party(ThirdParty::PythonSdk1, &client, None, call);
+    let asked = world.answer_next("approve");
+    let summary = asked["summary"].as_str().unwrap();
+    assert!(summary.contains("python") && summary.contains("mcp_client.py"), "{summary}");
+    assert_eq!(step(&World::finish(agent), 0)["isError"], false);
+    let shown = world.cli(&["client", "show", &client], None);
+    let hosts = shown["approved_hosts"].to_string();
+    assert!(hosts.contains("node …/clients/ts_client.mjs") && hosts.contains("mcp_client.py"), "{shown}");
+}
+
+/// The words of a printed shell command, as `sh` would split them (plain and single-quoted).
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => (word, any) = (word + &c.to_string(), true),
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn the_claude_code_line_keybridge_prints_works_as_printed() {
+    if !in_keyring_session("the_claude_code_line_keybridge_prints_works_as_printed") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, _) = world.add_client("research", false);
+    let mut command = Command::new(bin("keybridge"));
+    world.env(&mut command);
+    let out = command.args(["connect", "claude-code", "--client", &client]).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && printed.contains("holds no secret"), "{printed}");
+    let line = printed.lines().find(|l| l.starts_with("claude mcp add")).unwrap_or_else(|| panic!("{printed}"));
+    assert!(!line.contains("KEYBRIDGE_CLIENT_KEY"), "{line}");
+    // What Claude Code runs is what follows `--`: here a node script (as Claude Code is) runs it.
+    let server = shell_words(line.split_once(" -- ").unwrap().1);
+    let mut host = Command::new(node());
+    world.env(&mut host);
+    let host = host
+        .arg(test_clients_dir().join("ts_client.mjs"))
+        .args(&server)
+        .env("KB_STEPS", json!([["call", "read_account", {}]]).to_string())
+        .env("KB_MODE", "auto")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let asked = world.answer_next("approve");
+    assert_eq!(asked["kind"], "pairing", "{asked}");
+    let out = World::finish(host);
+    assert_eq!(step(&out, 0)["isError"], false, "{out}");
+    assert_eq!(out["protocol"], MODERN);
+
+    // With a key, asked for on stdin, the line says plainly where the key will be kept.
+    let (keyed, key) = world.add_client("read-only", true);
+    let mut command = Command::new(bin("keybridge"));
+    world.env(&mut command);
+    let mut child = command
+        .args(["connect", "claude-code", "--client", &keyed, "--with-key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(key.as_deref().unwrap().as_bytes()).unwrap();
+    let printed = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).to_string();
+    assert!(printed.contains("-e KEYBRIDGE_CLIENT_KEY=") && printed.contains("~/.claude.json"), "{printed}");
+}

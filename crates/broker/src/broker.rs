@@ -491,7 +491,7 @@ impl Broker {
         peer: &Peer,
     ) -> Result<SessionInfo, BrokerError> {
         let result = self.authenticate_inner(client_id, key, peer).await;
-        let host = peer.host.as_ref().map(|h| h.display().to_string());
+        let host = peer.host.as_ref().map(crate::peer::Host::key);
         match &result {
             Ok(session) => self.record(json!({"kind": "authentication", "client": truncate(client_id, 64), "ok": true,
                 "session": session.session_id, "host": host, "method": if key.is_some() { "key" } else { "host" }})),
@@ -540,20 +540,20 @@ impl Broker {
             (ClientAuth::HostBound { .. }, None) if self.own_bridge(peer) => self.check_bridge_executable(peer)?,
             (ClientAuth::HostBound { approved_hosts }, None) => {
                 self.check_bridge_executable(peer)?;
-                let host = peer.host.as_ref().map(|h| h.display().to_string()).ok_or_else(|| {
+                let host = peer.host.as_ref().ok_or_else(|| {
                     BrokerError::PairingDenied(format!(
                         "cannot tell which program started the bridge (it was started from a terminal, a shell session or a service); pair a client with a key for it: `keybridge client add NAME --account {} --key`",
                         client.account
                     ))
                 })?;
-                if !approved_hosts.contains(&host) {
-                    self.approve_pairing(&client, &host).await?;
+                if !approved_hosts.contains(&host.key()) {
+                    self.approve_pairing(&client, host).await?;
                 }
             }
         }
         let host = match &peer.host {
             _ if self.own_bridge(peer) => "Keybridge (connection test)".into(),
-            Some(host) => host.display().to_string(),
+            Some(host) => host.describe(),
             None => "a program Keybridge cannot name".into(),
         };
         let session_id = format!("s-{}", random_id(8));
@@ -605,8 +605,8 @@ impl Broker {
         }
     }
 
-    async fn approve_pairing(&self, client: &Client, host: &str) -> Result<(), BrokerError> {
-        let key = (client.id.clone(), host.to_string());
+    async fn approve_pairing(&self, client: &Client, host: &crate::peer::Host) -> Result<(), BrokerError> {
+        let key = (client.id.clone(), host.key());
         let (asked_already, tell) = {
             let mut pairings = lock(&self.pairings);
             match pairings.get(&key) {
@@ -641,7 +641,8 @@ impl Broker {
         result
     }
 
-    async fn ask_pairing(&self, client: &Client, host: &str) -> Result<(), BrokerError> {
+    async fn ask_pairing(&self, client: &Client, host: &crate::peer::Host) -> Result<(), BrokerError> {
+        let (key, described) = (host.key(), host.describe());
         let pending = Pending {
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::Pairing,
@@ -652,11 +653,11 @@ impl Broker {
             tool: None,
             scope: None,
             summary: format!(
-                "{} wants to connect to account {} for the first time from {host:?}. Approve only if you just started that program.",
+                "{} wants to connect to account {} for the first time from {described:?}. Approve only if you just started that program.",
                 client.name, client.account
             ),
-            arguments: json!({"host": host}),
-            arguments_digest: self.audit.keyed_digest(&canonical(&json!({"host": host}))),
+            arguments: json!({"host": key, "program": host.program, "script": host.script}),
+            arguments_digest: self.audit.keyed_digest(&canonical(&json!({"host": key}))),
             created: 0,
             expires: 0,
         };
@@ -664,7 +665,7 @@ impl Broker {
             Outcome::Approved | Outcome::ApprovedFor(_) => {
                 lock(&self.clients).update(&client.id, |c| {
                     if let ClientAuth::HostBound { approved_hosts } = &mut c.auth {
-                        approved_hosts.insert(host.to_string());
+                        approved_hosts.insert(key.clone());
                     }
                 })?;
                 Ok(())
@@ -1224,7 +1225,10 @@ impl Broker {
             }
             .into(),
             approved_hosts: match &client.auth {
-                ClientAuth::HostBound { approved_hosts } => approved_hosts.iter().cloned().collect(),
+                // As the trader knows them: "Claude Code (node …/claude-code/cli.js)".
+                ClientAuth::HostBound { approved_hosts } => {
+                    approved_hosts.iter().map(|key| crate::peer::describe_host(key)).collect()
+                }
                 ClientAuth::Key { .. } => Vec::new(),
             },
             revoked: client.revoked,

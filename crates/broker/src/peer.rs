@@ -1,6 +1,78 @@
 //! What the operating system says about the process at the other end of the socket.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The program that started the bridge, as the human knows it: a native program (Claude
+/// Desktop, Cursor), or an interpreter running a script (Claude Code is `node` running its
+/// `cli.js`; a Python agent is `python3` running its script). Each is approved on its own: a
+/// different script under the same interpreter is another host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The executable, resolved by the OS.
+    pub program: PathBuf,
+    /// The script the interpreter runs, resolved to a full path (or `-m module` for Python).
+    pub script: Option<String>,
+}
+
+impl Host {
+    /// What an approved pairing remembers.
+    pub fn key(&self) -> String {
+        match &self.script {
+            None => self.program.display().to_string(),
+            Some(script) => format!("{} {script}", self.program.display()),
+        }
+    }
+
+    /// The host in plain words: "Claude Code (node …/claude-code/cli.js)", or its path.
+    pub fn describe(&self) -> String {
+        describe_host(&self.key())
+    }
+}
+
+/// A remembered host (a [`Host::key`]) in plain words, with the name the trader knows it by
+/// where Keybridge recognizes it.
+pub fn describe_host(key: &str) -> String {
+    let short = shorten(key);
+    match known_host_name(key) {
+        Some(name) => format!("{name} ({short})"),
+        None => short,
+    }
+}
+
+/// The MCP hosts traders use, recognized by their installed paths.
+pub fn known_host_name(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase().replace('\\', "/");
+    let program = lower.split(' ').next().unwrap_or_default();
+    let file = program.rsplit('/').next().unwrap_or_default().trim_end_matches(".exe");
+    if lower.contains("claude-code/") || lower.contains("/claude/versions/") || lower.contains("/.claude/local/") {
+        Some("Claude Code")
+    } else if matches!(file, "claude" | "claude-desktop") || lower.contains("/claude.app/") {
+        Some("Claude Desktop")
+    } else if file == "cursor" {
+        Some("Cursor")
+    } else if matches!(file, "code" | "code-insiders" | "codium") {
+        Some("VS Code")
+    } else if file == "windsurf" {
+        Some("Windsurf")
+    } else {
+        None
+    }
+}
+
+/// A long path kept readable: the program's file name and the script's last two parts.
+fn shorten(key: &str) -> String {
+    let Some((program, script)) = key.split_once(' ').filter(|(p, _)| is_interpreter(Path::new(p))) else {
+        return key.to_string();
+    };
+    let program = Path::new(program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parts: Vec<&str> = script.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let script = if parts.len() > 2 && !script.starts_with('-') {
+        format!("…/{}", parts[parts.len() - 2..].join("/"))
+    } else {
+        script.to_string()
+    };
+    format!("{program} {script}")
+}
 
 /// The peer of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,15 +81,27 @@ pub struct Peer {
     pub pid: Option<i32>,
     /// The peer's executable, resolved by the OS (not what the peer claims).
     pub exe: Option<PathBuf>,
-    /// The program that launched the peer, past shells, interpreters and launchers.
-    pub host: Option<PathBuf>,
+    /// The program that launched the peer, past shells and launchers.
+    pub host: Option<Host>,
     /// This very process started the peer: the app running a client's bridge for its
     /// connection test. Nothing else can make the broker its parent.
     pub launched_by_broker: bool,
 }
 
+/// Script interpreters: one running a script is the host (with its script); one running no
+/// script (`python3 -c …`, an interactive prompt) is walked past like a shell.
+const INTERPRETERS: &[&str] = &["node", "nodejs", "python", "python3", "bun", "deno"];
+
+fn is_interpreter(exe: &Path) -> bool {
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = name.trim_end_matches(".exe");
+    // Versioned interpreters: python3.11, node20.
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    INTERPRETERS.contains(&name) || INTERPRETERS.contains(&base)
+}
+
 /// Launchers that stand between an MCP host and the bridge, and so are walked past: shells,
-/// script interpreters, package runners, and macOS's `disclaimer` wrapper.
+/// package runners, and macOS's `disclaimer` wrapper.
 #[cfg(any(target_os = "linux", test))]
 const PASS_THROUGH: &[&str] = &[
     "sh",
@@ -27,12 +111,8 @@ const PASS_THROUGH: &[&str] = &[
     "fish",
     "ksh",
     "env",
-    "node",
-    "nodejs",
     "npm",
     "npx",
-    "python",
-    "python3",
     "uv",
     "uvx",
     "pipx",
@@ -85,9 +165,29 @@ fn is_session_root(exe: &std::path::Path) -> bool {
 #[cfg(any(target_os = "linux", test))]
 fn passes_through(exe: &std::path::Path) -> bool {
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    // Versioned interpreters: python3.11, node20.
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    PASS_THROUGH.contains(&name) || PASS_THROUGH.contains(&base)
+    PASS_THROUGH.contains(&name)
+}
+
+#[cfg(any(target_os = "linux", test))]
+/// The script an interpreter runs, from its arguments (`argv[0]` first): the first argument
+/// that is not an option, or Python's `-m module`. `None` for code given inline or no script.
+fn script_argument(args: &[String]) -> Option<String> {
+    // Options that take the next argument as their value.
+    const WITH_VALUE: &[&str] = &["-W", "-X", "-r", "--require", "--import", "--loader", "--experimental-loader"];
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-c" | "-e" | "--eval" | "-p" | "--print" | "-" => return None,
+            "-m" => return rest.next().map(|module| format!("-m {module}")),
+            "--" => return rest.next().cloned(),
+            a if WITH_VALUE.contains(&a) => {
+                rest.next();
+            }
+            a if a.starts_with('-') => {}
+            script => return Some(script.to_string()),
+        }
+    }
+    None
 }
 
 impl Peer {
@@ -123,7 +223,7 @@ fn parent_of(pid: i32) -> Option<i32> {
 }
 
 #[cfg(target_os = "linux")]
-fn host_of(pid: i32) -> Option<PathBuf> {
+fn host_of(pid: i32) -> Option<Host> {
     let mut current = parent_of(pid)?;
     for _ in 0..16 {
         if current <= 1 {
@@ -133,12 +233,35 @@ fn host_of(pid: i32) -> Option<PathBuf> {
         if is_session_root(&exe) {
             return None;
         }
-        if !passes_through(&exe) {
-            return Some(exe);
+        if is_interpreter(&exe) {
+            if let Some(script) = script_of(current) {
+                return Some(Host { program: exe, script: Some(script) });
+            }
+        } else if !passes_through(&exe) {
+            return Some(Host { program: exe, script: None });
         }
         current = parent_of(current)?;
     }
     None
+}
+
+/// The script process `pid` runs, resolved against its working folder and through links.
+#[cfg(target_os = "linux")]
+fn script_of(pid: i32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> =
+        cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let script = script_argument(&args)?;
+    if script.starts_with("-m ") {
+        return Some(script);
+    }
+    let path = Path::new(&script);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?.join(path)
+    };
+    Some(std::fs::canonicalize(&path).unwrap_or(path).display().to_string())
 }
 
 #[cfg(target_os = "linux")]
@@ -157,7 +280,7 @@ fn exe_of(_pid: i32) -> Option<PathBuf> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn host_of(_pid: i32) -> Option<PathBuf> {
+fn host_of(_pid: i32) -> Option<Host> {
     None
 }
 
@@ -171,13 +294,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shells_and_interpreters_are_walked_past() {
-        for name in ["/bin/sh", "/usr/bin/bash", "/usr/bin/python3.11", "/usr/bin/node", "/usr/libexec/disclaimer"] {
+    fn shells_are_walked_past_and_interpreters_are_recognized() {
+        for name in ["/bin/sh", "/usr/bin/bash", "/usr/bin/env", "/usr/bin/npx", "/usr/libexec/disclaimer"] {
             assert!(passes_through(std::path::Path::new(name)), "{name}");
+        }
+        for name in ["/usr/bin/python3.11", "/usr/bin/node", "/opt/node22/bin/node", "C:/Python312/python.exe"] {
+            assert!(is_interpreter(Path::new(name)) && !passes_through(Path::new(name)), "{name}");
         }
         assert!(!passes_through(std::path::Path::new("/opt/Claude/claude-desktop")));
         assert!(is_session_root(std::path::Path::new("/usr/bin/tmux")));
         assert!(is_session_root(std::path::Path::new("/usr/lib/systemd/systemd")));
+    }
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_script_an_interpreter_runs_is_found_past_its_options() {
+        let cases = [
+            (
+                "node /usr/lib/node_modules/@anthropic-ai/claude-code/cli.js --resume",
+                Some("/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"),
+            ),
+            ("node --max-old-space-size=4096 -r ./hook.js agent.mjs", Some("agent.mjs")),
+            ("python3 -u -X utf8 agent.py --model x", Some("agent.py")),
+            ("python3 -m my_agent.main", Some("-m my_agent.main")),
+            ("python3 -c print(1)", None),
+            ("node -e 1", None),
+            ("python3", None),
+        ];
+        for (line, script) in cases {
+            assert_eq!(script_argument(&args(line)).as_deref(), script, "{line}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_named_as_the_trader_knows_them() {
+        let code = Host {
+            program: "/usr/bin/node".into(),
+            script: Some("/home/t/.npm-global/lib/node_modules/@anthropic-ai/claude-code/cli.js".into()),
+        };
+        assert_eq!(code.describe(), "Claude Code (node …/claude-code/cli.js)");
+        let desktop = Host { program: "/usr/lib/claude-desktop/claude-desktop".into(), script: None };
+        assert_eq!(desktop.describe(), "Claude Desktop (/usr/lib/claude-desktop/claude-desktop)");
+        let windows =
+            Host { program: r"C:\Users\t\AppData\Local\AnthropicClaude\app-1.2\claude.exe".into(), script: None };
+        assert!(windows.describe().starts_with("Claude Desktop ("), "{}", windows.describe());
+        let agent = Host { program: "/usr/bin/python3.11".into(), script: Some("/srv/agents/trader/run.py".into()) };
+        assert_eq!(agent.describe(), "python3.11 …/trader/run.py");
+        assert_ne!(agent.key(), Host { script: Some("/srv/agents/other/run.py".into()), ..agent.clone() }.key());
+        assert_eq!(known_host_name("/usr/share/code/code"), Some("VS Code"));
+        assert_eq!(known_host_name("/opt/cursor/cursor"), Some("Cursor"));
     }
 
     #[cfg(target_os = "linux")]

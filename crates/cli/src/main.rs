@@ -95,6 +95,10 @@ enum Command {
         /// Show what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// For a client paired with `--key`: read its key from stdin (never argv) and put it in
+        /// the entry. Host-bound clients need none.
+        #[arg(long)]
+        with_key: bool,
     },
 }
 
@@ -247,7 +251,9 @@ fn main() -> Result<()> {
     let command = Cli::parse().command;
     match command {
         Command::Catalog { json } => print_catalog(json),
-        Command::Connect { app, client, config, name, dry_run } => connect(app, client, config, name, dry_run),
+        Command::Connect { app, client, config, name, dry_run, with_key } => {
+            connect(app, client, config, name, dry_run, with_key)
+        }
         Command::Sim { listen, accounts, faults } => run_sim(listen, accounts, faults),
         other => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -334,7 +340,14 @@ async fn run(command: Command) -> Result<()> {
     emit(&format!("{}\n", serde_json::to_string_pretty(&result)?))
 }
 
-fn connect(app: ConnectApp, client: String, config: Option<PathBuf>, name: String, dry_run: bool) -> Result<()> {
+fn connect(
+    app: ConnectApp,
+    client: String,
+    config: Option<PathBuf>,
+    name: String,
+    dry_run: bool,
+    with_key: bool,
+) -> Result<()> {
     use keybridge_mcp_config::{Change, Entry, McpClient, apply, claude_desktop_config_here, merge};
     let app = match app {
         ConnectApp::ClaudeDesktop => McpClient::ClaudeDesktop,
@@ -345,14 +358,20 @@ fn connect(app: ConnectApp, client: String, config: Option<PathBuf>, name: Strin
     let here = std::env::current_exe().context("cannot find this program's folder")?;
     let bridge = here.with_file_name(format!("keybridge-mcp{}", std::env::consts::EXE_SUFFIX));
     let bridge = std::fs::canonicalize(&bridge).unwrap_or(bridge);
-    let entry = Entry { server_name: name, bridge, client_id: client, client_key: None };
+    let client_key = if with_key { Some(read_secret("client key")?) } else { None };
+    let entry = Entry { server_name: name, bridge, client_id: client, client_key };
     let path = match (app, config) {
         (_, Some(path)) => path,
         (McpClient::ClaudeDesktop, None) => claude_desktop_config_here()
             .context("cannot tell where Claude Desktop keeps its config; pass --config PATH")?,
         (other, None) => {
+            let stored = match (&entry.client_key, other) {
+                (None, _) => "It holds no secret: Keybridge asks you once to approve the program that starts it.".into(),
+                (Some(_), McpClient::ClaudeCode) => "It holds the client key: Claude Code will keep it in plain text in ~/.claude.json (the user scope). Revoke the client in Keybridge if that file is ever shared.".to_string(),
+                (Some(_), other) => format!("It holds the client key: {} will keep it in plain text in its configuration file. Revoke the client in Keybridge if that file is ever shared.", other.name()),
+            };
             return emit(&format!(
-                "Add this to {}'s MCP configuration (or pass --config PATH to merge it):\n{}\n",
+                "Add this to {}'s MCP configuration (or pass --config PATH to merge it):\n{}\n{stored}\n",
                 other.name(),
                 entry.snippet(other)
             ));
@@ -386,17 +405,23 @@ fn connect(app: ConnectApp, client: String, config: Option<PathBuf>, name: Strin
 
 /// The API token, from stdin when piped, else typed without echo. Never from argv.
 fn read_token() -> Result<String> {
+    read_secret("QuantConnect API token")
+}
+
+/// A secret, from stdin when piped, else typed without echo. Never from argv.
+fn read_secret(what: &str) -> Result<String> {
     use std::io::{IsTerminal, Read};
-    let token = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("QuantConnect API token (not shown): ").context("cannot read the token")?
+    let secret = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{what} (not shown): "))
+            .with_context(|| format!("cannot read the {what}"))?
     } else {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the token from stdin")?;
+        std::io::stdin().read_to_string(&mut text).with_context(|| format!("cannot read the {what} from stdin"))?;
         text
     };
-    let token = token.trim().to_string();
-    anyhow::ensure!(!token.is_empty(), "no API token given: pipe it on stdin or type it at the prompt");
-    Ok(token)
+    let secret = secret.trim().to_string();
+    anyhow::ensure!(!secret.is_empty(), "no {what} given: pipe it on stdin or type it at the prompt");
+    Ok(secret)
 }
 
 async fn audit_tail(mut admin: admin::Admin, last: usize, follow: bool, json: bool) -> Result<()> {

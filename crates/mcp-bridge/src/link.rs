@@ -187,9 +187,41 @@ impl Link {
         let mut launched = false;
         // Nothing is written until the endpoint has shown it is this user's.
         let mut attempt = 1;
-        let stream = loop {
+        let hello = Hello::Bridge {
+            version: PROTOCOL_VERSION,
+            client_id: self.config.client_id.clone(),
+            client_key: self.config.client_key.clone(),
+        };
+        let (reader, writer, session) = loop {
             match keybridge_endpoint::connect(&self.config.socket).await {
-                Ok(stream) => break stream,
+                Ok(stream) => {
+                    let (mut reader, mut writer) = tokio::io::split(stream);
+                    let answer = match write_frame(&mut writer, &hello).await {
+                        Ok(()) => read_frame::<Response, _>(&mut reader).await.ok(),
+                        Err(_) => None,
+                    };
+                    match answer {
+                        Some(Response::Welcome { session }) => break (reader, writer, session),
+                        Some(Response::Error { error, .. }) => return Err(LinkError::Refused(error)),
+                        Some(other) => {
+                            return Err(LinkError::Refused(ErrorInfo {
+                                code: ErrorCode::Internal,
+                                message: format!("unexpected first answer from Keybridge: {other:?}"),
+                            }));
+                        }
+                        // Closed before a word: a broker that is stopping as it accepted (its
+                        // restart under way). Only one that was reached before is waited for.
+                        None if reached => {
+                            why = "it closed the connection at once, and again until 10 s had passed".into();
+                        }
+                        None => {
+                            return Err(LinkError::NotRunning {
+                                socket,
+                                why: "it closed the connection at once".into(),
+                            });
+                        }
+                    }
+                }
                 Err(EndpointError::NotRunning { .. }) => {
                     if !reached && !launched && matches!(self.config.app, AppLauncher::Start(_)) {
                         launched = true;
@@ -202,11 +234,6 @@ impl Link {
                             Err(e) => why = e,
                         }
                     }
-                    if attempt >= attempts {
-                        return Err(LinkError::NotRunning { socket, why });
-                    }
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(refusal) => {
                     return Err(LinkError::Refused(ErrorInfo {
@@ -215,26 +242,13 @@ impl Link {
                     }));
                 }
             }
-        };
-        let (mut reader, mut writer) = tokio::io::split(stream);
-        let hello = Hello::Bridge {
-            version: PROTOCOL_VERSION,
-            client_id: self.config.client_id.clone(),
-            client_key: self.config.client_key.clone(),
-        };
-        let closed =
-            || LinkError::NotRunning { socket: socket.clone(), why: "it closed the connection at once".into() };
-        write_frame(&mut writer, &hello).await.map_err(|_| closed())?;
-        let session = match read_frame::<Response, _>(&mut reader).await.map_err(|_| closed())? {
-            Response::Welcome { session } => session,
-            Response::Error { error, .. } => return Err(LinkError::Refused(error)),
-            other => {
-                return Err(LinkError::Refused(ErrorInfo {
-                    code: ErrorCode::Internal,
-                    message: format!("unexpected first answer from Keybridge: {other:?}"),
-                }));
+            if attempt >= attempts {
+                return Err(LinkError::NotRunning { socket, why });
             }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        let mut reader = reader;
         self.note_scopes(&session);
         self.reached.store(true, Ordering::Relaxed);
         let pending: Pending = Arc::default();
