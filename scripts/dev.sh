@@ -9,6 +9,8 @@
 #   scripts/dev.sh package  the trader's packages into target/packages: .deb, .rpm, the MCP Bundle, the Windows installer
 #   scripts/dev.sh installed  install the .deb, test Keybridge as installed, remove it again
 #   scripts/dev.sh bench  measure, and write docs/BENCHMARKS.md
+#   scripts/dev.sh soak [MINUTES]  the long run under faults and broker restarts (default 30); appends to docs/BENCHMARKS.md
+#   scripts/dev.sh fuzz [SECONDS]  run every cargo-fuzz target for SECONDS each (default 20; CI's short run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -236,6 +238,7 @@ test_all() {
   # The end-to-end tests run the real binaries: build them first.
   cargo build --workspace --bins
   cargo test --workspace
+  fuzz 20
   windows
   # The trader's packages, then the .deb installed and tested as installed.
   package
@@ -262,6 +265,41 @@ windows() {
     -p keybridge-cli --test windows_demo
 }
 
+# The fuzz targets (fuzz/fuzz_targets): every parser that reads what another process or a file
+# hands Keybridge. libFuzzer without a sanitizer, so the machine's stable toolchain builds it
+# (RUSTC_BOOTSTRAP lets cargo-fuzz pass its flags); Keybridge's code they reach has no `unsafe`.
+FUZZ_TARGETS=(frame hello_request token arguments config_merge signature)
+fuzz() {
+  local seconds="${1:-20}"
+  command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
+  (
+    cd fuzz
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build --sanitizer none
+    for target in "${FUZZ_TARGETS[@]}"; do
+      cargo fuzz run --sanitizer none "$target" -- -max_total_time="$seconds" 2>&1 | grep -E '^(Done|INFO: Seed)|panicked|ERROR' || true
+      # A crash leaves its input under artifacts/: that is the failure.
+      if compgen -G "artifacts/$target/*" >/dev/null; then
+        echo "fuzz target $target crashed: see fuzz/artifacts/$target" >&2
+        exit 1
+      fi
+    done
+  )
+}
+
+# `keybridge serve` with its real keychain: a throwaway gnome-keyring in a private D-Bus session,
+# its files in a temporary home, as the tests run it.
+soak() {
+  local minutes="${1:-30}" scratch
+  deps
+  cargo build --release -p keybridge-cli -p keybridge-mcp -p keybridge-bench
+  scratch="$(mktemp -d)"
+  HOME="$scratch" XDG_RUNTIME_DIR="$scratch" XDG_DATA_HOME="$scratch/data" dbus-run-session -- sh -c \
+    'eval "$(printf soak | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null; exec "$0" soak "$1"' \
+    "$PWD/target/release/keybridge-bench" "$minutes"
+  rm -rf "$scratch"
+}
+
 bench() {
   deps
   cargo build --release -p keybridge-cli -p keybridge-mcp -p keybridge-bench
@@ -275,6 +313,8 @@ case "${1:-}" in
   test) test_all ;;
   windows) deps && ui && windows ;;
   bench) bench ;;
+  fuzz) fuzz "${2:-20}" ;;
+  soak) soak "${2:-30}" ;;
   package) package ;;
   installed) installed ;;
   sidecars) sidecars ;;

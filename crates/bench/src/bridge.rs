@@ -15,7 +15,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::{stats, us};
 
-fn release_bin(name: &str) -> Result<PathBuf> {
+pub(crate) fn release_bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("bench binary folder")?.join(name);
     if !path.exists() {
@@ -24,40 +24,71 @@ fn release_bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-struct Env {
+/// A data folder and socket of its own, and what every Keybridge process there runs with.
+pub(crate) struct Env {
     home: tempfile::TempDir,
     socket: PathBuf,
+    extra: Vec<(&'static str, String)>,
 }
 
 impl Env {
-    fn command(&self, program: &Path) -> Command {
+    pub(crate) fn new(home: tempfile::TempDir, extra: &[(&'static str, String)]) -> Env {
+        Env { socket: home.path().join("run/broker.sock"), home, extra: extra.to_vec() }
+    }
+
+    pub(crate) fn command(&self, program: &Path) -> Command {
         let mut command = Command::new(program);
         command
             .env("KEYBRIDGE_HOME", self.home.path().join("data"))
             .env("KEYBRIDGE_SOCKET", &self.socket)
             .env("KEYBRIDGE_LOG", "error")
+            .envs(self.extra.iter().map(|(k, v)| (k, v)))
             .kill_on_drop(true);
         command
     }
 
-    async fn cli(&self, args: &[&str]) -> Result<Value> {
-        let out = self.command(&release_bin("keybridge")?).args(args).stderr(Stdio::null()).output().await?;
+    pub(crate) async fn cli(&self, args: &[&str]) -> Result<Value> {
+        self.cli_with_stdin(args, "").await
+    }
+
+    pub(crate) async fn cli_with_stdin(&self, args: &[&str], input: &str) -> Result<Value> {
+        let mut child = self
+            .command(&release_bin("keybridge")?)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        stdin.write_all(input.as_bytes()).await?;
+        drop(stdin);
+        let out = child.wait_with_output().await?;
         if !out.status.success() {
-            bail!("keybridge {args:?} failed");
+            bail!("keybridge {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        Ok(serde_json::from_slice(&out.stdout)?)
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    }
+
+    /// Every audit record, as the lines `keybridge audit tail --json` prints.
+    pub(crate) async fn audit_lines(&self) -> Result<Vec<String>> {
+        let out = self
+            .command(&release_bin("keybridge")?)
+            .args(["audit", "tail", "--last", "100000000", "--json"])
+            .output()
+            .await?;
+        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
     }
 }
 
 /// One `keybridge-mcp` process and a line-based JSON-RPC client on its stdio.
-struct Mcp {
+pub(crate) struct Mcp {
     child: Child,
     stdin: ChildStdin,
     lines: tokio::io::Lines<BufReader<ChildStdout>>,
 }
 
 impl Mcp {
-    async fn spawn(env: &Env, client: &str, key: &str) -> Result<Mcp> {
+    pub(crate) async fn spawn(env: &Env, client: &str, key: &str) -> Result<Mcp> {
         let mut child = env
             .command(&release_bin("keybridge-mcp")?)
             .args(["--client", client])
@@ -71,7 +102,7 @@ impl Mcp {
         Ok(Mcp { child, stdin, lines })
     }
 
-    async fn send(&mut self, message: Value) -> Result<()> {
+    pub(crate) async fn send(&mut self, message: Value) -> Result<()> {
         let mut line = message.to_string();
         line.push('\n');
         self.stdin.write_all(line.as_bytes()).await?;
@@ -89,7 +120,18 @@ impl Mcp {
         bail!("the bridge closed stdout")
     }
 
-    async fn initialize(&mut self) -> Result<()> {
+    pub(crate) async fn next_line(&mut self) -> Result<Option<String>> {
+        Ok(self.lines.next_line().await?)
+    }
+
+    /// Close stdin and wait for the bridge to exit.
+    pub(crate) async fn close(mut self) -> Result<()> {
+        drop(self.stdin);
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn initialize(&mut self) -> Result<()> {
         self.send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}))
             .await?;
@@ -102,7 +144,7 @@ impl Mcp {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -116,8 +158,7 @@ fn call(id: u64) -> Value {
 }
 
 pub async fn run(report: &mut String) -> Result<()> {
-    let home = tempfile::tempdir()?;
-    let env = Env { socket: home.path().join("run/broker.sock"), home };
+    let env = Env::new(tempfile::tempdir()?, &[]);
     // The simulator runs here, not in the broker: the broker's memory is then its own.
     let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
     let mut serve = env
@@ -332,13 +373,10 @@ fn ms(d: &Duration) -> String {
 }
 
 async fn count_tool_calls(env: &Env) -> Result<u64> {
-    let out = env
-        .command(&release_bin("keybridge")?)
-        .args(["audit", "tail", "--last", "100000000", "--json"])
-        .output()
-        .await?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
+    Ok(env
+        .audit_lines()
+        .await?
+        .iter()
         .filter(|l| l.contains("\"tool_call\"") && l.contains("\"outcome\":\"ok\""))
         .count() as u64)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod bridge;
+mod soak;
 
 use anyhow::{Context, Result};
 use keybridge_broker::audit::AuditLog;
@@ -70,6 +71,24 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // `keybridge-bench soak MINUTES`: the long run, appended to the report.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("soak") {
+        let minutes = args.get(2).and_then(|m| m.parse().ok()).unwrap_or(30);
+        let report = runtime.block_on(soak::run(minutes))?;
+        print!("{report}");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(at) = text.find("\n## Soak\n") {
+            text.truncate(at + 1);
+        }
+        if !text.is_empty() && !text.ends_with("\n\n") {
+            text.push('\n');
+        }
+        text.push_str(&report);
+        std::fs::write(&path, text).context("cannot write docs/BENCHMARKS.md")?;
+        return Ok(());
+    }
     let mut report = String::new();
     writeln!(report, "# Benchmarks\n")?;
     writeln!(
@@ -184,6 +203,11 @@ fn main() -> Result<()> {
     runtime.block_on(bridge::run(&mut report))?;
 
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
+    // The soak's figures (`scripts/dev.sh soak`) are kept: this run does not repeat them.
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some(at) = old.find("\n## Soak\n") {
+        report.push_str(&old[at + 1..]);
+    }
     std::fs::write(&path, &report).with_context(|| format!("cannot write {}", path.display()))?;
     print!("{report}");
     Ok(())

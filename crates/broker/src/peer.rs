@@ -90,19 +90,11 @@ pub struct Peer {
 
 /// Script interpreters: one running a script is the host (with its script); one running no
 /// script (`python3 -c …`, an interactive prompt) is walked past like a shell.
-const INTERPRETERS: &[&str] = &["node", "nodejs", "python", "python3", "bun", "deno"];
-
-fn is_interpreter(exe: &Path) -> bool {
-    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let name = name.trim_end_matches(".exe");
-    // Versioned interpreters: python3.11, node20.
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    INTERPRETERS.contains(&name) || INTERPRETERS.contains(&base)
-}
+const INTERPRETERS: &[&str] = &["node", "nodejs", "python", "python3", "pythonw", "bun", "deno"];
 
 /// Launchers that stand between an MCP host and the bridge, and so are walked past: shells,
-/// package runners, and macOS's `disclaimer` wrapper.
-#[cfg(any(target_os = "linux", test))]
+/// package runners, and macOS's `disclaimer` wrapper. Names are compared in lower case, without
+/// `.exe`.
 const PASS_THROUGH: &[&str] = &[
     "sh",
     "bash",
@@ -116,20 +108,20 @@ const PASS_THROUGH: &[&str] = &[
     "uv",
     "uvx",
     "pipx",
+    "py",
     "disclaimer",
     "login",
     "sudo",
     "su",
     "nohup",
-    "cmd.exe",
-    "powershell.exe",
+    "cmd",
+    "powershell",
     "pwsh",
 ];
 
 /// Where a walk up the process tree ends without naming an MCP host: terminals, multiplexers,
-/// remote shells and service managers. A bridge started under one of these could have been
-/// started by anything the user runs there, so it is not host-bound to anything.
-#[cfg(any(target_os = "linux", test))]
+/// remote shells, desktop shells and service managers. A bridge started under one of these could
+/// have been started by anything the user runs there, so it is not host-bound to anything.
 const SESSION_ROOTS: &[&str] = &[
     "tmux",
     "tmux: server",
@@ -148,24 +140,75 @@ const SESSION_ROOTS: &[&str] = &[
     "tilix",
     "xfce4-terminal",
     "lxterminal",
-    "Terminal",
-    "iTerm2",
-    "WindowsTerminal.exe",
-    "conhost.exe",
-    "explorer.exe",
+    "terminal",
+    "iterm2",
     "launchd",
+    "windowsterminal",
+    "openconsole",
+    "conhost",
+    "explorer",
+    "services",
+    "svchost",
+    "wininit",
+    "winlogon",
 ];
 
-#[cfg(any(target_os = "linux", test))]
-fn is_session_root(exe: &std::path::Path) -> bool {
-    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    SESSION_ROOTS.contains(&name)
+/// A program's name as the lists above spell it: lower case, without `.exe`.
+fn program_name(exe: &Path) -> String {
+    // Split by hand: a Windows path must read the same wherever its name is checked.
+    let path = exe.to_string_lossy().to_lowercase();
+    let name = path.rsplit(['/', '\\']).next().unwrap_or_default();
+    name.strip_suffix(".exe").unwrap_or(name).to_string()
 }
 
-#[cfg(any(target_os = "linux", test))]
-fn passes_through(exe: &std::path::Path) -> bool {
-    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    PASS_THROUGH.contains(&name)
+fn is_interpreter(exe: &Path) -> bool {
+    let name = program_name(exe);
+    // Versioned interpreters: python3.11, node20.
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    INTERPRETERS.contains(&name.as_str()) || INTERPRETERS.contains(&base)
+}
+
+fn is_session_root(exe: &Path) -> bool {
+    SESSION_ROOTS.contains(&program_name(exe).as_str())
+}
+
+fn passes_through(exe: &Path) -> bool {
+    PASS_THROUGH.contains(&program_name(exe).as_str())
+}
+
+/// What the OS says about other processes: enough to walk from a peer up to its host.
+trait ProcessTable {
+    /// The process that started `pid`, if it still runs (not a later process with its id).
+    fn parent(&self, pid: u32) -> Option<u32>;
+    /// The program `pid` runs, resolved by the OS.
+    fn program(&self, pid: u32) -> Option<PathBuf>;
+    /// The script an interpreter process runs, where the OS shows its arguments.
+    fn script(&self, pid: u32) -> Option<String>;
+}
+
+/// The same rules on every OS: past shells and launchers, up to the first program that is
+/// neither (a native host), or an interpreter running a script (a script host); nothing when the
+/// walk reaches a terminal, a desktop shell or a service manager first.
+fn walk_to_host(table: &impl ProcessTable, pid: u32) -> Option<Host> {
+    let mut current = table.parent(pid)?;
+    for _ in 0..16 {
+        if current <= 1 {
+            return None;
+        }
+        let exe = table.program(current)?;
+        if is_session_root(&exe) {
+            return None;
+        }
+        if is_interpreter(&exe) {
+            if let Some(script) = table.script(current) {
+                return Some(Host { program: exe, script: Some(script) });
+            }
+        } else if !passes_through(&exe) {
+            return Some(Host { program: exe, script: None });
+        }
+        current = table.parent(current)?;
+    }
+    None
 }
 
 #[cfg(any(target_os = "linux", test))]
@@ -195,97 +238,129 @@ impl Peer {
     /// file swapped after it started does not count); `None` where the OS does not say.
     pub fn program_digest(&self) -> Option<[u8; 32]> {
         use sha2::Digest;
-        let pid = self.pid?;
+        let pid = u32::try_from(self.pid?).ok()?;
         let program = std::fs::read(program_file(pid)?).ok()?;
         Some(sha2::Sha256::digest(&program).into())
     }
 
     /// Describe the peer with process id `pid` (when the OS gave one) and user id `uid`.
     pub fn inspect(uid: u32, pid: Option<i32>) -> Self {
-        let exe = pid.and_then(exe_of);
-        let host = pid.and_then(host_of);
-        let launched_by_broker = pid.and_then(parent_of) == Some(std::process::id() as i32);
+        let os_pid = pid.and_then(|pid| u32::try_from(pid).ok());
+        let exe = os_pid.and_then(|pid| Os.program(pid));
+        let host = os_pid.and_then(|pid| walk_to_host(&Os, pid));
+        let launched_by_broker = os_pid.and_then(|pid| Os.parent(pid)) == Some(std::process::id());
         Self { uid, pid, exe, host, launched_by_broker }
     }
 }
 
-#[cfg(target_os = "linux")]
-fn exe_of(pid: i32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
-}
+/// The OS's own process table.
+struct Os;
 
 #[cfg(target_os = "linux")]
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split_whitespace().nth(1)?.parse().ok()
-}
-
-#[cfg(target_os = "linux")]
-fn host_of(pid: i32) -> Option<Host> {
-    let mut current = parent_of(pid)?;
-    for _ in 0..16 {
-        if current <= 1 {
-            return None;
-        }
-        let exe = exe_of(current)?;
-        if is_session_root(&exe) {
-            return None;
-        }
-        if is_interpreter(&exe) {
-            if let Some(script) = script_of(current) {
-                return Some(Host { program: exe, script: Some(script) });
-            }
-        } else if !passes_through(&exe) {
-            return Some(Host { program: exe, script: None });
-        }
-        current = parent_of(current)?;
+impl ProcessTable for Os {
+    fn parent(&self, pid: u32) -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may contain spaces and parentheses: fields start after the last ')'.
+        let after = &stat[stat.rfind(')')? + 2..];
+        after.split_whitespace().nth(1)?.parse().ok()
     }
-    None
-}
 
-/// The script process `pid` runs, resolved against its working folder and through links.
-#[cfg(target_os = "linux")]
-fn script_of(pid: i32) -> Option<String> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<String> =
-        cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let script = script_argument(&args)?;
-    if script.starts_with("-m ") {
-        return Some(script);
+    fn program(&self, pid: u32) -> Option<PathBuf> {
+        std::fs::read_link(format!("/proc/{pid}/exe")).ok()
     }
-    let path = Path::new(&script);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?.join(path)
-    };
-    Some(std::fs::canonicalize(&path).unwrap_or(path).display().to_string())
+
+    /// The script, resolved against the process's working folder and through links.
+    fn script(&self, pid: u32) -> Option<String> {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let script = script_argument(&args)?;
+        if script.starts_with("-m ") {
+            return Some(script);
+        }
+        let path = Path::new(&script);
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?.join(path)
+        };
+        Some(std::fs::canonicalize(&path).unwrap_or(path).display().to_string())
+    }
 }
 
+#[cfg(windows)]
+impl ProcessTable for Os {
+    fn parent(&self, pid: u32) -> Option<u32> {
+        use keybridge_endpoint::process::{parent_of, started_at};
+        let parent = parent_of(pid)?;
+        // Windows keeps an exited parent's id and may give it to a new process: one that started
+        // after its child is not its parent.
+        (started_at(parent)? <= started_at(pid)?).then_some(parent)
+    }
+
+    fn program(&self, pid: u32) -> Option<PathBuf> {
+        keybridge_endpoint::process::image_of(pid)
+    }
+
+    /// Another process's arguments live in its own memory on Windows and are not read: an
+    /// interpreter is walked past like a shell there.
+    fn script(&self, _pid: u32) -> Option<String> {
+        None
+    }
+}
+
+/// Untested: macOS cannot be built or run here.
+#[cfg(target_os = "macos")]
+impl ProcessTable for Os {
+    fn parent(&self, pid: u32) -> Option<u32> {
+        use keybridge_endpoint::process::{parent_of, started_at};
+        let parent = parent_of(pid)?;
+        (started_at(parent)? <= started_at(pid)?).then_some(parent)
+    }
+
+    fn program(&self, pid: u32) -> Option<PathBuf> {
+        keybridge_endpoint::process::image_of(pid)
+    }
+
+    /// Another process's arguments (`KERN_PROCARGS2`) are not read: an interpreter is walked
+    /// past like a shell on macOS.
+    fn script(&self, _pid: u32) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
+impl ProcessTable for Os {
+    fn parent(&self, _pid: u32) -> Option<u32> {
+        None
+    }
+
+    fn program(&self, _pid: u32) -> Option<PathBuf> {
+        None
+    }
+
+    fn script(&self, _pid: u32) -> Option<String> {
+        None
+    }
+}
+
+/// The file of the program process `pid` runs: on Linux the running image itself.
 #[cfg(target_os = "linux")]
-fn program_file(pid: i32) -> Option<PathBuf> {
+fn program_file(pid: u32) -> Option<PathBuf> {
     Some(PathBuf::from(format!("/proc/{pid}/exe")))
 }
 
-#[cfg(not(target_os = "linux"))]
-fn program_file(_pid: i32) -> Option<PathBuf> {
-    None
+/// The file of the program process `pid` runs: on Windows and macOS the file it was started from.
+#[cfg(any(windows, target_os = "macos"))]
+fn program_file(pid: u32) -> Option<PathBuf> {
+    Os.program(pid)
 }
 
-#[cfg(not(target_os = "linux"))]
-fn exe_of(_pid: i32) -> Option<PathBuf> {
-    None
-}
-
-#[cfg(not(target_os = "linux"))]
-fn host_of(_pid: i32) -> Option<Host> {
-    None
-}
-
-#[cfg(not(target_os = "linux"))]
-fn parent_of(_pid: i32) -> Option<i32> {
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
+fn program_file(_pid: u32) -> Option<PathBuf> {
     None
 }
 
@@ -346,6 +421,56 @@ mod tests {
         assert_ne!(agent.key(), Host { script: Some("/srv/agents/other/run.py".into()), ..agent.clone() }.key());
         assert_eq!(known_host_name("/usr/share/code/code"), Some("VS Code"));
         assert_eq!(known_host_name("/opt/cursor/cursor"), Some("Cursor"));
+    }
+
+    /// A process table written down: pid → (parent, program, script).
+    struct Table(Vec<(u32, u32, &'static str, Option<&'static str>)>);
+
+    impl ProcessTable for Table {
+        fn parent(&self, pid: u32) -> Option<u32> {
+            self.0.iter().find(|p| p.0 == pid).map(|p| p.1)
+        }
+        fn program(&self, pid: u32) -> Option<PathBuf> {
+            self.0.iter().find(|p| p.0 == pid).map(|p| PathBuf::from(p.2))
+        }
+        fn script(&self, pid: u32) -> Option<String> {
+            self.0.iter().find(|p| p.0 == pid).and_then(|p| p.3.map(str::to_string))
+        }
+    }
+
+    #[test]
+    fn the_walk_finds_the_host_on_every_os_by_the_same_rules() {
+        let bridge = (99, 0, "keybridge-mcp", None);
+        let walk = |rows: &[(u32, u32, &'static str, Option<&'static str>)], parent: u32| {
+            let mut rows = rows.to_vec();
+            rows.push((bridge.0, parent, bridge.2, bridge.3));
+            walk_to_host(&Table(rows), 99).map(|h| h.key())
+        };
+        let desktop_windows = [
+            (10, 4, r"C:\Windows\explorer.exe", None),
+            (20, 10, r"C:\Users\t\AppData\Local\AnthropicClaude\app-1.0\claude.exe", None),
+            (30, 20, r"C:\Windows\System32\cmd.exe", None),
+        ];
+        assert_eq!(
+            walk(&desktop_windows, 30).as_deref(),
+            Some(r"C:\Users\t\AppData\Local\AnthropicClaude\app-1.0\claude.exe")
+        );
+        let terminal_windows = [
+            (10, 4, r"C:\Program Files\WindowsApps\WindowsTerminal.exe", None),
+            (20, 10, r"C:\Program Files\PowerShell\7\pwsh.exe", None),
+        ];
+        assert_eq!(walk(&terminal_windows, 20), None, "a bare shell in a terminal is no host");
+        let node_windows = [(10, 4, r"C:\Windows\explorer.exe", None), (20, 10, r"C:\nodejs\node.exe", None)];
+        assert_eq!(walk(&node_windows, 20), None, "a script Windows does not show is walked past");
+        let code_linux = [
+            (10, 1, "/usr/bin/tmux", None),
+            (20, 10, "/usr/bin/bash", None),
+            (30, 20, "/usr/bin/node", Some("/opt/claude-code/cli.js")),
+            (40, 30, "/bin/sh", None),
+        ];
+        assert_eq!(walk(&code_linux, 40).as_deref(), Some("/usr/bin/node /opt/claude-code/cli.js"));
+        let python_c = [(10, 1, "/usr/bin/tmux", None), (20, 10, "/usr/bin/python3", None)];
+        assert_eq!(walk(&python_c, 20), None);
     }
 
     #[cfg(target_os = "linux")]

@@ -9,7 +9,8 @@
 //!
 //! This crate moves bytes and nothing else: it knows no frame, holds no secret, and must never
 //! hand out a connection to or from another user as if it were this user's. It is the one
-//! crate of the workspace allowed unsafe code, in its Windows module only.
+//! crate of the workspace allowed unsafe code, in its Windows module and its macOS `process`
+//! module only.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,18 @@ use unix as sys;
 mod windows;
 #[cfg(windows)]
 use windows as sys;
+
+/// What Windows says about other processes, for the broker's walk up from a peer to the program
+/// that started it: each process's parent, program and start time.
+#[cfg(windows)]
+pub mod process {
+    pub use crate::windows::{image_of, parent_of, started_at};
+}
+
+/// The same for macOS, through `libproc`. Untested: it cannot be built or run here.
+#[cfg(target_os = "macos")]
+#[allow(unsafe_code)]
+pub mod process;
 
 /// What went wrong reaching or opening the endpoint. Messages name the endpoint and what to do.
 #[derive(Debug, thiserror::Error)]

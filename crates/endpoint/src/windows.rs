@@ -409,6 +409,78 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// The process that started `pid`, from a snapshot of the process table. Windows keeps the id
+/// of a parent that has exited, and may reuse it; the caller checks the parent's start time.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    snapshot_entry(pid).map(|entry| entry.th32ParentProcessID)
+}
+
+/// The full path of the program process `pid` runs, as Windows resolved it.
+pub fn image_of(pid: u32) -> Option<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Threading::QueryFullProcessImageNameW;
+    // SAFETY: returns a new handle, or null on failure.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return None;
+    }
+    // SAFETY: a new open handle that nothing else owns.
+    let process = unsafe { OwnedHandle::from_raw_handle(process) };
+    let mut buffer = vec![0u16; 32_768];
+    let mut len = buffer.len() as u32;
+    // SAFETY: `buffer` holds `len` u16s; Windows writes at most that many and sets `len`.
+    if unsafe { QueryFullProcessImageNameW(process.as_raw_handle(), 0, buffer.as_mut_ptr(), &mut len) } == 0 {
+        return None;
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_wide(&buffer[..len as usize])))
+}
+
+/// When process `pid` started, in Windows' 100 ns ticks: a parent that started after its child
+/// is another process that took a reused id.
+pub fn started_at(pid: u32) -> Option<u64> {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::GetProcessTimes;
+    // SAFETY: returns a new handle, or null on failure.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return None;
+    }
+    // SAFETY: a new open handle that nothing else owns.
+    let process = unsafe { OwnedHandle::from_raw_handle(process) };
+    let zero = FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: four local FILETIMEs for Windows to fill.
+    let ok = unsafe { GetProcessTimes(process.as_raw_handle(), &mut created, &mut exited, &mut kernel, &mut user) };
+    (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
+}
+
+fn snapshot_entry(pid: u32) -> Option<windows_sys::Win32::System::Diagnostics::ToolHelp::PROCESSENTRY32W> {
+    use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
+    };
+    // SAFETY: returns a new handle, or INVALID_HANDLE_VALUE on failure.
+    let snapshot = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0) };
+    if snapshot == INVALID_HANDLE_VALUE {
+        return None;
+    }
+    // SAFETY: a new open handle that nothing else owns.
+    let snapshot = unsafe { OwnedHandle::from_raw_handle(snapshot) };
+    // SAFETY: PROCESSENTRY32W is plain data; all zeros is a valid value.
+    let mut entry: PROCESSENTRY32W = unsafe { std::mem::zeroed() };
+    entry.dwSize = std::mem::size_of::<PROCESSENTRY32W>() as u32;
+    // SAFETY: `entry` is a local whose dwSize says its size.
+    let mut more = unsafe { Process32FirstW(snapshot.as_raw_handle(), &mut entry) } != 0;
+    while more {
+        if entry.th32ProcessID == pid {
+            return Some(entry);
+        }
+        // SAFETY: as above.
+        more = unsafe { Process32NextW(snapshot.as_raw_handle(), &mut entry) } != 0;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use windows_sys::Win32::Security::Authorization::ConvertSecurityDescriptorToStringSecurityDescriptorW;

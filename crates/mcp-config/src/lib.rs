@@ -164,14 +164,28 @@ pub fn current_digest(path: &Path) -> Result<Option<String>, ConfigError> {
 
 /// Plan the merge of `entry` into the config at `path` (which may not exist yet).
 pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, ConfigError> {
-    let shown = path.display().to_string();
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ConfigError::Io { path: shown, reason: e.to_string() }),
+        Err(e) => return Err(ConfigError::Io { path: path.display().to_string(), reason: e.to_string() }),
     };
-    let mut root = match existing.as_deref().map(str::trim) {
-        None | Some("") => Map::new(),
+    merge_text(client, path, existing, entry)
+}
+
+/// [`merge`] on a config's text (`None`: no file yet), `path` only naming it.
+pub fn merge_text(
+    client: McpClient,
+    path: &Path,
+    existing: Option<String>,
+    entry: &Entry,
+) -> Result<Plan, ConfigError> {
+    let shown = path.display().to_string();
+    // What is parsed is exactly what is spliced later: past a byte-order mark, only JSON's own
+    // white space counts as blank (a form feed before `{` is an invalid file, not an empty one).
+    let body = existing.as_deref().map(|text| text.strip_prefix('\u{feff}').unwrap_or(text));
+    let mut root = match body {
+        None => Map::new(),
+        Some(text) if is_blank_json(text) => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
             Ok(_) => return Err(ConfigError::Shape { path: shown, what: "the top level is not a JSON object".into() }),
@@ -199,7 +213,7 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
     };
     let other_servers = servers.keys().filter(|name| **name != entry.server_name).cloned().collect();
     servers.insert(entry.server_name.clone(), new_entry.clone());
-    let new_text = match existing.as_deref().filter(|text| !text.trim().is_empty()) {
+    let new_text = match existing.as_deref().filter(|_| !body.is_some_and(is_blank_json)) {
         // Only Keybridge's entry changes; every other byte of the file stays as it was.
         Some(text) => {
             let top = splice::root(text).map_err(|d| ConfigError::DuplicateKey {
@@ -231,6 +245,11 @@ pub fn merge(client: McpClient, path: &Path, entry: &Entry) -> Result<Plan, Conf
         other_servers,
         original_digest: existing.as_deref().map(|text| digest(text.as_bytes())),
     })
+}
+
+/// Nothing but JSON's white space (space, tab, line feed, carriage return).
+fn is_blank_json(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// Write a plan: back the old file up beside it, then replace it atomically. Returns the
@@ -470,6 +489,20 @@ mod tests {
         let again = merge(McpClient::ClaudeDesktop, &path, &entry(None)).unwrap();
         assert_eq!(again.change, Change::Unchanged);
         assert!(apply(&again).unwrap().is_none());
+    }
+
+    #[test]
+    fn text_json_does_not_call_blank_is_refused_and_a_byte_order_mark_is_kept() {
+        // Found by the config_merge fuzz target: a form feed before `{` passed as blank space.
+        let path = Path::new("claude_desktop_config.json");
+        for text in ["\u{c}{}", "\u{a0}{}", "{}\u{2028}"] {
+            let refused = merge_text(McpClient::ClaudeDesktop, path, Some(text.into()), &entry(None));
+            assert!(matches!(refused, Err(ConfigError::Invalid { .. })), "{text:?}: {refused:?}");
+        }
+        let plan = merge_text(McpClient::ClaudeDesktop, path, Some("\u{feff}{\"a\": 1}".into()), &entry(None)).unwrap();
+        assert!(plan.new_text.starts_with("\u{feff}{\"a\": 1, \"mcpServers\""), "{:?}", plan.new_text);
+        let blank = merge_text(McpClient::ClaudeDesktop, path, Some(" \n".into()), &entry(None)).unwrap();
+        assert!(serde_json::from_str::<Value>(&blank.new_text).is_ok());
     }
 
     #[test]

@@ -86,3 +86,28 @@ pub(crate) fn check(headers: &HeaderMap, accounts: &[SimAccount], sim_now: i64, 
     }
     AuthOutcome::Accepted { user_id: user }
 }
+
+/// QuantConnect's request signature check as the simulator applies it, on raw `Authorization`
+/// and `Timestamp` header values (`None`: absent): the user id when accepted, else the refusal.
+/// For fuzzing the check from outside the crate.
+pub fn check_signature(
+    authorization: Option<&[u8]>,
+    timestamp: Option<&[u8]>,
+    accounts: &[SimAccount],
+    now: i64,
+    window_secs: u64,
+) -> Result<String, String> {
+    use axum::http::{HeaderName, HeaderValue, header::AUTHORIZATION};
+    let mut headers = HeaderMap::new();
+    let mut put = |name: HeaderName, value: Option<&[u8]>| {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(v).ok()) {
+            headers.insert(name, value);
+        }
+    };
+    put(AUTHORIZATION, authorization);
+    put(HeaderName::from_static("timestamp"), timestamp);
+    match check(&headers, accounts, now, window_secs) {
+        AuthOutcome::Accepted { user_id } => Ok(user_id),
+        AuthOutcome::Refused { message, .. } => Err(message),
+    }
+}

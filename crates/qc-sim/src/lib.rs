@@ -27,6 +27,7 @@ mod state;
 mod util;
 
 pub use api::ENDPOINTS;
+pub use auth::check_signature;
 pub use config::{SimAccount, SimConfig};
 pub use fault::{Fault, FaultParseError, FaultRule};
 pub use server::{RecordedRequest, SimHandle, start};
