@@ -291,12 +291,14 @@ impl ProcessTable for Os {
     }
 }
 
-#[cfg(windows)]
+/// Windows (tested under Wine) and macOS (untested: it cannot be built or run here) through the
+/// endpoint crate, which alone may call the OS unsafely.
+#[cfg(any(windows, target_os = "macos"))]
 impl ProcessTable for Os {
     fn parent(&self, pid: u32) -> Option<u32> {
         use keybridge_endpoint::process::{parent_of, started_at};
         let parent = parent_of(pid)?;
-        // Windows keeps an exited parent's id and may give it to a new process: one that started
+        // Both keep an exited parent's id and may give it to a new process: one that started
         // after its child is not its parent.
         (started_at(parent)? <= started_at(pid)?).then_some(parent)
     }
@@ -305,28 +307,8 @@ impl ProcessTable for Os {
         keybridge_endpoint::process::image_of(pid)
     }
 
-    /// Another process's arguments live in its own memory on Windows and are not read: an
-    /// interpreter is walked past like a shell there.
-    fn script(&self, _pid: u32) -> Option<String> {
-        None
-    }
-}
-
-/// Untested: macOS cannot be built or run here.
-#[cfg(target_os = "macos")]
-impl ProcessTable for Os {
-    fn parent(&self, pid: u32) -> Option<u32> {
-        use keybridge_endpoint::process::{parent_of, started_at};
-        let parent = parent_of(pid)?;
-        (started_at(parent)? <= started_at(pid)?).then_some(parent)
-    }
-
-    fn program(&self, pid: u32) -> Option<PathBuf> {
-        keybridge_endpoint::process::image_of(pid)
-    }
-
-    /// Another process's arguments (`KERN_PROCARGS2`) are not read: an interpreter is walked
-    /// past like a shell on macOS.
+    /// Another process's arguments live in its own memory (Windows) or behind `KERN_PROCARGS2`
+    /// (macOS) and are not read: an interpreter is walked past like a shell there.
     fn script(&self, _pid: u32) -> Option<String> {
         None
     }

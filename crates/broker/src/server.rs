@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio::io::ReadHalf;
 use tokio::sync::mpsc;
 
+use crate::audit::AuditRecord;
 use crate::peer::Peer;
 use crate::{Broker, BrokerError, own_uid};
 
@@ -263,7 +264,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                 break;
             }
             (RequestBody::Admin(AdminCommand::AuditTail { last, follow: false }), None) => {
-                send_tail(broker, outbox, id, last);
+                send_tail(broker, outbox, id, last).await;
             }
             (RequestBody::Admin(command), None) => {
                 let _ = outbox.send(match broker.admin(command).await {
@@ -311,39 +312,54 @@ pub const TAIL_PAGE: usize = 500;
 pub const TAIL_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The last `last` records: the older ones as `audit` events, oldest first, then the answer
-/// with the newest page. A short tail is one answer, as any admin command's.
-fn send_tail(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usize) -> bool {
-    let records = match broker.audit_log().read_all() {
-        Ok(records) => records,
+/// with the newest page. A short tail is one answer, as any admin command's. The log is read
+/// twice a line at a time (to count, then to send) and at most [`TAIL_IN_FLIGHT`] events wait
+/// to be written, so a tail of any length holds little memory.
+async fn send_tail(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usize) -> bool {
+    let log = broker.audit_log();
+    let records = log.records().map(|records| records.count()).and_then(|total| Ok((total, log.records()?)));
+    let (total, records) = match records {
+        Ok(found) => found,
         Err(e) => {
             let _ = outbox.send(Response::Error { id: Some(id), error: BrokerError::from(e).info() });
             return false;
         }
     };
-    let tail = &records[records.len().saturating_sub(last)..];
-    let mut page_start = tail.len();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(TAIL_IN_FLIGHT));
+    let send_older = |record: AuditRecord| {
+        let in_flight = in_flight.clone();
+        async move {
+            let Ok(place) = in_flight.acquire_owned().await else { return false };
+            outbox.send_holding(Response::Event { event: json!({"type": "audit", "record": record}) }, place).is_ok()
+        }
+    };
+    // The newest page: at most TAIL_PAGE records and TAIL_PAGE_BYTES, at least one.
+    let mut page: std::collections::VecDeque<(AuditRecord, usize)> = std::collections::VecDeque::new();
     let mut page_bytes = 0;
-    while page_start > 0 && tail.len() - page_start < TAIL_PAGE {
-        page_bytes += serde_json::to_string(&tail[page_start - 1]).map_or(0, |text| text.len());
-        if page_bytes > TAIL_PAGE_BYTES && page_start < tail.len() {
-            break;
+    for record in records.skip(total.saturating_sub(last)) {
+        let bytes = serde_json::to_string(&record).map_or(0, |text| text.len());
+        page.push_back((record, bytes));
+        page_bytes += bytes;
+        while page.len() > TAIL_PAGE || (page_bytes > TAIL_PAGE_BYTES && page.len() > 1) {
+            let Some((older, bytes)) = page.pop_front() else { break };
+            page_bytes -= bytes;
+            if !send_older(older).await {
+                return false;
+            }
         }
-        page_start -= 1;
     }
-    let (older, newest) = tail.split_at(page_start);
-    for record in older {
-        if outbox.send(Response::Event { event: json!({"type": "audit", "record": record}) }).is_err() {
-            return false;
-        }
-    }
+    let newest: Vec<AuditRecord> = page.into_iter().map(|(record, _)| record).collect();
     outbox.send(Response::Admin { id, result: json!(newest) }).is_ok()
 }
+
+/// How many older records of a long tail may wait to be written at once.
+const TAIL_IN_FLIGHT: usize = 64;
 
 /// Send the last records, then every new record and approval change until the peer leaves.
 async fn follow_audit(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usize) {
     let mut records = broker.audit_log().subscribe();
     let mut events = broker.subscribe_events();
-    if !send_tail(broker, outbox, id, last) {
+    if !send_tail(broker, outbox, id, last).await {
         return;
     }
     loop {

@@ -69,41 +69,10 @@ fn the_demo_serves_the_cli_and_the_bridge_over_the_named_pipe() {
     assert_eq!(status["paused"], false);
 
     // An MCP client's call, through the bridge and the broker to the simulator.
-    let mut bridge = Command::new(bridge_exe())
-        .args(["--client", &client_id])
-        .envs(env.clone())
-        .env("KEYBRIDGE_CLIENT_KEY", &key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("keybridge-mcp.exe is built beside keybridge.exe");
-    let mut to_bridge = bridge.stdin.take().unwrap();
-    let mut from_bridge = BufReader::new(bridge.stdout.take().unwrap());
-    let mut ask = |message: Value, id: Option<u64>| -> Option<Value> {
-        writeln!(to_bridge, "{message}").unwrap();
-        let id = id?;
-        loop {
-            let mut line = String::new();
-            assert!(from_bridge.read_line(&mut line).unwrap() > 0, "the bridge closed its output");
-            let reply: Value = serde_json::from_str(&line).unwrap();
-            if reply["id"] == id {
-                return Some(reply);
-            }
-        }
-    };
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "windows-test", "version": "1"}}});
-    assert_eq!(ask(init, Some(1)).unwrap()["result"]["serverInfo"]["name"], "keybridge");
-    ask(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}), None);
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "read_account", "arguments": {}}});
-    let reply = ask(call, Some(2)).unwrap();
-    assert_eq!(reply["result"]["isError"], false, "{reply}");
-    let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+    let result = call_as_host(&env, &client_id, Some(&key));
+    assert_eq!(result["isError"], false, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("demo-org-0001"), "{text}");
-    drop(to_bridge);
-    let _ = bridge.wait();
 
     // The call is in the audit log, and the chain holds.
     let out = keybridge().args(["audit", "tail", "--json"]).envs(env.clone()).output().unwrap();
@@ -132,18 +101,20 @@ fn start_demo() -> (Broker, Vec<(&'static str, String)>, tempfile::TempDir) {
     (Broker { child }, env, home)
 }
 
-/// This process as an MCP host: it starts `keybridge-mcp.exe` for `client` (host-bound, no
-/// key) and calls `read_account`; the tool result.
-fn call_as_host(env: &[(&str, String)], client: &str) -> Value {
-    let mut bridge = Command::new(bridge_exe())
-        .args(["--client", client])
-        .envs(env.iter().cloned())
-        .env_remove("KEYBRIDGE_CLIENT_KEY")
+/// This process as an MCP host: it starts `keybridge-mcp.exe` for `client` (with its key, or
+/// host-bound without one) and calls `read_account`; the tool result.
+fn call_as_host(env: &[(&str, String)], client: &str, key: Option<&str>) -> Value {
+    let mut command = Command::new(bridge_exe());
+    command.args(["--client", client]).envs(env.iter().cloned()).env_remove("KEYBRIDGE_CLIENT_KEY");
+    if let Some(key) = key {
+        command.env("KEYBRIDGE_CLIENT_KEY", key);
+    }
+    let mut bridge = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("keybridge-mcp.exe is built beside keybridge.exe");
     let mut to_bridge = bridge.stdin.take().unwrap();
     let mut from_bridge = BufReader::new(bridge.stdout.take().unwrap());
     let mut ask = |message: Value, id: Option<u64>| -> Option<Value> {
@@ -194,7 +165,7 @@ fn stand_in_host_entry() {
     let Ok(client) = std::env::var(HOST_CHILD) else { return };
     let env: Vec<(&str, String)> =
         ["KEYBRIDGE_HOME", "KEYBRIDGE_SOCKET"].into_iter().map(|k| (k, std::env::var(k).unwrap())).collect();
-    let result = call_as_host(&env, &client);
+    let result = call_as_host(&env, &client, None);
     println!("HOST-RESULT {}", result["isError"]);
 }
 
@@ -219,7 +190,7 @@ fn a_host_bound_client_is_asked_once_per_host_program_and_needs_no_key() {
     // This program starts the bridge: asked once, by this program's name.
     let calling = std::thread::spawn({
         let (env, client) = (env.clone(), client.clone());
-        move || call_as_host(&env, &client)
+        move || call_as_host(&env, &client, None)
     });
     let asked = answer_pairing(&env, "approve");
     assert_eq!(asked["kind"], "pairing", "{asked}");
@@ -227,7 +198,7 @@ fn a_host_bound_client_is_asked_once_per_host_program_and_needs_no_key() {
     assert_eq!(calling.join().unwrap()["isError"], false);
 
     // Again: remembered, no question.
-    assert_eq!(call_as_host(&env, &client)["isError"], false);
+    assert_eq!(call_as_host(&env, &client, None)["isError"], false);
     let out = keybridge().args(["approvals", "list"]).envs(env.clone()).output().unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!([]));
 
