@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use keybridge_broker::Broker;
 use keybridge_broker_proto::{
     AccountView, AdminCommand, ApprovalDecision, ApprovalView, AuditRecordView, AuditVerified, ClientAdded, ClientSpec,
     ClientView, SettingsView, StatusView,
 };
-use keybridge_catalog::{Preset, Scope};
+use keybridge_host::Broker;
+use keybridge_host::catalog::{Preset, Scope};
 use keybridge_mcp_config::{Change, Entry, McpClient, apply, merge};
 use serde::de::DeserializeOwned;
 use tauri::{Runtime, State};
@@ -161,8 +161,12 @@ pub fn scopes() -> Vec<ScopeInfo> {
         .map(|&scope| ScopeInfo {
             name: scope.to_string(),
             description: describe_scope(scope),
-            default_policy: keybridge_broker::policy::default_decision(scope).as_str().into(),
-            tools: keybridge_catalog::tools().iter().filter(|t| t.scope == scope).map(|t| t.name.to_string()).collect(),
+            default_policy: keybridge_host::policy::default_decision(scope).as_str().into(),
+            tools: keybridge_host::catalog::tools()
+                .iter()
+                .filter(|t| t.scope == scope)
+                .map(|t| t.name.to_string())
+                .collect(),
         })
         .collect()
 }
@@ -208,13 +212,7 @@ pub async fn audit_verify(state: State<'_, AppState>) -> Reply<AuditVerified> {
 /// `exports/` of the data folder; the export itself goes on record.
 #[tauri::command]
 pub async fn audit_export(state: State<'_, AppState>) -> Reply<String> {
-    let audit = state.broker()?.audit_log();
-    let lines = audit.export_lines().map_err(|e| UiError::new("io", e.to_string()))?;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let path = state.data_dir.join("exports").join(format!("audit-{stamp}.jsonl"));
-    keybridge_vault::write_private(&path, lines.as_bytes()).map_err(|e| UiError::new("io", e.to_string()))?;
-    audit
-        .append(serde_json::json!({"kind": "admin", "action": "audit_exported", "file": path}))
+    let path = keybridge_host::export_audit(state.broker()?, &state.data_dir)
         .map_err(|e| UiError::new("io", e.to_string()))?;
     Ok(path.display().to_string())
 }

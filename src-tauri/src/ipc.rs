@@ -22,8 +22,8 @@ impl UiError {
     }
 }
 
-impl From<keybridge_broker::BrokerError> for UiError {
-    fn from(e: keybridge_broker::BrokerError) -> Self {
+impl From<keybridge_host::BrokerError> for UiError {
+    fn from(e: keybridge_host::BrokerError) -> Self {
         let info = e.info();
         let code = serde_json::to_value(info.code).ok().and_then(|v| v.as_str().map(String::from));
         Self { code: code.unwrap_or_else(|| "internal".into()), message: info.message }

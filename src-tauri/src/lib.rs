@@ -17,8 +17,8 @@ mod tray;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keybridge_broker::Broker;
 use keybridge_broker_proto::{AdminCommand, ApprovalKind, ApprovalView, AuditRecordView, BrokerEvent};
+use keybridge_host::Broker;
 use keybridge_host::{Host, HostError, HostOptions};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::oneshot;
@@ -93,9 +93,9 @@ fn host_broker(options: &LaunchOptions) -> (AppState, Option<Host>) {
                 broker: None,
                 problem: Some(problem),
                 demo: options.demo,
-                socket: keybridge_endpoint::default_address(),
+                socket: keybridge_host::default_address(),
                 quantconnect: String::new(),
-                data_dir: keybridge_broker::default_data_dir(),
+                data_dir: keybridge_host::default_data_dir(),
                 bridge,
                 claude_desktop_config,
             };

@@ -10,8 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keybridge_broker::{Broker, BrokerConfig, BrokerError, default_data_dir, server};
+use keybridge_broker::{BrokerConfig, server};
+
+// The desktop app and the CLI reach the broker through this crate alone: these are what they use.
+pub use keybridge_broker::{Broker, BrokerError, default_data_dir, policy};
 use keybridge_broker_proto::{AdminCommand, ClientSpec, Credential};
+pub use keybridge_catalog as catalog;
+pub use keybridge_endpoint::default_address;
 use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
 use keybridge_vault::{KeyringStore, MemoryStore, SecretStore, VaultError};
 
@@ -28,6 +33,23 @@ pub enum HostError {
     Broker(#[source] BrokerError),
     #[error("cannot start the QuantConnect simulator for the demo: {0}")]
     Simulator(#[source] std::io::Error),
+    #[error("cannot export the audit log to {path}: {reason}")]
+    Export { path: String, reason: String },
+}
+
+/// Write the whole audit log, every line as written (chain fields included), to a new private
+/// file in `exports/` of the data folder, and put the export itself on record. The file's path.
+pub fn export_audit(broker: &Broker, data_dir: &Path) -> Result<PathBuf, HostError> {
+    let audit = broker.audit_log();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let path = data_dir.join("exports").join(format!("audit-{stamp}.jsonl"));
+    let failed = |reason: String| HostError::Export { path: path.display().to_string(), reason };
+    let lines = audit.export_lines().map_err(|e| failed(e.to_string()))?;
+    keybridge_vault::write_private(&path, lines.as_bytes()).map_err(|e| failed(e.to_string()))?;
+    audit
+        .append(serde_json::json!({"kind": "admin", "action": "audit_exported", "file": path}))
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(path)
 }
 
 impl From<BrokerError> for HostError {
