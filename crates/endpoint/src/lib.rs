@@ -34,7 +34,7 @@ use windows as sys;
 /// that started it: each process's parent, program and start time.
 #[cfg(windows)]
 pub mod process {
-    pub use crate::windows::{image_of, parent_of, started_at};
+    pub use crate::windows::{image_and_start, image_of, parent_of, started_at};
 }
 
 /// The same for macOS, through `libproc`. Untested: it cannot be built or run here.

@@ -42,3 +42,11 @@ pub fn image_of(pid: u32) -> Option<PathBuf> {
     let path = CStr::from_bytes_until_nul(&buffer).ok()?;
     Some(PathBuf::from(OsStr::from_bytes(path.to_bytes())))
 }
+
+/// The program and start time of one process, checked unchanged around the read: the id did not
+/// pass to another process in between.
+pub fn image_and_start(pid: u32) -> Option<(PathBuf, u64)> {
+    let before = started_at(pid)?;
+    let image = image_of(pid)?;
+    (started_at(pid)? == before).then_some((image, before))
+}

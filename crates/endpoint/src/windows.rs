@@ -417,39 +417,51 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 
 /// The full path of the program process `pid` runs, as Windows resolved it.
 pub fn image_of(pid: u32) -> Option<PathBuf> {
-    use std::os::windows::ffi::OsStringExt;
-    use windows_sys::Win32::System::Threading::QueryFullProcessImageNameW;
+    image(&open_for_query(pid)?)
+}
+
+/// When process `pid` started, in Windows' 100 ns ticks: a parent that started after its child
+/// is another process that took a reused id.
+pub fn started_at(pid: u32) -> Option<u64> {
+    start_time(&open_for_query(pid)?)
+}
+
+/// The program and start time of one process, read through one handle: the id cannot pass to
+/// another process between the two.
+pub fn image_and_start(pid: u32) -> Option<(PathBuf, u64)> {
+    let process = open_for_query(pid)?;
+    Some((image(&process)?, start_time(&process)?))
+}
+
+fn open_for_query(pid: u32) -> Option<OwnedHandle> {
     // SAFETY: returns a new handle, or null on failure.
     let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
     if process.is_null() {
         return None;
     }
     // SAFETY: a new open handle that nothing else owns.
-    let process = unsafe { OwnedHandle::from_raw_handle(process) };
+    Some(unsafe { OwnedHandle::from_raw_handle(process) })
+}
+
+fn image(process: &OwnedHandle) -> Option<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Threading::QueryFullProcessImageNameW;
     let mut buffer = vec![0u16; 32_768];
     let mut len = buffer.len() as u32;
-    // SAFETY: `buffer` holds `len` u16s; Windows writes at most that many and sets `len`.
+    // SAFETY: `buffer` holds `len` u16s; Windows writes at most that many and sets `len` to the
+    // characters written, without the NUL.
     if unsafe { QueryFullProcessImageNameW(process.as_raw_handle(), 0, buffer.as_mut_ptr(), &mut len) } == 0 {
         return None;
     }
     Some(PathBuf::from(std::ffi::OsString::from_wide(&buffer[..len as usize])))
 }
 
-/// When process `pid` started, in Windows' 100 ns ticks: a parent that started after its child
-/// is another process that took a reused id.
-pub fn started_at(pid: u32) -> Option<u64> {
+fn start_time(process: &OwnedHandle) -> Option<u64> {
     use windows_sys::Win32::Foundation::FILETIME;
     use windows_sys::Win32::System::Threading::GetProcessTimes;
-    // SAFETY: returns a new handle, or null on failure.
-    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
-    if process.is_null() {
-        return None;
-    }
-    // SAFETY: a new open handle that nothing else owns.
-    let process = unsafe { OwnedHandle::from_raw_handle(process) };
     let zero = FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
     let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
-    // SAFETY: four local FILETIMEs for Windows to fill.
+    // SAFETY: four local FILETIMEs for Windows to fill; the handle is open.
     let ok = unsafe { GetProcessTimes(process.as_raw_handle(), &mut created, &mut exited, &mut kernel, &mut user) };
     (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
