@@ -227,4 +227,69 @@ mod tests {
         tokio::spawn(async move { deciding.decide("a2", ApprovalDecision::AllowFor { minutes: 3 }) });
         assert_eq!(approvals.wait(ticket).await, Outcome::ApprovedFor(Duration::from_secs(180)));
     }
+
+    #[test]
+    fn a_session_gets_back_its_places_as_questions_end_and_sessions_do_not_share_them() {
+        let approvals = Approvals::default();
+        let mut held: Vec<_> = (0..3).map(|_| approvals.reserve("s", 3).expect("a place")).collect();
+        assert!(approvals.reserve("s", 3).is_none(), "all three places are taken");
+        assert!(approvals.reserve("other", 3).is_some(), "another session has places of its own");
+        held.pop();
+        let again = approvals.reserve("s", 3).expect("a place given back is free again");
+        assert!(approvals.reserve("s", 3).is_none());
+        drop(again);
+        assert_eq!(approvals.reserved.lock().unwrap().get("s"), Some(&2));
+    }
+
+    #[test]
+    fn the_last_place_given_back_leaves_nothing_behind() {
+        let approvals = Approvals::default();
+        let first = approvals.reserve("s", 2).unwrap();
+        let second = approvals.reserve("s", 2).unwrap();
+        drop(first);
+        assert_eq!(approvals.reserved.lock().unwrap().get("s"), Some(&1));
+        drop(second);
+        assert!(approvals.reserved.lock().unwrap().is_empty(), "no count kept for a session with none open");
+    }
+
+    #[tokio::test]
+    async fn denying_what_matches_answers_only_those_and_says_how_many() {
+        let approvals = Approvals::default();
+        let mut other = pending("b1");
+        other.session_id = Some("t".into());
+        let (mine, theirs) =
+            (approvals.open(pending("a3"), Duration::from_secs(5)), approvals.open(other, Duration::from_secs(5)));
+        assert_eq!(approvals.deny_where(|p| p.session_id.as_deref() == Some("s")), 1);
+        assert_eq!(approvals.wait(mine).await, Outcome::Denied);
+        assert_eq!(approvals.list().len(), 1, "the other session's question stays");
+        assert!(approvals.decide("b1", ApprovalDecision::Approve).is_some());
+        assert_eq!(approvals.wait(theirs).await, Outcome::Approved);
+    }
+
+    #[test]
+    fn questions_are_listed_oldest_first_and_an_allowance_ends_with_its_session() {
+        let approvals = Approvals::default();
+        let mut late = pending("a9");
+        late.created = 0;
+        let _b = approvals.open(pending("b0"), Duration::from_secs(5));
+        let _a = approvals.open(late, Duration::from_secs(5));
+        let ids: Vec<String> = approvals.list().into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, ["a9", "b0"], "same second: by id");
+        approvals.allow_for("s", "stop_live_algorithm", Duration::from_secs(60));
+        approvals.allow_for("t", "stop_live_algorithm", Duration::from_secs(60));
+        approvals.end_session("s");
+        assert!(!approvals.allowed("s", "stop_live_algorithm"));
+        assert!(approvals.allowed("t", "stop_live_algorithm"), "another session keeps its allowance");
+    }
+
+    #[tokio::test]
+    async fn an_allowance_is_at_least_a_minute_and_at_most_a_day() {
+        let approvals = std::sync::Arc::new(Approvals::default());
+        for (minutes, seconds) in [(0, 60), (5000, 24 * 60 * 60)] {
+            let id = format!("m{minutes}");
+            let ticket = approvals.open(pending(&id), Duration::from_secs(5));
+            approvals.decide(&id, ApprovalDecision::AllowFor { minutes });
+            assert_eq!(approvals.wait(ticket).await, Outcome::ApprovedFor(Duration::from_secs(seconds)));
+        }
+    }
 }
