@@ -292,4 +292,15 @@ mod tests {
             assert_eq!(approvals.wait(ticket).await, Outcome::ApprovedFor(Duration::from_secs(seconds)));
         }
     }
+
+    #[test]
+    fn a_question_says_when_it_was_asked_and_when_it_expires() {
+        let approvals = Approvals::default();
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let ticket = approvals.open(pending("t1"), Duration::from_secs(90));
+        let listed = &approvals.list()[0];
+        assert!(listed.created >= before && listed.created <= before + 2, "asked now: {}", listed.created);
+        assert_eq!(listed.expires, listed.created + 90);
+        assert_eq!((ticket.pending.created, ticket.pending.expires), (listed.created, listed.expires));
+    }
 }
