@@ -1,6 +1,6 @@
 //! The architecture's invariants that a machine can check, checked: which crate may depend on
-//! which (from `cargo metadata`), and where `unsafe` may be allowed (from the manifests and
-//! sources).
+//! which (from `cargo metadata`), where `unsafe` may be allowed (from the manifests and
+//! sources), and the broker's shape (files of a readable size, each primitive written once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -109,6 +109,43 @@ fn only_the_endpoint_may_allow_unsafe_code() {
                 assert_eq!(name, "keybridge-endpoint", "{} allows unsafe code", file.display());
             }
         }
+    }
+}
+
+/// A file a person can hold in their head: past this, split it along what it does.
+const MOST_LINES_PER_BROKER_FILE: usize = 600;
+
+#[test]
+fn no_broker_source_file_is_longer_than_a_reader_can_follow() {
+    let too_long: Vec<String> = rust_files(&root().join("crates/broker/src"))
+        .into_iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+            (lines > MOST_LINES_PER_BROKER_FILE).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    assert!(too_long.is_empty(), "over {MOST_LINES_PER_BROKER_FILE} lines: {too_long:?}");
+}
+
+#[test]
+fn the_broker_writes_each_primitive_once() {
+    // Spelled in parts so that this file does not match itself.
+    let primitives = [
+        (["fn now", "()"].concat(), "the clock"),
+        (["fn lock", "<"].concat(), "the lock that outlives a panic"),
+        ([".unwrap_or_else(|e| e.", "into_inner())"].concat(), "the lock that outlives a panic"),
+        (["getrandom::fill(&mut ", "bytes)"].concat(), "a key made for the keychain"),
+        (["0x", "36"].concat(), "HMAC (the hmac crate computes it)"),
+        (["fold(0u8", ""].concat(), "a constant-time comparison (the subtle crate makes it)"),
+        (["(60..=", "MAX_TTL_SECS)"].concat(), "the token-lifetime bounds"),
+    ];
+    for (pattern, what) in primitives {
+        let at: Vec<String> = rust_files(&root().join("crates/broker/src"))
+            .into_iter()
+            .filter(|file| std::fs::read_to_string(file).unwrap().contains(&pattern))
+            .map(|file| file.strip_prefix(root()).unwrap().display().to_string())
+            .collect();
+        assert!(at.len() <= 1, "{what} (`{pattern}`) is written in {} places: {at:?}", at.len());
     }
 }
 

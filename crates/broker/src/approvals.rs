@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use keybridge_broker_proto::ApprovalDecision;
 use tokio::sync::oneshot;
+
+use crate::primitives::{lock, now};
 
 pub use keybridge_broker_proto::{ApprovalKind, ApprovalView as Pending};
 
@@ -43,7 +45,7 @@ pub struct Reservation<'a> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut reserved = self.approvals.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reserved = lock(&self.approvals.reserved);
         if let Some(count) = reserved.get_mut(&self.session) {
             *count -= 1;
             if *count == 0 {
@@ -59,10 +61,6 @@ impl std::fmt::Debug for Approvals {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// A registered approval: await [`Ticket::wait`] for the human's answer.
 pub struct Ticket {
     pub pending: Pending,
@@ -76,10 +74,7 @@ impl Approvals {
         let (tx, rx) = oneshot::channel();
         pending.created = now();
         pending.expires = pending.created + timeout.as_secs();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pending.id.clone(), Entry { pending: pending.clone(), answer: Some(tx) });
+        lock(&self.pending).insert(pending.id.clone(), Entry { pending: pending.clone(), answer: Some(tx) });
         Ticket { pending, receiver: rx, timeout }
     }
 
@@ -100,12 +95,12 @@ impl Approvals {
 
     /// Remove a request without an answer (the caller gave up waiting).
     pub fn withdraw(&self, id: &str) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        lock(&self.pending).remove(id);
     }
 
     /// Answer a request. Returns the request, or `None` if it is not pending any more.
     pub fn decide(&self, id: &str, decision: ApprovalDecision) -> Option<Pending> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = lock(&self.pending);
         let entry = pending.get_mut(id)?;
         let sender = entry.answer.take()?;
         let shown = entry.pending.clone();
@@ -117,7 +112,7 @@ impl Approvals {
     /// Deny every pending request that `matches` (on pause, revocation, session end): a stale
     /// question must not be answerable after the human pulled the plug.
     pub fn deny_where(&self, matches: impl Fn(&Pending) -> bool) -> usize {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = lock(&self.pending);
         let ids: Vec<String> = pending.values().filter(|e| matches(&e.pending)).map(|e| e.pending.id.clone()).collect();
         for id in &ids {
             if let Some(mut entry) = pending.remove(id)
@@ -132,7 +127,7 @@ impl Approvals {
     /// Take one of the `max` places `session` has for open questions, or `None` when all are
     /// taken. Checking and taking are one step.
     pub fn reserve(&self, session: &str, max: usize) -> Option<Reservation<'_>> {
-        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reserved = lock(&self.reserved);
         let count = reserved.entry(session.to_string()).or_insert(0);
         if *count >= max {
             return None;
@@ -142,23 +137,19 @@ impl Approvals {
     }
 
     pub fn list(&self) -> Vec<Pending> {
-        let mut list: Vec<Pending> =
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.pending.clone()).collect();
+        let mut list: Vec<Pending> = lock(&self.pending).values().map(|e| e.pending.clone()).collect();
         // A stable order: cards must not swap places under the human's pointer.
         list.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         list
     }
 
     pub fn allow_for(&self, session: &str, tool: &str, duration: Duration) {
-        self.allowances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((session.to_string(), tool.to_string()), Instant::now() + duration);
+        lock(&self.allowances).insert((session.to_string(), tool.to_string()), Instant::now() + duration);
     }
 
     /// Whether a time-boxed allowance covers this tool in this session now.
     pub fn allowed(&self, session: &str, tool: &str) -> bool {
-        let mut allowances = self.allowances.lock().unwrap_or_else(|e| e.into_inner());
+        let mut allowances = lock(&self.allowances);
         let key = (session.to_string(), tool.to_string());
         match allowances.get(&key) {
             Some(until) if *until > Instant::now() => true,
@@ -172,7 +163,7 @@ impl Approvals {
 
     /// Forget the allowances of an ended session.
     pub fn end_session(&self, session: &str) {
-        self.allowances.lock().unwrap_or_else(|e| e.into_inner()).retain(|(s, _), _| s != session);
+        lock(&self.allowances).retain(|(s, _), _| s != session);
     }
 }
 
@@ -296,7 +287,7 @@ mod tests {
     #[test]
     fn a_question_says_when_it_was_asked_and_when_it_expires() {
         let approvals = Approvals::default();
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let before = now();
         let ticket = approvals.open(pending("t1"), Duration::from_secs(90));
         let listed = &approvals.list()[0];
         assert!(listed.created >= before && listed.created <= before + 2, "asked now: {}", listed.created);

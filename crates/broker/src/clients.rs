@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::BrokerError;
 use crate::policy::Decision;
+use crate::sealed::SealedFileError;
 
 /// How a client's bridge proves it is that client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,20 +78,9 @@ pub struct SealKey(keybridge_secret::Secret<Vec<u8>>);
 
 impl SealKey {
     pub fn load_or_create(store: &dyn keybridge_vault::SecretStore, name: &str) -> Result<Self, BrokerError> {
-        let key_error = |e: keybridge_vault::VaultError| BrokerError::Internal(e.to_string());
-        if let Some(hex_key) = store.get(name).map_err(key_error)? {
-            let bytes =
-                hex::decode(hex_key.expose()).map_err(|_| BrokerError::Internal(format!("{name} is not hex")))?;
-            return Ok(Self(keybridge_secret::Secret::new(bytes)));
-        }
-        let mut bytes = vec![0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        store.set(name, &keybridge_vault::SecretString::from(hex::encode(&bytes))).map_err(key_error)?;
-        Ok(Self(keybridge_secret::Secret::new(bytes)))
-    }
-
-    fn mac(&self, body: &str) -> String {
-        self.mac_for("clients", body)
+        let (key, _) =
+            crate::primitives::keychain_key(store, name).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        Ok(Self(key))
     }
 
     /// A MAC over `body` for one purpose (`clients`, `settings`), so one seal never fits another file.
@@ -105,20 +95,9 @@ impl std::fmt::Debug for SealKey {
     }
 }
 
-/// The sealed file: the clients, their generation and a MAC over both.
-#[derive(Serialize, Deserialize)]
-struct Sealed {
-    clients: Vec<Client>,
-    /// 0 in files written before generations existed.
-    #[serde(default)]
-    generation: u64,
-    mac: String,
-}
-
-/// What the seal covers: the generation too, so it cannot be edited to pass the anchor.
-fn sealed_body(generation: u64, body: &str) -> String {
-    if generation == 0 { body.to_string() } else { format!("{generation}\n{body}") }
-}
+/// The seal's purpose, and the file's field that holds the clients.
+const PURPOSE: &str = "clients";
+const FIELD: &str = "clients";
 
 impl Clients {
     /// Load without an anchor (tests, tools that only read).
@@ -135,32 +114,26 @@ impl Clients {
         accept_restored: bool,
     ) -> Result<Self, BrokerError> {
         let file = data_dir.join("clients.json");
-        let mut generation = 0;
-        let clients = match std::fs::read(&file) {
-            Ok(bytes) => {
-                let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
-                    BrokerError::Invalid(format!("{} is damaged ({e}); restore it or remove it", file.display()))
-                })?;
-                let body = serde_json::to_string(&sealed.clients).map_err(|e| BrokerError::Internal(e.to_string()))?;
-                generation = sealed.generation;
-                if seal.mac(&sealed_body(sealed.generation, &body)) != sealed.mac {
-                    return Err(BrokerError::Invalid(format!(
-                        "{} was changed outside Keybridge (its seal does not match); restore it from a backup, or remove it and pair your clients again",
-                        file.display()
-                    )));
-                }
-                if let Some(anchor) = &anchor {
-                    anchor.check(&file, "a revoked client, or scopes taken away", Some(generation), accept_restored)?;
-                }
-                sealed.clients.into_iter().map(|c| (c.id.clone(), c)).collect()
+        let unsealed = crate::sealed::read::<Vec<Client>>(&file, FIELD, PURPOSE, &seal).map_err(|e| match e {
+            SealedFileError::Unreadable(e) => BrokerError::Internal(format!("cannot read {}: {e}", file.display())),
+            SealedFileError::Tampered => BrokerError::Invalid(format!(
+                "{} was changed outside Keybridge (its seal does not match); restore it from a backup, or remove it and pair your clients again",
+                file.display()
+            )),
+            SealedFileError::Damaged(e) => {
+                BrokerError::Invalid(format!("{} is damaged ({e}); restore it or remove it", file.display()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(anchor) = &anchor {
-                    anchor.check(&file, "every paired client and every revocation", None, accept_restored)?;
-                }
-                BTreeMap::new()
-            }
-            Err(e) => return Err(BrokerError::Internal(format!("cannot read {}: {e}", file.display()))),
+        })?;
+        if let Some(anchor) = &anchor {
+            let lost = match unsealed {
+                Some(_) => "a revoked client, or scopes taken away",
+                None => "every paired client and every revocation",
+            };
+            anchor.check(&file, lost, unsealed.as_ref().map(|u| u.generation), accept_restored)?;
+        }
+        let (clients, generation) = match unsealed {
+            Some(unsealed) => (unsealed.value.into_iter().map(|c| (c.id.clone(), c)).collect(), unsealed.generation),
+            None => (BTreeMap::new(), 0),
         };
         let mut clients = Self { file, clients, seal, generation, anchor };
         if accept_restored {
@@ -204,10 +177,7 @@ impl Clients {
     fn save(&mut self, new_generation: bool) -> Result<(), BrokerError> {
         let generation = if new_generation && self.anchor.is_some() { self.generation + 1 } else { self.generation };
         let clients: Vec<Client> = self.clients.values().cloned().collect();
-        let body = serde_json::to_string(&clients).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let sealed = Sealed { mac: self.seal.mac(&sealed_body(generation, &body)), generation, clients };
-        let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        keybridge_vault::write_private(&self.file, &bytes).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        crate::sealed::write(&self.file, FIELD, PURPOSE, &self.seal, &clients, generation)?;
         // The file first, then the anchor: a crash between leaves the file ahead, which loads.
         if let Some(anchor) = self.anchor.as_ref().filter(|_| new_generation) {
             anchor.set(&generation.to_string())?;

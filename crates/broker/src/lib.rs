@@ -20,12 +20,14 @@ pub mod clients;
 mod error;
 pub mod peer;
 pub mod policy;
+mod primitives;
+mod sealed;
 pub mod server;
 pub mod settings;
+mod text;
 pub mod tokens;
 
-pub use broker::{
-    Broker, BrokerConfig, MAX_WAITING_PER_SESSION, canonical, default_data_dir, masked, plain_text, redact,
-};
+pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, default_data_dir};
 pub use error::BrokerError;
 pub use keybridge_endpoint::current_uid as own_uid;
+pub use text::{canonical, masked, plain_text, redact};

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::audit::AuditRecord;
 use crate::peer::Peer;
+use crate::primitives::lock;
 use crate::{Broker, BrokerError, own_uid};
 
 /// Calls one connection may have in flight at once.
@@ -206,7 +207,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
         let id = request.id;
         match (request.body, &session) {
             (RequestBody::Cancel { target }, _) => {
-                if let Some(task) = running.lock().unwrap_or_else(|e| e.into_inner()).remove(&target) {
+                if let Some(task) = lock(&running).remove(&target) {
                     task.abort();
                     let _ = outbox.send(error(Some(target), ErrorCode::Cancelled, "cancelled by the client"));
                 }
@@ -224,7 +225,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                 });
             }
             (RequestBody::Call { token, tool, arguments }, Some(session_id)) => {
-                if running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                if lock(&running).contains_key(&id) {
                     let _ =
                         outbox.send(error(Some(id), ErrorCode::Invalid, format!("request id {id} is already in use")));
                     continue;
@@ -240,7 +241,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                 let session_id = session_id.clone();
                 // Held until the task is registered: a call that ends at once must not try to
                 // unregister before it is registered, which would leave its entry behind.
-                let mut registered = running.lock().unwrap_or_else(|e| e.into_inner());
+                let mut registered = lock(&running);
                 let task = tokio::spawn(async move {
                     let waiting = outbox_for_call.clone();
                     let result = broker
@@ -250,7 +251,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
                                 waiting.send(Response::Waiting { id, summary: pending.summary.clone(), seconds_left });
                         })
                         .await;
-                    running_for_call.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    lock(&running_for_call).remove(&id);
                     let answer = match result {
                         Ok(result) => Response::Result { id, result },
                         Err(e) => Response::Error { id: Some(id), error: e.info() },
@@ -284,7 +285,7 @@ async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<B
             }
         }
     }
-    for (_, task) in running.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+    for (_, task) in lock(&running).drain() {
         task.abort();
     }
 }

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use keybridge_broker_proto::SettingsView;
 use keybridge_catalog::Scope;
-use serde::{Deserialize, Serialize};
 
 use crate::BrokerError;
 use crate::clients::SealKey;
 use crate::policy::Decision;
-use crate::tokens::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
+use crate::sealed::SealedFileError;
+use crate::tokens::{DEFAULT_TTL_SECS, check_lifetime};
 
 /// The shortest and longest time a question may wait for the human.
 pub const APPROVAL_TIMEOUT_BOUNDS: (u64, u64) = (10, 600);
@@ -45,12 +45,7 @@ impl Settings {
 
     /// Check a view from the user; every problem is named with the accepted values.
     pub fn from_view(view: &SettingsView) -> Result<Self, BrokerError> {
-        if !(60..=MAX_TTL_SECS).contains(&view.token_ttl_secs) {
-            return Err(BrokerError::Invalid(format!(
-                "token lifetime {}s is outside 60..={MAX_TTL_SECS}s",
-                view.token_ttl_secs
-            )));
-        }
+        check_lifetime(view.token_ttl_secs).map_err(|e| BrokerError::Invalid(e.to_string()))?;
         let (low, high) = APPROVAL_TIMEOUT_BOUNDS;
         if !(low..=high).contains(&view.approval_timeout_secs) {
             return Err(BrokerError::Invalid(format!(
@@ -71,22 +66,9 @@ pub fn settings_file(data_dir: &Path) -> PathBuf {
     data_dir.join("settings.json")
 }
 
-/// The file: the settings, their generation and a MAC over both.
-#[derive(Serialize, Deserialize)]
-struct Sealed {
-    settings: SettingsView,
-    /// 0 in files written before generations existed.
-    #[serde(default)]
-    generation: u64,
-    mac: String,
-}
-
-/// What the seal covers: the generation too, so it cannot be edited to pass the anchor.
-fn sealed_body(generation: u64, body: &str) -> String {
-    if generation == 0 { body.to_string() } else { format!("{generation}\n{body}") }
-}
-
+/// The seal's purpose, and the file's field that holds the settings.
 const PURPOSE: &str = "settings";
+const FIELD: &str = "settings";
 
 /// The saved settings, or the defaults when none were saved.
 pub fn load(data_dir: &Path, approval_timeout: Duration, seal: &SealKey) -> Result<Settings, BrokerError> {
@@ -104,37 +86,24 @@ pub fn load_anchored(
 ) -> Result<(Settings, u64), BrokerError> {
     let path = settings_file(data_dir);
     const LOST: &str = "a stricter broker-wide policy";
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| {
-                BrokerError::Invalid(format!(
-                    "{} is not valid ({e}); remove it to go back to the defaults, then set your settings again in Keybridge",
-                    path.display()
-                ))
-            })?;
-            let body = serde_json::to_string(&sealed.settings).map_err(|e| BrokerError::Internal(e.to_string()))?;
-            if seal.mac_for(PURPOSE, &sealed_body(sealed.generation, &body)) != sealed.mac {
-                return Err(BrokerError::Invalid(format!(
-                    "{} was changed outside Keybridge (its seal does not match), so it is not obeyed; remove it to go back to the defaults, then set your settings again in Keybridge",
-                    path.display()
-                )));
-            }
-            if let Some(anchor) = anchor {
-                anchor.check(&path, LOST, Some(sealed.generation), accept_restored)?;
-            }
-            let settings = Settings::from_view(&sealed.settings).map_err(|e| {
-                BrokerError::Invalid(format!("{}: {e}; remove it to go back to the defaults", path.display()))
-            })?;
-            Ok((settings, sealed.generation))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(anchor) = anchor {
-                anchor.check(&path, LOST, None, accept_restored)?;
-            }
-            Ok((Settings::defaults(approval_timeout), 0))
-        }
-        Err(e) => Err(BrokerError::Internal(format!("cannot read {}: {e}", path.display()))),
+    let unsealed = crate::sealed::read::<SettingsView>(&path, FIELD, PURPOSE, seal).map_err(|e| match e {
+        SealedFileError::Unreadable(e) => BrokerError::Internal(format!("cannot read {}: {e}", path.display())),
+        SealedFileError::Tampered => BrokerError::Invalid(format!(
+            "{} was changed outside Keybridge (its seal does not match), so it is not obeyed; remove it to go back to the defaults, then set your settings again in Keybridge",
+            path.display()
+        )),
+        SealedFileError::Damaged(e) => BrokerError::Invalid(format!(
+            "{} is not valid ({e}); remove it to go back to the defaults, then set your settings again in Keybridge",
+            path.display()
+        )),
+    })?;
+    if let Some(anchor) = anchor {
+        anchor.check(&path, LOST, unsealed.as_ref().map(|u| u.generation), accept_restored)?;
     }
+    let Some(unsealed) = unsealed else { return Ok((Settings::defaults(approval_timeout), 0)) };
+    let settings = Settings::from_view(&unsealed.value)
+        .map_err(|e| BrokerError::Invalid(format!("{}: {e}; remove it to go back to the defaults", path.display())))?;
+    Ok((settings, unsealed.generation))
 }
 
 pub fn save(data_dir: &Path, settings: &Settings, seal: &SealKey) -> Result<(), BrokerError> {
@@ -148,11 +117,7 @@ pub fn save_generation(
     seal: &SealKey,
     generation: u64,
 ) -> Result<(), BrokerError> {
-    let view = settings.view();
-    let body = serde_json::to_string(&view).map_err(|e| BrokerError::Internal(e.to_string()))?;
-    let sealed = Sealed { mac: seal.mac_for(PURPOSE, &sealed_body(generation, &body)), generation, settings: view };
-    let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| BrokerError::Internal(e.to_string()))?;
-    keybridge_vault::write_private(&settings_file(data_dir), &bytes).map_err(BrokerError::from)
+    crate::sealed::write(&settings_file(data_dir), FIELD, PURPOSE, seal, &settings.view(), generation)
 }
 
 #[cfg(test)]

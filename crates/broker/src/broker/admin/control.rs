@@ -1,0 +1,58 @@
+//! The broker as a whole: its status, the pause (kept in the keychain, so deleting a file cannot
+//! lift it), the settings (sealed and anchored), and the token signing key's rotation.
+
+use std::sync::atomic::Ordering;
+
+use keybridge_broker_proto::{SettingsView, StatusView};
+use keybridge_vault::SecretString;
+use serde_json::{Value, json};
+
+use crate::BrokerError;
+use crate::broker::Broker;
+use crate::primitives::lock;
+use crate::settings::Settings;
+
+impl Broker {
+    pub(super) fn status(&self) -> Value {
+        json!(StatusView {
+            version: self.config.version.clone(),
+            paused: self.is_paused(),
+            data_dir: self.config.data_dir.display().to_string(),
+            quantconnect: self.config.qc_base_url.clone(),
+            sessions: lock(&self.sessions).values().filter(|s| !s.revoked).count(),
+            pending_approvals: self.approvals.list().len(),
+            signing_key: self.tokens.active_kid(),
+        })
+    }
+
+    pub(super) fn set_paused(&self, paused: bool) -> Result<Value, BrokerError> {
+        self.paused.store(paused, Ordering::SeqCst);
+        if paused {
+            self.approvals.deny_where(|_| true);
+            self.store.set(&self.pause_name, &SecretString::from("paused".to_string()))?;
+        } else {
+            self.store.delete(&self.pause_name)?;
+        }
+        self.record(json!({"kind": "admin", "action": if paused { "paused" } else { "resumed" }}));
+        let _ = self.events.send(json!({"type": "paused", "paused": paused}));
+        Ok(json!({"paused": paused}))
+    }
+
+    pub(super) fn update_settings(&self, view: &SettingsView) -> Result<Value, BrokerError> {
+        let settings = Settings::from_view(view)?;
+        let generation = self.settings_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        crate::settings::save_generation(&self.config.data_dir, &settings, &self.settings_seal, generation)?;
+        self.settings_anchor.set(&generation.to_string())?;
+        let view = settings.view();
+        *lock(&self.settings) = settings;
+        self.record(json!({"kind": "admin", "action": "settings_changed", "settings": view}));
+        let _ = self.events.send(json!({"type": "settings_changed", "settings": view}));
+        Ok(json!(view))
+    }
+
+    pub(super) fn rotate_signing_key(&self) -> Result<Value, BrokerError> {
+        let kid = self.tokens.rotate().map_err(|e| BrokerError::Internal(e.to_string()))?;
+        self.record(json!({"kind": "admin", "action": "signing_key_rotated", "kid": kid}));
+        Ok(json!({"kid": kid}))
+    }
+}

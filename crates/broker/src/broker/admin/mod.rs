@@ -1,0 +1,47 @@
+//! The admin commands the CLI and the app send, one module per family. Every change is audited
+//! and, where a window shows it, announced on the event channel.
+
+use keybridge_broker_proto::AdminCommand;
+use serde_json::Value;
+
+use super::Broker;
+use crate::BrokerError;
+
+mod accounts;
+mod clients;
+mod control;
+mod oversight;
+
+impl Broker {
+    /// Run an admin command (every command but a following `audit tail`).
+    pub async fn admin(&self, command: AdminCommand) -> Result<Value, BrokerError> {
+        match command {
+            AdminCommand::Status => Ok(self.status()),
+            AdminCommand::AccountAdd { name, user_id, organization_id, api_token, skip_check } => {
+                self.add_account(&name, &user_id, organization_id, api_token, skip_check).await
+            }
+            AdminCommand::AccountList => self.list_accounts(),
+            AdminCommand::AccountRemove { name } => self.remove_account(&name),
+            AdminCommand::AccountTest { name } => self.test_account(&name).await,
+            AdminCommand::AccountRename { name, new_name } => self.rename_account(&name, &new_name),
+            AdminCommand::ClientAdd { spec } => self.add_client(spec),
+            AdminCommand::ClientList => Ok(self.list_clients()),
+            AdminCommand::ClientShow { client_id } => self.show_client(&client_id),
+            AdminCommand::ClientRevoke { client_id } => self.revoke_client(&client_id),
+            AdminCommand::ClientUpdate { client_id, preset, scopes, policy } => {
+                self.update_client(&client_id, preset.as_deref(), &scopes, policy.as_ref())
+            }
+            AdminCommand::SessionEnd { session_id } => Ok(self.end_session(&session_id)),
+            AdminCommand::TokenMint { client_id, ttl_secs } => self.mint_for_cli(&client_id, ttl_secs),
+            AdminCommand::Pause => self.set_paused(true),
+            AdminCommand::Resume => self.set_paused(false),
+            AdminCommand::SettingsGet => Ok(serde_json::json!(self.settings().view())),
+            AdminCommand::SettingsUpdate { settings } => self.update_settings(&settings),
+            AdminCommand::KeysRotate => self.rotate_signing_key(),
+            AdminCommand::ApprovalsList => Ok(serde_json::json!(self.approvals.list())),
+            AdminCommand::ApprovalDecide { approval_id, decision } => self.decide_approval(&approval_id, decision),
+            AdminCommand::AuditTail { last, .. } => self.audit_tail(last),
+            AdminCommand::AuditVerify => self.audit_verify(),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! A tool call through the pipeline: cleared (token and session, pause, scope, arguments,
+//! policy), asked (the human's approval, when the policy says so, with the question built from
+//! what the broker itself looked up), executed at QuantConnect within the concurrency limits, and
+//! recorded. Once sent, a call always completes and is recorded, even if its caller goes away.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keybridge_broker_proto::{Credential, ToolInfo};
+use keybridge_catalog::{Preset, Scope, Tool};
+use keybridge_quantconnect::Credentials;
+use keybridge_vault::AccountId;
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+
+use super::{BROKER_LOOKUPS, Broker, MAX_WAITING_PER_SESSION};
+use crate::BrokerError;
+use crate::approvals::{ApprovalKind, Approvals, Outcome, Pending};
+use crate::clients::Client;
+use crate::policy::Decision;
+use crate::primitives::lock;
+use crate::text::{MAX_RECORDED_ERROR_CHARS, canonical, masked, plain_text, quoted, redact, trading_mode, truncate};
+use crate::tokens::{Claims, random_id};
+
+/// A call that passed every check and may be sent.
+struct Cleared {
+    account: AccountId,
+    client: String,
+    tool: &'static Tool,
+    args: Map<String, Value>,
+}
+
+/// The audit record of one call. Written when finished; if the call is dropped before (the
+/// caller cancelled while it waited), it is written as cancelled.
+struct CallRecord {
+    broker: Arc<Broker>,
+    started: Instant,
+    record: Option<Value>,
+}
+
+impl CallRecord {
+    fn fields(&mut self) -> &mut Value {
+        self.record.get_or_insert_with(|| json!({}))
+    }
+
+    fn finish(&mut self, result: Result<(), &BrokerError>) {
+        let Some(mut record) = self.record.take() else { return };
+        record["latency_us"] = json!(self.started.elapsed().as_micros() as u64);
+        match result {
+            Ok(()) => record["outcome"] = json!("ok"),
+            Err(e) => {
+                record["outcome"] = json!(format!("{:?}", e.code()).to_ascii_lowercase());
+                record["error"] = json!(truncate(&e.to_string(), MAX_RECORDED_ERROR_CHARS));
+            }
+        }
+        self.broker.record(record);
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            self.finish(Err(&BrokerError::Cancelled));
+        }
+    }
+}
+
+/// Withdraws a pending approval if the waiting call is dropped (cancelled).
+struct Withdraw<'a> {
+    approvals: &'a Approvals,
+    id: String,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.approvals.withdraw(&self.id);
+    }
+}
+
+impl Broker {
+    pub fn list_tools(&self, session: Option<&str>, token: &Credential) -> Result<Vec<ToolInfo>, BrokerError> {
+        let (claims, client) = self.authorize_for(session, token)?;
+        let scopes = Self::effective_scopes(&claims, &client);
+        Ok(keybridge_catalog::tools()
+            .iter()
+            .filter(|t| scopes.contains(&t.scope))
+            .filter(|t| self.decide(t.scope, &client) != Decision::Deny)
+            .map(|t| ToolInfo {
+                name: t.name.to_string(),
+                scope: t.scope.to_string(),
+                policy: self.decide(t.scope, &client).as_str().to_string(),
+            })
+            .collect())
+    }
+
+    /// Run one tool for a bridge whose connection authenticated as `session` (`None` for
+    /// in-process callers). `on_wait` is told when the call waits for the human.
+    ///
+    /// Once a call is cleared and sent to QuantConnect it runs to completion and is recorded,
+    /// even if the caller cancels or goes away: a write that happened is never missing from the
+    /// audit log. Cancelling before that point only stops the wait.
+    pub async fn call(
+        self: &Arc<Self>,
+        session: Option<&str>,
+        token: &Credential,
+        tool_name: &str,
+        arguments: Value,
+        on_wait: impl FnOnce(&Pending),
+    ) -> Result<Value, BrokerError> {
+        let mut audit = CallRecord {
+            broker: self.clone(),
+            started: Instant::now(),
+            record: Some(json!({"kind": "tool_call", "tool": truncate(tool_name, 64)})),
+        };
+        let cleared = match self.clear_call(session, token, tool_name, arguments, on_wait, audit.fields()).await {
+            Ok(cleared) => cleared,
+            Err(e) => {
+                audit.finish(Err(&e));
+                return Err(e);
+            }
+        };
+        let broker = self.clone();
+        let execution = tokio::spawn(async move {
+            let result =
+                broker.execute(&cleared.account, &cleared.client, cleared.tool, Value::Object(cleared.args)).await;
+            audit.fields()["upstream"] = json!(match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{:?}", e.code()).to_ascii_lowercase(),
+            });
+            audit.finish(result.as_ref().map(|_| ()));
+            result
+        });
+        execution.await.unwrap_or_else(|e| Err(BrokerError::Internal(format!("the call failed: {e}"))))
+    }
+
+    /// Every check before a call may be sent: token and session, pause, scope, arguments,
+    /// policy and, when the policy asks, the human's approval — after which the state is checked
+    /// again, since a pause or revocation may have come while the human was deciding.
+    async fn clear_call(
+        &self,
+        session: Option<&str>,
+        token: &Credential,
+        tool_name: &str,
+        arguments: Value,
+        on_wait: impl FnOnce(&Pending),
+        audit: &mut Value,
+    ) -> Result<Cleared, BrokerError> {
+        self.audit_healthy()?;
+        let (claims, client) = self.authorize_for(session, token)?;
+        audit["client"] = json!(client.id);
+        audit["session"] = json!(claims.sid);
+        audit["account"] = json!(client.account);
+        if self.is_paused() {
+            return Err(BrokerError::Paused);
+        }
+        let tool =
+            keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(truncate(tool_name, 64)))?;
+        audit["scope"] = json!(tool.scope);
+        self.check_scope(&claims, &client, tool)?;
+        let args = tool.prepare(arguments).map_err(|e| BrokerError::InvalidArguments(e.to_string()))?;
+        let args_digest = self.audit.keyed_digest(&canonical(&Value::Object(args.clone())));
+        audit["args_digest"] = json!(args_digest);
+        audit["args"] = redact(&args);
+        let decision = self.decide(tool.scope, &client);
+        audit["policy"] = json!(decision.as_str());
+        match decision {
+            Decision::Deny => return Err(BrokerError::PolicyDenied { scope: tool.scope.to_string() }),
+            Decision::Allow => audit["decision"] = json!("allowed"),
+            Decision::Ask if self.approvals.allowed(&claims.sid, tool.name) => {
+                audit["decision"] = json!("allowed_for_session");
+            }
+            Decision::Ask => {
+                // A model looping on a dangerous call must not bury the human in questions. The
+                // place is taken before the look-ups that build the question, which take time.
+                let Some(_place) = self.approvals.reserve(&claims.sid, MAX_WAITING_PER_SESSION) else {
+                    return Err(BrokerError::Invalid(format!(
+                        "{MAX_WAITING_PER_SESSION} calls of this session already wait for approval; answer those first"
+                    )));
+                };
+                let (pending, client_note) = self.pending_call(&client, &claims, tool, &args, args_digest).await;
+                // The bridge hears the client-safe note, never what the broker looked up.
+                let outcome =
+                    self.ask(pending, |pending| on_wait(&Pending { summary: client_note, ..pending.clone() })).await?;
+                audit["decision"] = json!(match outcome {
+                    Outcome::Approved => "approved",
+                    Outcome::ApprovedFor(_) => "approved_for_session",
+                    Outcome::Denied => "denied",
+                    Outcome::TimedOut => "timed_out",
+                });
+                match outcome {
+                    Outcome::Approved | Outcome::ApprovedFor(_) => {}
+                    Outcome::Denied => return Err(BrokerError::ApprovalDenied),
+                    Outcome::TimedOut => {
+                        return Err(BrokerError::ApprovalTimedOut(self.approval_timeout().as_secs()));
+                    }
+                }
+                let (claims, client) = self.authorize_for(session, token)?;
+                if self.is_paused() {
+                    return Err(BrokerError::Paused);
+                }
+                self.check_scope(&claims, &client, tool)?;
+                if let Outcome::ApprovedFor(duration) = outcome {
+                    self.approvals.allow_for(&claims.sid, tool.name, duration);
+                    self.record(json!({"kind": "allowance", "client": client.id, "session": claims.sid,
+                        "tool": tool.name, "minutes": duration.as_secs() / 60}));
+                }
+            }
+        }
+        Ok(Cleared { account: client.account, client: client.id, tool, args })
+    }
+
+    fn check_scope(&self, claims: &Claims, client: &Client, tool: &Tool) -> Result<(), BrokerError> {
+        if Self::effective_scopes(claims, client).contains(&tool.scope) {
+            return Ok(());
+        }
+        Err(BrokerError::MissingScope {
+            tool: tool.name.into(),
+            scope: tool.scope.to_string(),
+            client: client.id.clone(),
+            preset: preset_with(tool.scope).into(),
+        })
+    }
+
+    /// Open an approval, tell the caller, wait; the approval is withdrawn if the caller goes away.
+    pub(super) async fn ask(&self, pending: Pending, on_wait: impl FnOnce(&Pending)) -> Result<Outcome, BrokerError> {
+        let ticket = self.approvals.open(pending, self.approval_timeout());
+        let _withdraw = Withdraw { approvals: &self.approvals, id: ticket.pending.id.clone() };
+        let _ = self.events.send(json!({"type": "approval_opened", "approval": ticket.pending}));
+        on_wait(&ticket.pending);
+        let id = ticket.pending.id.clone();
+        let outcome = self.approvals.wait(ticket).await;
+        let _ = self.events.send(json!({"type": "approval_closed", "id": id}));
+        Ok(outcome)
+    }
+
+    /// The question for the human, and the note the waiting client may read: the human's
+    /// version leads with what the arguments cannot shift (live or paper, the account, the
+    /// project's id) and shows untrusted text as quoted data; the client's holds only what it
+    /// sent itself, plus a looked-up name only if it may read projects.
+    async fn pending_call(
+        &self,
+        client: &Client,
+        claims: &Claims,
+        tool: &Tool,
+        args: &Map<String, Value>,
+        args_digest: String,
+    ) -> (Pending, String) {
+        let opening = format!("{} wants to run {} on account {}", client.name, tool.name, client.account);
+        let mut summary = format!("{opening}: {}", tool.description);
+        let mut client_note = format!("{opening}.");
+        if let Some(Value::Object(brokerage)) = args.get("brokerage") {
+            let id = brokerage.get("id").and_then(Value::as_str).unwrap_or("brokerage not named");
+            let facts = format!(" Brokerage: {}, {}.", quoted(id, 60), trading_mode(brokerage));
+            summary.push_str(&facts);
+            client_note.push_str(&facts);
+        }
+        if let Some(project_id) = args.get("projectId").and_then(Value::as_i64) {
+            // The name is the client's to choose (it may have renamed the project): it comes
+            // after the id, quoted, so it cannot pass for the id or the rest of the sentence.
+            let name = self.project_name(client, tool, project_id).await;
+            let named = name.as_deref().map_or_else(|| "name unavailable".to_string(), |n| quoted(n, 80));
+            summary.push_str(&format!(" Project {project_id}, named {named}."));
+            let may_read = Self::effective_scopes(claims, client).contains(&Scope::ProjectsRead);
+            client_note.push_str(&match (may_read, name) {
+                (true, Some(_)) => format!(" Project {project_id}, named {named}."),
+                _ => format!(" Project {project_id}."),
+            });
+        }
+        let shown: Vec<String> = redact(args)
+            .as_object()
+            .map(|m| m.iter().filter(|(k, _)| k.as_str() != "projectId").map(|(k, v)| format!("{k}={v}")).collect())
+            .unwrap_or_default();
+        if !shown.is_empty() {
+            summary.push_str(&format!(" Arguments: {}.", plain_text(&shown.join(", "), 600)));
+        }
+        let pending = Pending {
+            id: format!("a-{}", random_id(6)),
+            kind: ApprovalKind::ToolCall,
+            client_id: client.id.clone(),
+            client_name: client.name.clone(),
+            session_id: Some(claims.sid.clone()),
+            account: client.account.to_string(),
+            tool: Some(tool.name.to_string()),
+            scope: Some(tool.scope.to_string()),
+            summary,
+            arguments: masked(args),
+            arguments_digest: args_digest,
+            created: 0,
+            expires: 0,
+        };
+        (pending, client_note)
+    }
+
+    /// The project's name for an approval summary; best effort, never blocks long. The broker
+    /// reads it on its own authority, so the look-up is audited as the broker's.
+    async fn project_name(&self, client: &Client, asked_for: &Tool, project_id: i64) -> Option<String> {
+        let tool = keybridge_catalog::find("read_project")?;
+        let read = self.execute(&client.account, BROKER_LOOKUPS, tool, json!({"projectId": project_id}));
+        let reply = tokio::time::timeout(Duration::from_secs(3), read).await;
+        let outcome = match &reply {
+            Ok(Ok(_)) => "ok".to_string(),
+            Ok(Err(e)) => format!("{:?}", e.code()).to_ascii_lowercase(),
+            Err(_) => "timed_out".to_string(),
+        };
+        self.record(
+            json!({"kind": "broker_lookup", "tool": tool.name, "project": project_id, "account": client.account,
+            "client": client.id, "for_tool": asked_for.name, "outcome": outcome}),
+        );
+        reply.ok()?.ok()?.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
+    }
+
+    /// Run a cleared call at QuantConnect. An account has `account_concurrency` calls in flight
+    /// at most, and one client at most half of them: a client's slow calls queue behind its
+    /// own share, never in front of another client's.
+    async fn execute(&self, account: &AccountId, client: &str, tool: &Tool, args: Value) -> Result<Value, BrokerError> {
+        let creds = self.credentials_for(account)?;
+        let share = (self.config.account_concurrency / 2).max(1);
+        let semaphore = |key: String, permits: usize| {
+            lock(&self.limits).entry(key).or_insert_with(|| Arc::new(Semaphore::new(permits))).clone()
+        };
+        let closed = |e: tokio::sync::AcquireError| BrokerError::Internal(e.to_string());
+        let client_permit =
+            semaphore(format!("{account}\u{0}{client}"), share).acquire_owned().await.map_err(closed)?;
+        let account_permit =
+            semaphore(account.to_string(), self.config.account_concurrency).acquire_owned().await.map_err(closed)?;
+        let result = self.qc.call(&creds, tool, args).await;
+        drop((account_permit, client_permit));
+        Ok(result?)
+    }
+
+    pub(super) fn credentials_for(&self, account: &AccountId) -> Result<Arc<Credentials>, BrokerError> {
+        if let Some(creds) = lock(&self.credentials).get(account.as_str()) {
+            return Ok(creds.clone());
+        }
+        let meta = self.accounts.get(account)?.ok_or_else(|| {
+            BrokerError::NotFound(format!(
+                "account `{account}` is not set up; add it with `keybridge account add {account}`"
+            ))
+        })?;
+        let token = self.accounts.token(account)?;
+        let creds = Arc::new(Credentials { user_id: meta.user_id, api_token: token });
+        lock(&self.credentials).insert(account.to_string(), creds.clone());
+        Ok(creds)
+    }
+}
+
+/// The smallest preset that includes `scope`, for error messages.
+fn preset_with(scope: Scope) -> &'static str {
+    Preset::ALL.iter().find(|p| p.scopes().contains(&scope)).map(|p| p.name()).unwrap_or("admin")
+}

@@ -1,0 +1,290 @@
+//! The broker core: authentication, authorization, approvals, execution and audit, with no
+//! transport. The socket server and the desktop app both drive this type.
+//!
+//! [`Broker`] is a façade over the pipeline, one module per stage:
+//! - [`auth`]: a bridge's authentication (client key or host-bound pairing), sessions and tokens;
+//! - [`calls`]: a tool call, cleared (token, pause, scope, arguments, policy), asked (the human's
+//!   approval), executed (QuantConnect, within the concurrency limits) and recorded;
+//! - [`admin`]: the admin commands, one module per family.
+//!
+//! Lock order: no code path holds two of the broker's locks at once. Each lock guards one map
+//! and is released before the next is taken (a guard is never held across an `.await`), so no
+//! order between them can deadlock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keybridge_catalog::Scope;
+use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
+use keybridge_vault::{Accounts, SecretStore};
+use serde_json::Value;
+use tokio::sync::{Semaphore, broadcast};
+
+use crate::BrokerError;
+use crate::approvals::Approvals;
+use crate::audit::AuditLog;
+use crate::clients::{Client, Clients};
+use crate::policy::{Decision, decide};
+use crate::primitives::lock;
+use crate::settings::Settings;
+use crate::tokens::{TokenIssuer, random_id};
+
+/// Whom the broker's own look-ups (a project's name for a question) count against.
+const BROKER_LOOKUPS: &str = "keybridge";
+
+/// Calls of one session that may wait for approval at once.
+pub const MAX_WAITING_PER_SESSION: usize = 5;
+
+/// How a broker is set up.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub qc_base_url: String,
+    pub approval_timeout: Duration,
+    /// Executables accepted as the bridge for host-bound clients.
+    pub bridge_executables: Vec<PathBuf>,
+    /// QuantConnect calls in flight per account.
+    pub account_concurrency: usize,
+    /// The version the broker reports (the host's, which carries the commit in development).
+    pub version: String,
+    /// A bridge this very process started (the app's connection test) needs no pairing
+    /// question: there is no other program to approve.
+    pub trust_own_bridges: bool,
+    /// Start on state that is behind its keychain anchors (a backup put back on purpose), and
+    /// anchor it as the newest; recorded in the audit log.
+    pub accept_restored_state: bool,
+}
+
+impl BrokerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, qc_base_url: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            qc_base_url: qc_base_url.into(),
+            approval_timeout: Duration::from_secs(60),
+            bridge_executables: Vec::new(),
+            account_concurrency: 8,
+            version: env!("CARGO_PKG_VERSION").into(),
+            trust_own_bridges: false,
+            accept_restored_state: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    client_id: String,
+    host: Option<String>,
+    started: u64,
+    revoked: bool,
+}
+
+/// Resolves to whether a pending pairing was approved.
+type PairingAnswer = tokio::sync::watch::Receiver<Option<bool>>;
+
+/// The broker. Cheap to share: wrap it in an `Arc`.
+pub struct Broker {
+    config: BrokerConfig,
+    accounts: Accounts,
+    clients: Mutex<Clients>,
+    sessions: Mutex<HashMap<String, Session>>,
+    tokens: TokenIssuer,
+    audit: AuditLog,
+    approvals: Approvals,
+    qc: QcClient,
+    paused: AtomicBool,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    credentials: Mutex<HashMap<String, Arc<Credentials>>>,
+    events: broadcast::Sender<Value>,
+    /// Pairings waiting for the human, by (client, host): MCP hosts often start the same
+    /// server twice at once, and the human should be asked once.
+    pairings: Mutex<HashMap<(String, String), PairingAnswer>>,
+    /// Set when an audit record could not be written.
+    audit_failure: Mutex<Option<String>>,
+    store: Arc<dyn SecretStore>,
+    /// The keychain entry that holds the pause.
+    pause_name: String,
+    settings: Mutex<Settings>,
+    settings_seal: crate::clients::SealKey,
+    settings_anchor: crate::anchor::Anchor,
+    settings_generation: std::sync::atomic::AtomicU64,
+    /// The accepted bridge executables' SHA-256, read at the first host-bound pairing that
+    /// needs them.
+    bridge_digests: std::sync::OnceLock<Vec<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
+    }
+}
+
+mod admin;
+mod auth;
+mod calls;
+
+impl Broker {
+    /// Open the broker's state in `config.data_dir`, with secrets in `store`.
+    pub fn open(config: BrokerConfig, store: Arc<dyn SecretStore>) -> Result<Self, BrokerError> {
+        let dir = &config.data_dir;
+        // The data folder is the user's alone, whatever the umask: it holds the audit log.
+        keybridge_vault::create_private_dir(dir)
+            .map_err(|e| BrokerError::Internal(format!("cannot create the data folder: {e}")))?;
+        let install_id = install_id(dir)?;
+        let tokens =
+            TokenIssuer::open(&install_id, dir, store.clone()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let accept = config.accept_restored_state;
+        let anchor = |what: &str| crate::anchor::Anchor::new(store.clone(), what, &install_id);
+        let audit = AuditLog::open_anchored(
+            &dir.join("audit"),
+            store.as_ref(),
+            &format!("audit-chain-key:{install_id}"),
+            Some(anchor("audit")),
+            accept,
+        )
+        .map_err(|e| match e {
+            crate::audit::AuditError::RolledBack(message) => BrokerError::RolledBack(message),
+            other => BrokerError::Internal(format!(
+                "{other}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
+            )),
+        })?;
+        let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
+        // The pause lives in the keychain: deleting a file must not lift it.
+        let pause_name = format!("paused:{install_id}");
+        let paused = store.get(&pause_name)?.is_some();
+        let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
+        let (events, _) = broadcast::channel(256);
+        let settings_seal = seal.clone();
+        let settings_anchor = anchor("settings");
+        let (settings, mut settings_generation) = crate::settings::load_anchored(
+            dir,
+            config.approval_timeout,
+            &settings_seal,
+            Some(&settings_anchor),
+            accept,
+        )?;
+        if accept {
+            settings_generation += 1;
+            crate::settings::save_generation(dir, &settings, &settings_seal, settings_generation)?;
+            settings_anchor.set(&settings_generation.to_string())?;
+        }
+        let clients = Clients::load_anchored(dir, seal, Some(anchor("clients")), accept)?;
+        Ok(Self {
+            settings: Mutex::new(settings),
+            settings_seal,
+            settings_anchor,
+            settings_generation: std::sync::atomic::AtomicU64::new(settings_generation),
+            accounts: Accounts::new(dir, store.clone()),
+            clients: Mutex::new(clients),
+            store,
+            pause_name,
+            sessions: Mutex::new(HashMap::new()),
+            tokens,
+            audit,
+            approvals: Approvals::default(),
+            qc,
+            paused: AtomicBool::new(paused),
+            limits: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
+            events,
+            pairings: Mutex::new(HashMap::new()),
+            audit_failure: Mutex::new(None),
+            bridge_digests: std::sync::OnceLock::new(),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Approval changes (`{"type": "approval_opened" | "approval_closed", ...}`).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Value> {
+        self.events.subscribe()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    fn approval_timeout(&self) -> Duration {
+        lock(&self.settings).approval_timeout
+    }
+
+    fn decide(&self, scope: Scope, client: &Client) -> Decision {
+        decide(scope, &lock(&self.settings).policy, &client.policy)
+    }
+
+    /// A bridge's connection closed: its session ends with it (the bridge starts a new one when
+    /// it reconnects), so reconnections cannot pile sessions up. Its allowances go too.
+    pub fn connection_closed(&self, session_id: &str) {
+        lock(&self.sessions).remove(session_id);
+        self.approvals.end_session(session_id);
+    }
+
+    /// The version this broker reports to the CLI, the app and `keybridge status`.
+    pub fn version(&self) -> &str {
+        &self.config.version
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, event: Value) {
+        if let Err(e) = self.audit.append(event) {
+            tracing::error!(error = %e, "cannot write the audit log");
+            // Fail closed: no call runs unrecorded.
+            *lock(&self.audit_failure) = Some(e.to_string());
+        }
+    }
+
+    fn audit_healthy(&self) -> Result<(), BrokerError> {
+        match lock(&self.audit_failure).as_ref() {
+            None => Ok(()),
+            Some(e) => Err(BrokerError::Internal(format!(
+                "the audit log cannot be written ({e}); every call is refused until it can: fix the cause, then restart Keybridge"
+            ))),
+        }
+    }
+}
+
+/// A random id for this install, made once; it goes into every token's issuer.
+fn install_id(dir: &Path) -> Result<String, BrokerError> {
+    let path = dir.join("install-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = random_id(8);
+            keybridge_vault::write_private(&path, id.as_bytes()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            Ok(id)
+        }
+    }
+}
+
+/// Where Keybridge keeps its data: `KEYBRIDGE_HOME`, else the platform's per-user data folder.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("KEYBRIDGE_HOME").filter(|h| !h.is_empty()) {
+        return home.into();
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    if cfg!(target_os = "macos") {
+        return home.join("Library/Application Support/Keybridge");
+    }
+    if cfg!(windows)
+        && let Some(appdata) = std::env::var_os("APPDATA")
+    {
+        return PathBuf::from(appdata).join("Keybridge");
+    }
+    match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(data) => PathBuf::from(data).join("keybridge"),
+        None => home.join(".local/share/keybridge"),
+    }
+}
