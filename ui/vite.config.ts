@@ -4,5 +4,6 @@ import { defineConfig } from "vite";
 export default defineConfig({
   clearScreen: false,
   build: { outDir: "dist", emptyOutDir: true, target: "safari15", sourcemap: false },
-  test: { environment: "jsdom", globals: true },
+  // The stylesheet is processed in tests too, so that theme.test.ts reads the palettes it declares.
+  test: { environment: "jsdom", globals: true, css: { include: [/style\.css/] } },
 });

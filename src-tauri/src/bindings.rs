@@ -3,8 +3,8 @@
 //! `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings` rewrites it.
 
 use keybridge_broker_proto::{
-    AccountView, ApprovalKind, ApprovalView, AuditRecordView, AuditVerified, BrokerEvent, ClientAdded, ClientView,
-    SessionView, SettingsView, StatusView,
+    AccountView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, BrokerEvent, ClientAdded,
+    ClientView, SessionView, SettingsView, StatusView,
 };
 use ts_rs::{Config, TS};
 
@@ -25,6 +25,7 @@ fn render() -> String {
         ApprovalView::decl(&cfg),
         AuditRecordView::decl(&cfg),
         AuditVerified::decl(&cfg),
+        AuditExported::decl(&cfg),
         SettingsView::decl(&cfg),
         BrokerEvent::decl(&cfg),
         UiError::decl(&cfg),

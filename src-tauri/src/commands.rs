@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use keybridge_broker_proto::{
-    AccountView, AdminCommand, ApprovalDecision, ApprovalView, AuditRecordView, AuditVerified, ClientAdded, ClientSpec,
-    ClientView, SettingsView, StatusView,
+    AccountView, AdminCommand, ApprovalDecision, ApprovalView, AuditExported, AuditRecordView, AuditVerified,
+    ClientAdded, ClientSpec, ClientView, SettingsView, StatusView,
 };
 use keybridge_host::Broker;
 use keybridge_host::catalog::{Preset, Scope};
@@ -212,9 +212,8 @@ pub async fn audit_verify(state: State<'_, AppState>) -> Reply<AuditVerified> {
 /// `exports/` of the data folder; the export itself goes on record.
 #[tauri::command]
 pub async fn audit_export(state: State<'_, AppState>) -> Reply<String> {
-    let path = keybridge_host::export_audit(state.broker()?, &state.data_dir)
-        .map_err(|e| UiError::new("io", e.to_string()))?;
-    Ok(path.display().to_string())
+    let exported: AuditExported = state.admin(AdminCommand::AuditExport).await?;
+    Ok(exported.file)
 }
 
 #[tauri::command]

@@ -156,7 +156,7 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
                     Err(RecvError::Closed) => break,
                 },
                 event = events.recv() => match event {
-                    Ok(event) => serde_json::from_value::<BrokerEvent>(event),
+                    Ok(event) => Ok(event),
                     Err(RecvError::Lagged(missed)) => Ok(BrokerEvent::Lagged { missed }),
                     Err(RecvError::Closed) => break,
                 },

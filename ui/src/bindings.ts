@@ -58,6 +58,8 @@ event: Record<string, unknown>, };
 
 export type AuditVerified = { intact: boolean, records: number, files: number, };
 
+export type AuditExported = { file: string, };
+
 export type SettingsView = { 
 /**
  * Lifetime of the access tokens of new clients, 60..=3600.

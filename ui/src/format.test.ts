@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AuditRecordView } from "./bindings";
-import { callsOverTime, choices, countdown, duration, matches, recordFields, recordLine, timeAgo } from "./format";
+import { callsOverTime, choices, countdown, dayKey, dayLabel, duration, isSystem, matches, recordFields, recordLine, timeAgo } from "./format";
 
 const t0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 const rec = (seq: number, ts: number, event: Record<string, unknown>): AuditRecordView => ({ seq, ts, event });
@@ -90,5 +90,39 @@ describe("record fields", () => {
     expect(duration(900)).toBe("900 µs");
     expect(duration(12_345)).toBe("12.3 ms");
     expect(duration(2_500_000)).toBe("2.50 s");
+  });
+});
+
+describe("the feed's filters", () => {
+  const lines = [
+    recordLine(rec(1, t0, { kind: "broker_started", version: "0.3.1" })),
+    recordLine(rec(2, t0, { kind: "tool_call", client: "claude-1", tool: "stop_live_algorithm", decision: "denied", outcome: "approval_denied", error: "you denied this call" })),
+    recordLine(rec(3, t0, { kind: "admin", action: "paused" })),
+  ];
+  const all = { client: "", tool: "", decision: "" };
+
+  it("hides the broker's own records only when asked to", () => {
+    expect(isSystem(lines[0])).toBe(true);
+    expect(isSystem(lines[2])).toBe(false);
+    expect(lines.filter((l) => matches(l, { ...all, system: false })).map((l) => l.seq)).toEqual([2, 3]);
+    expect(lines.filter((l) => matches(l, { ...all, system: true }))).toHaveLength(3);
+  });
+
+  it("finds every word of a search, in any case, by tool name in words too", () => {
+    const found = (search: string) => lines.filter((l) => matches(l, { ...all, search })).map((l) => l.seq);
+    expect(found("Stop LIVE")).toEqual([2]);
+    expect(found("claude denied")).toEqual([2]);
+    expect(found("paused")).toEqual([3]);
+    expect(found("  ")).toEqual([1, 2, 3]);
+    expect(found("claude paused")).toEqual([]);
+  });
+
+  it("heads each day with its date, and today and yesterday by name", () => {
+    const noon = new Date(2026, 10, 23, 12).getTime();
+    expect(dayLabel(noon, noon)).toMatch(/^Today · .*2026/);
+    expect(dayLabel(noon - 86_400_000, noon)).toMatch(/^Yesterday · .*2026/);
+    expect(dayLabel(noon - 3 * 86_400_000, noon)).not.toMatch(/Today|Yesterday/);
+    expect(dayKey(noon)).toBe(dayKey(new Date(2026, 10, 23, 0, 1).getTime()));
+    expect(dayKey(noon)).not.toBe(dayKey(new Date(2026, 10, 24, 0, 1).getTime()));
   });
 });

@@ -1,5 +1,6 @@
 // Pure functions behind the views: time, records, filters and the activity chart.
 import type { AuditRecordView } from "./bindings";
+import { friendlyTool } from "./tools";
 
 export function secondsLeft(expiresUnixSecs: number, nowMs: number): number {
   return Math.max(0, Math.ceil(expiresUnixSecs - nowMs / 1000));
@@ -19,6 +20,21 @@ export function timeAgo(unixSecs: number | null, nowMs: number): string {
   if (ago < 3600) return `${Math.floor(ago / 60)} min ago`;
   if (ago < 86400) return `${Math.floor(ago / 3600)} h ago`;
   return `${Math.floor(ago / 86400)} d ago`;
+}
+
+/** A day header: "Today", "Yesterday", or the weekday, with the full date always. */
+export function dayLabel(ms: number, nowMs: number): string {
+  const day = new Date(ms);
+  const date = day.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  const startOf = (d: Date) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((startOf(new Date(nowMs)) - startOf(day)) / 86_400_000);
+  return days === 0 ? `Today · ${date}` : days === 1 ? `Yesterday · ${date}` : date;
+}
+
+/** The local calendar day of a time, as a key to group records by. */
+export function dayKey(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
 }
 
 export function clock(ms: number): string {
@@ -54,10 +70,10 @@ export function recordLine(record: AuditRecordView): RecordLine {
     case "tool_call":
       // Refused before any policy applied: no scope, paused, revoked, bad arguments.
       if (!decision && outcome && outcome !== "ok") decision = "refused";
-      text = e.error ? `${tool}: ${str(e.error)}` : `${tool} (${str(e.scope)})`;
+      text = e.error ? `${friendlyTool(tool)}: ${str(e.error)}` : `${friendlyTool(tool)} (${str(e.scope)})`;
       break;
     case "approval":
-      text = `${tool || "connection"} ${decision}`;
+      text = `${tool ? friendlyTool(tool) : "Connection"} ${decision.replace(/_/g, " ")}`;
       break;
     case "authentication":
       outcome = e.ok === true ? "ok" : "refused";
@@ -76,13 +92,32 @@ export interface Filters {
   client: string;
   tool: string;
   decision: string;
+  /** Words that must all appear in the record's line, in any case. */
+  search?: string;
+  /** Show the broker's own bookkeeping too (starts, stops, tokens, look-ups). */
+  system?: boolean;
+}
+
+// What the broker writes for itself: nobody did these, and they drown what clients did.
+const SYSTEM_KINDS = new Set(["broker_started", "broker_stopped", "token_minted", "broker_lookup"]);
+
+export function isSystem(line: RecordLine): boolean {
+  return SYSTEM_KINDS.has(line.kind);
+}
+
+function haystack(line: RecordLine): string {
+  return [line.client, line.tool, friendlyTool(line.tool), line.decision, line.outcome, line.kind.replace(/_/g, " "), line.text].join(" ").toLowerCase();
 }
 
 export function matches(line: RecordLine, filters: Filters): boolean {
+  const words = (filters.search ?? "").toLowerCase().split(/\s+/).filter(Boolean);
+  const text = words.length ? haystack(line) : "";
   return (
     (!filters.client || line.client === filters.client) &&
     (!filters.tool || line.tool === filters.tool) &&
-    (!filters.decision || line.decision === filters.decision)
+    (!filters.decision || line.decision === filters.decision) &&
+    (filters.system !== false || !isSystem(line)) &&
+    words.every((w) => text.includes(w))
   );
 }
 

@@ -115,3 +115,61 @@ describe("window", () => {
     expect(root.querySelector("#account-form")).not.toBeNull();
   });
 });
+
+describe("window: keyboard, screen reader and state", () => {
+  it("marks the current view in the navigation for screen readers", async () => {
+    const root = open(fakeApi([{ id: "main" }]));
+    await vi.waitFor(() => expect(shown(root)).toBe("view-activity"));
+    expect(root.querySelector("nav")?.getAttribute("aria-label")).toBe("Views");
+    expect(root.querySelector("#nav-activity")?.getAttribute("aria-current")).toBe("page");
+    expect(root.querySelectorAll('nav [aria-current="page"]')).toHaveLength(1);
+    root.querySelector<HTMLButtonElement>("#nav-settings")!.click();
+    await vi.waitFor(() => expect(shown(root)).toBe("view-settings"));
+    expect(root.querySelector("#nav-settings")?.getAttribute("aria-current")).toBe("page");
+    expect(root.querySelector("#nav-activity")?.hasAttribute("aria-current")).toBe(false);
+  });
+
+  it("shows a paused state as a band across the window, gone once resumed", async () => {
+    const api = fakeApi([{ id: "main" }]);
+    api.status.mockResolvedValue({ paused: true });
+    const root = open(api);
+    await vi.waitFor(() => expect(root.querySelector<HTMLElement>("#paused-banner")?.hidden).toBe(false));
+    expect(root.querySelector("#paused-banner")?.getAttribute("role")).toBe("status");
+    expect(root.querySelector("#paused-banner")?.textContent).toContain("All access is paused");
+    expect(root.classList.contains("is-paused")).toBe(true);
+    expect(root.querySelector("#status-pill")?.className).toContain("paused");
+    api.status.mockResolvedValue({ paused: false });
+    emit({ type: "paused", paused: false });
+    await vi.waitFor(() => expect(root.querySelector<HTMLElement>("#paused-banner")?.hidden).toBe(true));
+    expect(root.classList.contains("is-paused")).toBe(false);
+  });
+
+  it("opens on a request with Deny focused, and Esc with nothing focused denies the request on top", async () => {
+    const api = { ...fakeApi([], [approval(), approval({ id: "a-2" })]), decide: vi.fn().mockResolvedValue(undefined) };
+    const root = open(api);
+    await vi.waitFor(() => expect(document.activeElement?.classList.contains("deny")).toBe(true));
+    expect(document.activeElement?.closest<HTMLElement>(".approval-card")?.dataset.id).toBe("a-1");
+    (document.activeElement as HTMLElement).blur();
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true, cancelable: true }));
+    expect(api.decide).toHaveBeenCalledExactlyOnceWith("a-1", "deny", undefined);
+    // On any other view Esc is not an answer.
+    root.querySelector<HTMLButtonElement>("#nav-settings")!.click();
+    await vi.waitFor(() => expect(shown(root)).toBe("view-settings"));
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true, cancelable: true }));
+    expect(api.decide).toHaveBeenCalledOnce();
+  });
+
+  it("leaves the focus on the card being answered when another request arrives", async () => {
+    const api = fakeApi([], [approval()]);
+    const root = open(api);
+    await vi.waitFor(() => expect(document.activeElement?.classList.contains("deny")).toBe(true));
+    const reading = root.querySelector<HTMLElement>('.approval-card[data-id="a-1"] details summary')!;
+    reading.tabIndex = 0;
+    reading.focus();
+    api.approvals.mockResolvedValue([approval(), approval({ id: "a-2" })]);
+    emit({ type: "approval_opened", approval: approval({ id: "a-2" }) });
+    await vi.waitFor(() => expect(root.querySelectorAll(".approval-card")).toHaveLength(2));
+    expect(document.activeElement).toBe(reading);
+    expect(root.querySelector("#approval-announcer")?.textContent).toContain("New request");
+  });
+});

@@ -28,6 +28,13 @@ export function mount(root: HTMLElement, ipc: Api) {
   const pill = h("span", { class: "state-pill", id: "status-pill" });
   const pauseButton = button("Pause all access", () => void togglePause(), "pause", "pause-toggle");
   const banner = h("div", { class: "banner" });
+  // Paused must be impossible to miss: a band across the window, not just a quieter pill.
+  const pausedBand = h(
+    "div",
+    { class: "paused-band", id: "paused-banner", attrs: { role: "status", hidden: "" } },
+    h("strong", null, "All access is paused."),
+    " Every client's call is refused until you resume.",
+  );
   const approvals = approvalsView(ipc, (n) => {
     badge.textContent = n ? String(n) : "";
     document.title = n ? `Keybridge (${n} waiting)` : "Keybridge";
@@ -45,7 +52,7 @@ export function mount(root: HTMLElement, ipc: Api) {
   const main = h("main");
   const nav = h(
     "nav",
-    null,
+    { attrs: { "aria-label": "Views" } },
     ...ORDER.map(([name, label]) =>
       h("button", { id: `nav-${name}`, data: { view: name }, attrs: { type: "button" }, on: { click: () => void show(name) } }, label, name === "approvals" ? badge : null),
     ),
@@ -57,8 +64,14 @@ export function mount(root: HTMLElement, ipc: Api) {
   async function show(name: ViewName) {
     if (current === "onboarding" && name !== "onboarding") onboarding.stop();
     current = name;
-    for (const b of nav.querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === name);
-    fill(main, views[name].root);
+    for (const b of nav.querySelectorAll("button")) {
+      b.classList.toggle("active", b.dataset.view === name);
+      if (b.dataset.view === name) b.setAttribute("aria-current", "page");
+      else b.removeAttribute("aria-current");
+    }
+    // Put back only when it changes: taking the view out and in again would drop the focus, and a
+    // new request must not pull the trader off the card they are answering.
+    if (main.firstChild !== views[name].root) fill(main, views[name].root);
     await views[name].refresh();
   }
 
@@ -67,6 +80,8 @@ export function mount(root: HTMLElement, ipc: Api) {
     pill.className = `state-pill ${status.paused ? "paused" : "active"}`;
     pauseButton.textContent = status.paused ? "Resume access" : "Pause all access";
     pauseButton.classList.toggle("resume", status.paused);
+    pausedBand.hidden = !status.paused;
+    root.classList.toggle("is-paused", status.paused);
   }
 
   async function refreshStatus() {
@@ -121,15 +136,24 @@ export function mount(root: HTMLElement, ipc: Api) {
   fill(
     root,
     h("header", { class: "top" }, h("div", { class: "brand" }, h("span", { class: "logo" }), h("h1", null, "Keybridge")), banner, h("div", { class: "state" }, pill, pauseButton)),
+    pausedBand,
     h("div", { class: "body" }, nav, main),
   );
+
+  // Esc with nothing focused (after a click on empty space, say) still answers the request on top.
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || e.defaultPrevented || current !== "approvals") return;
+    const target = e.target as Node | null;
+    if (target && target !== document.body && target !== document.documentElement && target !== document) return;
+    if (approvals.escape()) e.preventDefault();
+  });
 
   void (async () => {
     info = await ipc.appInfo();
     if (info.problem) {
       fill(banner, notice("error", info.problem));
     } else if (info.demo) {
-      fill(banner, h("span", { class: "badge demo" }, "Demo"), " QuantConnect is simulated here; nothing reaches a real account.");
+      fill(banner, h("p", { class: "demo-note" }, h("span", { class: "badge demo" }, "Demo"), " QuantConnect is simulated here; nothing reaches a real account."));
     }
     await refreshStatus();
     approvals.start();

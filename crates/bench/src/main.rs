@@ -13,7 +13,7 @@ mod bridge;
 mod soak;
 
 use anyhow::{Context, Result};
-use keybridge_broker::audit::AuditLog;
+use keybridge_broker::audit::{AuditEvent, AuditLog, ToolCallEvent};
 use keybridge_broker::tokens::{Grant, TokenIssuer};
 use keybridge_broker::{Broker, BrokerConfig, server};
 use keybridge_broker_proto::{
@@ -136,9 +136,14 @@ fn main() -> Result<()> {
 
     // Audit log.
     let audit = AuditLog::open(&dir.path().join("audit"), store.as_ref())?;
-    let record = json!({"kind": "tool_call", "tool": "read_account", "client": "bench", "latency_us": 900});
+    let record = AuditEvent::ToolCall(ToolCallEvent {
+        tool: "read_account".into(),
+        client: Some("bench".into()),
+        latency_us: 900,
+        ..ToolCallEvent::default()
+    });
     let append = time_each(5000, || {
-        audit.append(record.clone()).unwrap();
+        audit.append(&record).unwrap();
     });
     let started = Instant::now();
     let verified = audit.verify()?;

@@ -157,6 +157,9 @@ pub enum AdminCommand {
         follow: bool,
     },
     AuditVerify,
+    /// Write the whole log, every line as written (chain fields included), to a new private
+    /// file in `exports/` of the data folder; the export itself goes on record.
+    AuditExport,
     KeysRotate,
     SettingsGet,
     /// Replace the broker-wide settings; answers with what is now in force.

@@ -142,6 +142,13 @@ pub struct AuditVerified {
     pub files: usize,
 }
 
+/// `AdminCommand::AuditExport`: where the copy of the log was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct AuditExported {
+    pub file: String,
+}
+
 /// Broker-wide settings, over the built-in defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(TS))]

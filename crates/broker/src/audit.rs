@@ -25,6 +25,10 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use tokio::sync::broadcast;
 
+mod event;
+
+pub use event::{AdminEvent, AuditEvent, AuthMethod, CallDecision, Outcome, ToolCallEvent};
+
 use crate::primitives::{keychain_key, lock, same_secret};
 
 const KEY_NAME: &str = "audit-chain-key";
@@ -261,12 +265,16 @@ impl AuditLog {
             anchor,
         };
         if vanished {
-            log.append(json!({"kind": "audit_log_missing",
-                "detail": "this install wrote an audit log before, but it is gone: the earlier records were deleted"}))?;
+            log.append(&AuditEvent::AuditLogMissing {
+                detail: "this install wrote an audit log before, but it is gone: the earlier records were deleted"
+                    .into(),
+            })?;
         }
         if accept_restored {
-            log.append(json!({"kind": "restored_state_accepted", "records": verified.records,
-                "detail": "started on state behind what this install had written, as the human asked"}))?;
+            log.append(&AuditEvent::RestoredStateAccepted {
+                records: verified.records,
+                detail: "started on state behind what this install had written, as the human asked".into(),
+            })?;
         }
         log.anchor_now();
         Ok(log)
@@ -296,7 +304,12 @@ impl AuditLog {
     }
 
     /// Write one record; returns once it is in the file.
-    pub fn append(&self, event: Value) -> Result<Arc<AuditRecord>, AuditError> {
+    pub fn append(&self, event: &AuditEvent) -> Result<Arc<AuditRecord>, AuditError> {
+        self.append_json(event.to_json())
+    }
+
+    /// Write one record of any shape: for tests of the chain itself.
+    pub(crate) fn append_json(&self, event: Value) -> Result<Arc<AuditRecord>, AuditError> {
         let mut w = lock(&self.writer);
         let seq = w.seq + 1;
         let ts = now_ms();

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keybridge_broker_proto::{
-    AdminCommand, ErrorCode, ErrorInfo, FrameError, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
-    read_frame, write_frame,
+    AdminCommand, BrokerEvent, ErrorCode, ErrorInfo, FrameError, Hello, PROTOCOL_VERSION, Request, RequestBody,
+    Response, read_frame, write_frame,
 };
 use keybridge_endpoint::{EndpointError, PeerUser, Stream};
 use serde_json::json;
@@ -295,8 +295,8 @@ async fn forward_client_changes(broker: Arc<Broker>, outbox: Outbox, client_id: 
     let mut events = broker.subscribe_events();
     loop {
         match events.recv().await {
-            Ok(event) if event["type"] == "client_changed" && event["client"] == client_id.as_str() => {
-                if outbox.send(Response::Event { event }).is_err() {
+            Ok(BrokerEvent::ClientChanged { client }) if client == client_id => {
+                if outbox.send(Response::Event { event: json!(BrokerEvent::ClientChanged { client }) }).is_err() {
                     return;
                 }
             }
@@ -367,12 +367,12 @@ async fn follow_audit(broker: &Arc<Broker>, outbox: &Outbox, id: u64, last: usiz
         let event = tokio::select! {
             record = records.recv() => match record {
                 Ok(record) => json!({"type": "audit", "record": *record}),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => json!(BrokerEvent::Lagged { missed: n }),
                 Err(_) => break,
             },
             event = events.recv() => match event {
-                Ok(event) => event,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}),
+                Ok(event) => json!(event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => json!(BrokerEvent::Lagged { missed: n }),
                 Err(_) => break,
             },
             _ = outbox.closed() => break,

@@ -124,7 +124,7 @@ async fn an_approval_covers_only_the_arguments_it_was_given() {
 #[tokio::test]
 async fn an_allowance_skips_asking_for_that_tool_in_that_session() {
     let env = Env::start(LONG).await;
-    let (client, key) = env.add_client("trader", true).await;
+    let (client, key) = env.add_client("admin", true).await;
     let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
     let project = live_project(&mut bridge).await;
     let socket = env.socket.clone();
@@ -138,14 +138,47 @@ async fn an_allowance_skips_asking_for_that_tool_in_that_session() {
         .await
         .unwrap()
     });
-    let command = json!({"projectId": project, "command": {"$type": "OrderCommand", "quantity": 1}});
-    let _ = bridge.call("create_live_command", command.clone()).await;
+    let delete = json!({"projectId": project, "backtestId": "not-there"});
+    let _ = bridge.call("delete_backtest", delete.clone()).await;
     approver.await.unwrap();
     let waited = bridge.waited.len();
-    let _ = bridge.call("create_live_command", command).await;
+    let _ = bridge.call("delete_backtest", delete).await;
     assert_eq!(bridge.waited.len(), waited, "the second call did not ask");
     let audit = env.admin(AdminCommand::AuditTail { last: 50, follow: false }).await.unwrap();
     assert!(audit.to_string().contains("\"allowance\""), "the allowance is audited");
+}
+
+#[tokio::test]
+async fn a_live_trading_call_is_approved_on_its_own_never_for_a_while() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+    let socket = env.socket.clone();
+    let approver = tokio::spawn(async move {
+        let pending = common::pending_at(&socket).await;
+        let id: String = pending["id"].as_str().unwrap().into();
+        let decide = |decision| AdminCommand::ApprovalDecide { approval_id: id.clone(), decision };
+        let refused = admin_at(&socket, decide(ApprovalDecision::AllowFor { minutes: 5 })).await.unwrap_err();
+        // Still waiting: the refusal answered nothing.
+        admin_at(&socket, decide(ApprovalDecision::Approve)).await.unwrap();
+        refused
+    });
+    let command = json!({"projectId": project, "command": {"$type": "OrderCommand", "quantity": 1}});
+    let _ = bridge.call("create_live_command", command.clone()).await;
+    let refused = approver.await.unwrap();
+    assert_eq!(env.sim.request_count("/live/commands/create"), 1, "approved once, it was sent");
+    assert!(refused.message.contains("cannot be allowed for 5 minutes"), "{refused:?}");
+    let audit = env.admin(AdminCommand::AuditTail { last: 50, follow: false }).await.unwrap();
+    assert!(!audit.to_string().contains("\"allowance\""), "no allowance was recorded: {audit}");
+    let socket = env.socket.clone();
+    let second = tokio::spawn(async move { common::pending_at(&socket).await });
+    let waited = bridge.waited.len();
+    let call = tokio::spawn(async move { bridge.call("create_live_command", command).await });
+    let pending = second.await.unwrap();
+    assert_eq!(pending["tool"], "create_live_command", "the next call asks again");
+    assert_eq!(waited, 1);
+    call.abort();
 }
 
 #[tokio::test]

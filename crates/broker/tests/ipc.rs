@@ -243,11 +243,17 @@ async fn an_answer_too_large_for_a_frame_is_refused_and_the_connection_lives_on(
 
 #[tokio::test]
 async fn a_long_audit_tail_arrives_in_pages_not_one_giant_frame() {
+    use keybridge_broker::audit::{AuditEvent, ToolCallEvent};
     use keybridge_broker_proto::{Hello, PROTOCOL_VERSION, Request, RequestBody, write_frame};
     let env = Env::start(LONG).await;
     // Twenty records of 600 KB: 12 MB, more than one frame may carry.
     for n in 0..20 {
-        env.broker.audit_log().append(json!({"kind": "padding", "n": n, "pad": "x".repeat(600_000)})).unwrap();
+        let padding = ToolCallEvent {
+            tool: format!("padding-{n}"),
+            args: Some(json!({"pad": "x".repeat(600_000)})),
+            ..ToolCallEvent::default()
+        };
+        env.broker.audit_log().append(&AuditEvent::ToolCall(padding)).unwrap();
     }
     let total = env.broker.audit_log().read_all().unwrap().len();
     let mut stream = UnixStream::connect(&env.socket).await.unwrap();

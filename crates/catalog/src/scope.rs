@@ -75,6 +75,12 @@ impl Scope {
     pub fn is_dangerous(self) -> bool {
         matches!(self, Scope::LiveWrite | Scope::LiveExecute | Scope::AdminWrite) || self.verb() == "delete"
     }
+
+    /// Whether a tool of this scope deploys, commands, stops or deletes live trading: each such
+    /// call is approved on its own, never under a standing allowance.
+    pub fn acts_on_live_trading(self) -> bool {
+        matches!(self, Scope::LiveWrite | Scope::LiveExecute | Scope::LiveDelete)
+    }
 }
 
 impl fmt::Display for Scope {

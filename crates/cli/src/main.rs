@@ -217,6 +217,8 @@ enum AuditCommand {
     },
     /// Check the hash chain; names the first bad record.
     Verify,
+    /// Write the whole log, as written, to a new file in the data folder's `exports/`.
+    Export,
 }
 
 #[derive(Subcommand)]
@@ -326,6 +328,7 @@ async fn run(command: Command) -> Result<()> {
             admin().await?.run(A::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Deny }).await?
         }
         Command::Audit(AuditCommand::Verify) => admin().await?.run(A::AuditVerify).await?,
+        Command::Audit(AuditCommand::Export) => admin().await?.run(A::AuditExport).await?,
         Command::Audit(AuditCommand::Tail { last, follow, json }) => {
             return audit_tail(admin().await?, last, follow, json).await;
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keybridge_broker::audit::AuditEvent;
 use keybridge_broker::{BrokerConfig, server};
 
 // The desktop app and the CLI reach the broker through this crate alone: these are what they use.
@@ -33,23 +34,6 @@ pub enum HostError {
     Broker(#[source] BrokerError),
     #[error("cannot start the QuantConnect simulator for the demo: {0}")]
     Simulator(#[source] std::io::Error),
-    #[error("cannot export the audit log to {path}: {reason}")]
-    Export { path: String, reason: String },
-}
-
-/// Write the whole audit log, every line as written (chain fields included), to a new private
-/// file in `exports/` of the data folder, and put the export itself on record. The file's path.
-pub fn export_audit(broker: &Broker, data_dir: &Path) -> Result<PathBuf, HostError> {
-    let audit = broker.audit_log();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let path = data_dir.join("exports").join(format!("audit-{stamp}.jsonl"));
-    let failed = |reason: String| HostError::Export { path: path.display().to_string(), reason };
-    let lines = audit.export_lines().map_err(|e| failed(e.to_string()))?;
-    keybridge_vault::write_private(&path, lines.as_bytes()).map_err(|e| failed(e.to_string()))?;
-    audit
-        .append(serde_json::json!({"kind": "admin", "action": "audit_exported", "file": path}))
-        .map_err(|e| failed(e.to_string()))?;
-    Ok(path)
 }
 
 impl From<BrokerError> for HostError {
@@ -200,7 +184,11 @@ impl Host {
         let settings = broker.settings().view();
         broker
             .audit_log()
-            .append(serde_json::json!({"kind": "broker_started", "version": keybridge_version::VERSION, "quantconnect": base_url, "settings": settings}))
+            .append(&AuditEvent::BrokerStarted {
+                version: keybridge_version::VERSION.into(),
+                quantconnect: base_url.clone(),
+                settings,
+            })
             .map_err(|e| HostError::Broker(e.into()))?;
         Ok(Host { broker, listener, base_url, persistent, demo_client, _sim: sim, scratch, _data_lock: data_lock })
     }
@@ -236,10 +224,7 @@ impl Host {
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), HostError> {
         let Host { broker, listener, scratch, _sim, _data_lock, .. } = self;
         server::serve(listener, broker.clone(), shutdown).await;
-        broker
-            .audit_log()
-            .append(serde_json::json!({"kind": "broker_stopped"}))
-            .map_err(|e| HostError::Broker(e.into()))?;
+        broker.audit_log().append(&AuditEvent::BrokerStopped).map_err(|e| HostError::Broker(e.into()))?;
         // The chain's end goes into the keychain, so a log cut back while stopped is refused.
         broker.audit_log().anchor_now();
         drop(_sim);

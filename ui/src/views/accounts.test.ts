@@ -50,3 +50,16 @@ describe("accounts view", () => {
     expect(view.root.querySelector('#account-list .card.account[data-account="main"]')).not.toBeNull();
   });
 });
+
+describe("renaming an account", () => {
+  it("opens a labelled field with the focus in it", async () => {
+    const api = { accounts: vi.fn().mockResolvedValue([main]) };
+    const view = accountsView(api as never, vi.fn());
+    document.body.replaceChildren(view.root);
+    await view.refresh();
+    [...view.root.querySelectorAll<HTMLButtonElement>(".card.account button")].find((b) => b.textContent === "Rename")!.click();
+    const field = view.root.querySelector<HTMLInputElement>("#rename-main")!;
+    expect(field.getAttribute("aria-label")).toBe("New name for account main");
+    expect(document.activeElement).toBe(field);
+  });
+});

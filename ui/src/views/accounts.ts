@@ -74,7 +74,7 @@ export function accountsView(api: Api, onChange: () => void) {
           }
         }, "secondary test-account"),
         button("Rename", () => {
-          const next = input(`rename-${account.id}`, { value: account.id });
+          const next = input(`rename-${account.id}`, { value: account.id, "aria-label": `New name for account ${account.id}` });
           fill(renameBox, next, button("Save", async () => {
             try {
               await api.renameAccount(account.id, next.value);
@@ -84,6 +84,7 @@ export function accountsView(api: Api, onChange: () => void) {
               show("error", (e as Error).message);
             }
           }, "primary"), button("Cancel", () => fill(renameBox), "secondary"));
+          next.focus();
         }, "secondary"),
         button("Remove…", () => {
           fill(result, h("div", { class: "confirm" },

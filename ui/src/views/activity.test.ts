@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import type { AuditRecordView } from "../bindings";
 import type { Api } from "../ipc";
-import { activityView } from "./activity";
+import { ROW_CAP, activityView } from "./activity";
 
 const now = Date.now();
 const records: AuditRecordView[] = [
@@ -81,5 +81,134 @@ describe("activity", () => {
     const status = view.root.querySelector("#chain-status")?.textContent ?? "";
     expect(status).toContain("chain broken");
     expect(status).toContain("record 2 was edited");
+  });
+});
+
+describe("activity as a feed", () => {
+  const api = (list: AuditRecordView[]) =>
+    ({ auditTail: vi.fn(async () => [...list]), auditVerify: vi.fn().mockResolvedValue({ intact: true, records: list.length, files: 1 }), auditExport: vi.fn() }) as unknown as Api;
+  // The first three records as the fixture declares them (the tests above add live ones to it).
+  const base = records.slice(0, 3);
+  const seqs = (root: HTMLElement) => [...root.querySelectorAll<HTMLElement>("tr.record-row")].map((r) => r.dataset.seq);
+  const type = (el: HTMLInputElement, value: string) => {
+    el.value = value;
+    el.dispatchEvent(new Event("input"));
+  };
+
+  it("says tools by name, in rows, details and the tool filter", async () => {
+    const view = activityView(api(base));
+    await view.refresh();
+    expect(view.root.querySelector('tr.record-row[data-seq="3"] td.text')?.textContent).toContain("Stop live algorithm: you denied");
+    const options = [...view.root.querySelectorAll<HTMLOptionElement>("#filter-tool option")].map((o) => [o.value, o.textContent]);
+    expect(options).toContainEqual(["stop_live_algorithm", "Stop live algorithm"]);
+    view.root.querySelector<HTMLElement>('tr.record-row[data-seq="3"]')!.click();
+    expect(view.root.querySelector('#record-details dd[data-field="tool"]')?.textContent).toBe("Stop live algorithm (stop_live_algorithm)");
+  });
+
+  it("puts a dated header above each day's records", async () => {
+    const yesterday = now - 86_400_000;
+    const view = activityView(api([{ seq: 1, ts: yesterday, event: { kind: "admin", action: "paused" } }, ...base.map((r) => ({ ...r, seq: r.seq + 1 }))]));
+    await view.refresh();
+    const rows = [...view.root.querySelectorAll<HTMLElement>("table.records tbody tr")];
+    expect(rows.map((r) => (r.classList.contains("day-header") ? "day" : r.dataset.seq))).toEqual(["day", "4", "3", "2", "day", "1"]);
+    const headers = view.root.querySelectorAll("tr.day-header td");
+    expect(headers[0].textContent).toMatch(/^Today · .*\d{4}/);
+    expect(headers[1].textContent).toMatch(/^Yesterday · .*\d{4}/);
+    expect(headers[0].getAttribute("colspan")).toBe("4");
+  });
+
+  it("hides the broker's own records until asked, and says how many are hidden", async () => {
+    const view = activityView(api([
+      { seq: 1, ts: now - 9000, event: { kind: "broker_started", version: "0.3.1" } },
+      { seq: 2, ts: now - 8000, event: { kind: "token_minted", client: "c1" } },
+      ...base.map((r) => ({ ...r, seq: r.seq + 2 })),
+    ]));
+    await view.refresh();
+    expect(seqs(view.root)).toEqual(["5", "4", "3"]);
+    expect(view.root.querySelector<HTMLElement>("#row-cap")?.hidden).toBe(false);
+    expect(view.root.querySelector("#row-cap")?.textContent).toContain("2 system records hidden");
+    const toggle = view.root.querySelector<HTMLInputElement>("#activity-system")!;
+    expect(toggle.checked).toBe(false);
+    expect(toggle.closest("label")?.textContent).toContain("Show system records");
+    toggle.checked = true;
+    toggle.dispatchEvent(new Event("change"));
+    expect(seqs(view.root)).toEqual(["5", "4", "3", "2", "1"]);
+    expect(view.root.querySelector<HTMLElement>("#row-cap")?.hidden).toBe(true);
+  });
+
+  it("searches every word in any case, across client, tool name and what happened", async () => {
+    const view = activityView(api(base));
+    await view.refresh();
+    const search = view.root.querySelector<HTMLInputElement>("#activity-search")!;
+    expect(search.type).toBe("search");
+    expect(search.closest("label")?.textContent).toContain("Search");
+    type(search, "STOP live");
+    expect(seqs(view.root)).toEqual(["3"]);
+    type(search, "c1 denied");
+    expect(seqs(view.root)).toEqual(["3"]);
+    type(search, "nothing like this");
+    expect(seqs(view.root)).toEqual([]);
+    expect(view.root.querySelector("tr.no-rows")?.textContent).toBe("No record matches.");
+    type(search, "");
+    expect(seqs(view.root)).toEqual(["3", "2", "1"]);
+  });
+
+  it("says when the row cap applies", async () => {
+    const many: AuditRecordView[] = Array.from({ length: ROW_CAP + 5 }, (_, i) => ({ seq: i + 1, ts: now - 1000, event: { kind: "tool_call", client: "c1", tool: "read_project", decision: "allowed", outcome: "ok" } }));
+    const view = activityView(api(many));
+    await view.refresh();
+    expect(view.root.querySelectorAll("tr.record-row")).toHaveLength(ROW_CAP);
+    expect(view.root.querySelector("#row-cap")?.textContent).toContain(`Showing the newest ${ROW_CAP} of ${ROW_CAP + 5} matching records`);
+    const few = activityView(api(base));
+    await few.refresh();
+    expect(few.root.querySelector<HTMLElement>("#row-cap")?.hidden).toBe(true);
+  });
+
+  it("reaches every row by keyboard: Tab stops on rows, arrows move, Enter and Space open", async () => {
+    const view = activityView(api(base));
+    document.body.replaceChildren(view.root);
+    await view.refresh();
+    const row = (seq: string) => view.root.querySelector<HTMLElement>(`tr.record-row[data-seq="${seq}"]`)!;
+    const key = (el: Element, k: string) => el.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true, cancelable: true }));
+    expect(row("3").tabIndex).toBe(0);
+    row("3").focus();
+    key(row("3"), "ArrowDown");
+    expect(document.activeElement).toBe(row("2"));
+    key(row("2"), "Enter");
+    expect(row("2").getAttribute("aria-selected")).toBe("true");
+    expect(view.root.querySelector('#record-details dd[data-field="seq"]')?.textContent).toBe("2");
+    key(row("2"), "ArrowUp");
+    key(row("3"), " ");
+    expect(row("3").getAttribute("aria-selected")).toBe("true");
+    expect(row("2").getAttribute("aria-selected")).toBe("false");
+    // A live record re-renders the table: the keyboard stays on its row.
+    view.add({ seq: 4, ts: now, event: { kind: "tool_call", client: "c1", tool: "read_project", decision: "allowed", outcome: "ok" } });
+    expect(document.activeElement).toBe(row("3"));
+  });
+
+  it("shows a record as labelled fields, with Raw as the other tab", async () => {
+    const view = activityView(api(base));
+    await view.refresh();
+    view.root.querySelector<HTMLElement>('tr.record-row[data-seq="2"]')!.click();
+    const fieldsTab = view.root.querySelector<HTMLButtonElement>("#record-fields-tab")!;
+    const rawTab = view.root.querySelector<HTMLButtonElement>("#record-raw-toggle")!;
+    const fields = view.root.querySelector<HTMLElement>("#record-fields")!;
+    const raw = view.root.querySelector<HTMLElement>("#record-raw")!;
+    expect(rawTab.textContent).toBe("Raw");
+    expect([fields.hidden, raw.hidden, fieldsTab.getAttribute("aria-pressed")]).toEqual([false, true, "true"]);
+    rawTab.click();
+    expect([fields.hidden, raw.hidden, fieldsTab.getAttribute("aria-pressed")]).toEqual([true, false, "false"]);
+    fieldsTab.click();
+    expect([fields.hidden, raw.hidden, rawTab.getAttribute("aria-expanded")]).toEqual([false, true, "false"]);
+  });
+
+  it("names the chart for screen readers with what it shows", async () => {
+    const view = activityView(api(base));
+    await view.refresh();
+    const svg = view.root.querySelector("svg.chart")!;
+    expect(svg.getAttribute("role")).toBe("img");
+    expect(svg.getAttribute("aria-label")).toContain("Tool calls per minute over the last 30 minutes");
+    expect(svg.getAttribute("aria-label")).toContain("c1 2");
+    expect(svg.querySelector("title")?.textContent).toBe(svg.getAttribute("aria-label"));
   });
 });

@@ -1,12 +1,19 @@
-// Activity: the live audit log with filters, record details, the chain's verification, export,
-// and calls over time per client.
+// Activity: the live audit log with filters, search, record details, the chain's verification,
+// export, and calls over time per client. Records read as a feed: friendly names, a header for
+// each day, the broker's own bookkeeping hidden until asked for.
 import type { AuditRecordView } from "../bindings";
 import { button, fill, h, notice } from "../dom";
-import { type Filters, type RecordLine, type Series, callsOverTime, choices, clock, matches, recordFields, recordLine } from "../format";
+import { type Filters, type RecordLine, type Series, callsOverTime, choices, clock, dayKey, dayLabel, isSystem, matches, recordFields, recordLine } from "../format";
 import type { Api } from "../ipc";
+import { friendlyTool } from "../tools";
 
 const SVG = "http://www.w3.org/2000/svg";
-const COLORS = ["#14807a", "#d6821a", "#5a67d8", "#c0392b", "#6b8e23", "#8e44ad"];
+// Chart lines tell clients apart, nothing more: none of the colours that carry a meaning elsewhere.
+const COLORS = ["#14807a", "#6d5bd0", "#2f6fb0", "#8a6d1f", "#4d7c0f", "#a23b72"];
+/** How many rows the table shows; the log keeps everything, the export has it all. */
+export const ROW_CAP = 400;
+/** How many records the view loads from the end of the log. */
+export const TAIL = 2000;
 
 function svg(tag: string, attrs: Record<string, string | number>): SVGElement {
   const el = document.createElementNS(SVG, tag);
@@ -19,8 +26,16 @@ export function chart(series: Series): HTMLElement {
   const width = 900;
   const height = 120;
   const pad = 24;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
   const n = series.starts.length;
+  const totals = [...series.byClient.entries()].map(([client, counts]) => `${client || "unknown"} ${counts.reduce((a, b) => a + b, 0)}`);
+  // The picture is for the eye; this sentence says the same to a screen reader.
+  const said = series.byClient.size
+    ? `Tool calls per minute over the last ${n} minutes, peak ${series.max}. Calls per client: ${totals.join(", ")}.`
+    : `No tool calls in the last ${n} minutes.`;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": said });
+  const title = svg("title", {});
+  title.textContent = said;
+  root.appendChild(title);
   const x = (i: number) => pad + (i * (width - 2 * pad)) / Math.max(1, n - 1);
   const y = (v: number) => height - pad - (v * (height - 2 * pad)) / Math.max(1, series.max);
   root.appendChild(svg("line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, class: "axis" }));
@@ -29,9 +44,9 @@ export function chart(series: Series): HTMLElement {
     const color = COLORS[k % COLORS.length];
     const points = counts.map((c, i) => `${x(i).toFixed(1)},${y(c).toFixed(1)}`).join(" ");
     root.appendChild(svg("polyline", { points, fill: "none", stroke: color, "stroke-width": 2 }));
-    legend.appendChild(h("span", { class: "key" }, h("i", { attrs: { style: `background:${color}` } }), `${client || "unknown"}: ${counts.reduce((a, b) => a + b, 0)}`));
+    legend.appendChild(h("span", { class: "key" }, h("i", { attrs: { style: `background:${color}`, "aria-hidden": "true" } }), `${client || "unknown"}: ${counts.reduce((a, b) => a + b, 0)}`));
   });
-  const label = svg("text", { x: pad, y: 14, class: "chart-label" });
+  const label = svg("text", { x: pad, y: 14, class: "chart-label", "aria-hidden": "true" });
   label.textContent = series.byClient.size ? `calls per minute, last ${n} min (peak ${series.max})` : "no tool calls in the last 30 minutes";
   root.appendChild(label);
   const box = h("div", { class: "chart-box" });
@@ -40,43 +55,71 @@ export function chart(series: Series): HTMLElement {
   return box;
 }
 
-function select(id: string, label: string, values: string[], current: string, onChange: (v: string) => void): HTMLElement {
-  const el = h("select", { id, attrs: { "aria-label": label }, on: { change: () => onChange(el.value) } }, h("option", { attrs: { value: "" } }, `All ${label}`), ...values.map((v) => h("option", { attrs: { value: v } }, v)));
+function select(id: string, label: string, values: string[], current: string, onChange: (v: string) => void, name: (v: string) => string = (v) => v): HTMLElement {
+  const el = h("select", { id, attrs: { "aria-label": `Filter by ${label.replace(/s$/, "")}` }, on: { change: () => onChange(el.value) } }, h("option", { attrs: { value: "" } }, `All ${label}`), ...values.map((v) => h("option", { attrs: { value: v } }, name(v))));
   el.value = current;
   return el;
 }
 
 // Four columns fit the default window beside the details: the sequence number and the raw kind
-// live in the details, and the kind is shown small above what happened.
+// live in the details, and the kind is shown small above what happened. A row is a stop on the
+// keyboard: Enter or Space opens it, the arrows move between rows.
 export function recordRow(line: RecordLine, onSelect: () => void): HTMLElement {
   const state = line.outcome && line.outcome !== "ok" ? "bad" : line.decision === "denied" || line.decision === "timed_out" ? "bad" : "";
-  return h(
+  const row = h(
     "tr",
-    { class: `record-row ${state}`, data: { seq: String(line.seq), kind: line.kind, tool: line.tool, decision: line.decision }, on: { click: onSelect } },
+    {
+      class: `record-row ${state}`,
+      data: { seq: String(line.seq), kind: line.kind, tool: line.tool, decision: line.decision },
+      attrs: { tabindex: "0", "aria-selected": "false" },
+      on: {
+        click: onSelect,
+        keydown: (e) => {
+          if (e.key === "Enter" || e.key === " ") {
+            e.preventDefault();
+            onSelect();
+          } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+            e.preventDefault();
+            const rows = [...(row.closest("tbody")?.querySelectorAll<HTMLElement>("tr.record-row") ?? [])];
+            rows[rows.indexOf(row) + (e.key === "ArrowDown" ? 1 : -1)]?.focus();
+          }
+        },
+      },
+    },
     h("td", { class: "mono time" }, clock(line.ts)),
     h("td", { class: "client" }, line.client),
     h("td", { class: "decision" }, line.decision ? h("span", { class: `pill ${line.decision}` }, line.decision.replace(/_/g, " ")) : ""),
     h("td", { class: "text" }, h("span", { class: "kind" }, line.kind.replace(/_/g, " ")), line.text),
   );
+  return row;
 }
 
-/** A record as labelled fields, with its exact JSON on demand. */
+/** A record as labelled fields, with its exact JSON one tab away. */
 export function recordDetails(record: AuditRecordView): HTMLElement[] {
+  const fields = h("dl", { class: "facts record-fields", id: "record-fields" }, ...recordFields(record).flatMap((f) => [
+    h("dt", null, f.label),
+    h("dd", { data: { field: f.key } }, f.key === "tool" && typeof f.value === "string" && f.value ? `${friendlyTool(f.value)} (${f.value})` : typeof f.value === "string" ? f.value : h("pre", null, JSON.stringify(f.value, null, 2))),
+  ]));
   const raw = h("pre", { id: "record-raw", attrs: { hidden: "" } }, JSON.stringify(record, null, 2));
-  const toggle = button("Raw JSON", () => {
-    raw.hidden = !raw.hidden;
-    toggle.setAttribute("aria-expanded", String(!raw.hidden));
-    toggle.textContent = raw.hidden ? "Raw JSON" : "Hide raw JSON";
-  }, "secondary small", "record-raw-toggle");
+  // Two tabs over one panel; Raw keeps its disclosure semantics (expanded or not) so that a
+  // screen reader says whether the JSON is showing.
+  const showRaw = (on: boolean) => {
+    raw.hidden = !on;
+    fields.hidden = on;
+    toggle.setAttribute("aria-expanded", String(on));
+    fieldsTab.setAttribute("aria-pressed", String(!on));
+    toggle.classList.toggle("current", on);
+    fieldsTab.classList.toggle("current", !on);
+  };
+  const fieldsTab = button("Fields", () => showRaw(false), "tab current", "record-fields-tab");
+  fieldsTab.setAttribute("aria-pressed", "true");
+  const toggle = button("Raw", () => showRaw(raw.hidden), "tab", "record-raw-toggle");
   toggle.setAttribute("aria-expanded", "false");
   toggle.setAttribute("aria-controls", "record-raw");
   return [
     h("h3", null, `Record ${record.seq}`),
-    h("dl", { class: "facts record-fields" }, ...recordFields(record).flatMap((f) => [
-      h("dt", null, f.label),
-      h("dd", { data: { field: f.key } }, typeof f.value === "string" ? f.value : h("pre", null, JSON.stringify(f.value, null, 2))),
-    ])),
-    h("div", { class: "actions" }, toggle),
+    h("div", { class: "tabs", attrs: { role: "group", "aria-label": "Show the record as" } }, fieldsTab, toggle),
+    fields,
     raw,
   ];
 }
@@ -84,37 +127,78 @@ export function recordDetails(record: AuditRecordView): HTMLElement[] {
 export function activityView(api: Api) {
   const root = h("section", { class: "view", id: "view-activity" });
   let records: AuditRecordView[] = [];
-  const filters: Filters = { client: "", tool: "", decision: "" };
+  const filters: Filters = { client: "", tool: "", decision: "", search: "", system: false };
   let selected: number | null = null;
   const verifyBox = h("div", { class: "verify", id: "chain-status" });
   const exportBox = h("div", { class: "export-status" });
   const chartBox = h("div");
   const filterBar = h("div", { class: "filters" });
+  const capNote = h("p", { class: "cap-note muted", id: "row-cap", attrs: { role: "status", hidden: "" } });
   const body = h("tbody");
-  const details = h("div", { class: "record-details", id: "record-details" }, h("p", { class: "muted" }, "Select a record to see all of it."));
+  const details = h("div", { class: "record-details", id: "record-details", attrs: { "aria-live": "polite" } }, h("p", { class: "muted" }, "Select a record to see all of it."));
+  const search = h("input", {
+    id: "activity-search",
+    attrs: { type: "search", placeholder: "client, tool, error…", autocomplete: "off", spellcheck: "false" },
+    on: { input: () => ((filters.search = search.value), render()) },
+  });
+  const systemToggle = h("input", {
+    id: "activity-system",
+    attrs: { type: "checkbox" },
+    on: { change: () => ((filters.system = systemToggle.checked), render()) },
+  });
 
   function render() {
     const lines = records.map(recordLine);
     fill(
       filterBar,
       select("filter-client", "clients", choices(lines, "client"), filters.client, (v) => ((filters.client = v), render())),
-      select("filter-tool", "tools", choices(lines, "tool"), filters.tool, (v) => ((filters.tool = v), render())),
-      select("filter-decision", "decisions", choices(lines, "decision"), filters.decision, (v) => ((filters.decision = v), render())),
+      select("filter-tool", "tools", choices(lines, "tool"), filters.tool, (v) => ((filters.tool = v), render()), friendlyTool),
+      select("filter-decision", "decisions", choices(lines, "decision"), filters.decision, (v) => ((filters.decision = v), render()), (v) => v.replace(/_/g, " ")),
     );
     const shown = lines.filter((l) => matches(l, filters)).reverse();
-    fill(body, ...shown.slice(0, 400).map((line) => {
+    const hiddenSystem = filters.system ? 0 : lines.filter((l) => isSystem(l) && matches(l, { ...filters, system: true })).length;
+    const rows: HTMLElement[] = [];
+    let day = "";
+    const nowMs = Date.now();
+    for (const line of shown.slice(0, ROW_CAP)) {
+      if (dayKey(line.ts) !== day) {
+        day = dayKey(line.ts);
+        // A cell, not a header: the table's headers stay the four columns.
+        rows.push(h("tr", { class: "day-header" }, h("td", { attrs: { colspan: "4" } }, h("strong", null, dayLabel(line.ts, nowMs)))));
+      }
       const row = recordRow(line, () => {
         const record = records.find((r) => r.seq === line.seq);
         if (!record) return;
         selected = record.seq;
-        for (const r of body.querySelectorAll(".record-row.selected")) r.classList.remove("selected");
+        for (const r of body.querySelectorAll(".record-row.selected")) {
+          r.classList.remove("selected");
+          r.setAttribute("aria-selected", "false");
+        }
         row.classList.add("selected");
+        row.setAttribute("aria-selected", "true");
         fill(details, ...recordDetails(record));
       });
       // A live record re-renders the table: the row whose details are shown stays marked.
-      if (line.seq === selected) row.classList.add("selected");
-      return row;
-    }));
+      if (line.seq === selected) {
+        row.classList.add("selected");
+        row.setAttribute("aria-selected", "true");
+      }
+      rows.push(row);
+    }
+    if (!shown.length) {
+      rows.push(h("tr", { class: "no-rows" }, h("td", { attrs: { colspan: "4" } }, records.length ? "No record matches." : "No record yet.")));
+    }
+    // A re-render must not drop the keyboard user's place in the table.
+    const active = document.activeElement as HTMLElement | null;
+    const focusedSeq = active && body.contains(active) && active.matches("tr.record-row") ? active.dataset.seq : undefined;
+    fill(body, ...rows);
+    if (focusedSeq) body.querySelector<HTMLElement>(`tr.record-row[data-seq="${focusedSeq}"]`)?.focus();
+    const notes: string[] = [];
+    if (shown.length > ROW_CAP) notes.push(`Showing the newest ${ROW_CAP} of ${shown.length} matching records; narrow the search or export the log for all of them.`);
+    if (records.length >= TAIL) notes.push(`Only the last ${TAIL} records of the log are loaded here.`);
+    if (hiddenSystem) notes.push(`${hiddenSystem} system record${hiddenSystem === 1 ? "" : "s"} hidden.`);
+    capNote.textContent = notes.join(" ");
+    capNote.hidden = !notes.length;
     fill(chartBox, chart(callsOverTime(lines, Date.now(), 60_000, 30)));
   }
 
@@ -130,7 +214,7 @@ export function activityView(api: Api) {
 
   async function refresh() {
     try {
-      records = await api.auditTail(2000);
+      records = await api.auditTail(TAIL);
       render();
     } catch (e) {
       fill(body, h("tr", null, h("td", { attrs: { colspan: "4" } }, notice("error", (e as Error).message))));
@@ -152,11 +236,16 @@ export function activityView(api: Api) {
     }, "secondary", "export-audit")),
     exportBox,
     chartBox,
-    filterBar,
+    h("div", { class: "feed-controls" },
+      h("label", { class: "search" }, h("span", { class: "label" }, "Search"), search),
+      filterBar,
+      h("label", { class: "check" }, systemToggle, " Show system records")),
+    capNote,
     h("div", { class: "split" },
-      h("div", { class: "table-wrap" }, h("table", { class: "records" },
+      h("div", { class: "table-wrap", attrs: { tabindex: "-1" } }, h("table", { class: "records" },
+        h("caption", { class: "visually-hidden" }, "Audit records, newest first, grouped by day"),
         h("colgroup", null, h("col", { class: "time" }), h("col", { class: "client" }), h("col", { class: "decision" }), h("col", { class: "text" })),
-        h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "Client"), h("th", null, "Decision"), h("th", null, "What"))), body)),
+        h("thead", null, h("tr", null, h("th", { attrs: { scope: "col" } }, "Time"), h("th", { attrs: { scope: "col" } }, "Client"), h("th", { attrs: { scope: "col" } }, "Decision"), h("th", { attrs: { scope: "col" } }, "What"))), body)),
       details,
     ),
   );
@@ -168,6 +257,7 @@ export function activityView(api: Api) {
     add(record: AuditRecordView) {
       if (records.length && records[records.length - 1].seq >= record.seq) return;
       records.push(record);
+      if (records.length > TAIL) records.shift();
       render();
     },
   };

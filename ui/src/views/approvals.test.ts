@@ -1,6 +1,6 @@
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ApprovalView } from "../bindings";
-import { approvalCard } from "./approvals";
+import { approvalCard, approvalsView } from "./approvals";
 
 const now = Date.UTC(2026, 10, 23, 12, 0, 0);
 
@@ -58,7 +58,8 @@ describe("approval card", () => {
     expect(decide).toHaveBeenLastCalledWith("a-1", "approve", undefined);
     expect((card.querySelector("button.deny") as HTMLButtonElement).disabled).toBe(true);
 
-    const other = approvalCard(approval({ id: "a-2" }), now, { decide }, 0);
+    // Live calls offer no standing allowance (tested below): the allowance is asked on a delete.
+    const other = approvalCard(approval({ id: "a-2", tool: "delete_backtest", scope: "qc:backtests:delete" }), now, { decide }, 0);
     (other.querySelector("select.allow-minutes") as HTMLSelectElement).value = "15";
     (other.querySelector("button.allow") as HTMLButtonElement).click();
     expect(decide).toHaveBeenLastCalledWith("a-2", "allow_for", 15);
@@ -95,5 +96,143 @@ describe("approval card", () => {
     expect(card.querySelector("button.approve")?.textContent).toBe("Allow connection");
     expect(card.querySelector("button.allow")).toBeNull();
     expect(card.textContent).toContain("wants to connect");
+  });
+});
+
+function key(target: Element, k: string) {
+  const event = new KeyboardEvent("keydown", { key: k, bubbles: true, cancelable: true });
+  target.dispatchEvent(event);
+  return event;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+  document.body.replaceChildren();
+});
+
+describe("approval card: safe defaults", () => {
+  it("leads with a headline in plain words and names the action on the approve button", () => {
+    const stop = approvalCard(approval(), now, { decide: vi.fn() }, 0);
+    expect(stop.querySelector("h3.headline")?.textContent).toBe("Stop the live algorithm of project 123; open positions stay open");
+    expect(stop.getAttribute("aria-labelledby")).toBe(stop.querySelector("h3.headline")?.id);
+    expect(stop.querySelector("button.approve")?.textContent).toBe("Stop live algorithm");
+    expect(stop.querySelector(".badge.risk")?.textContent).toBe("Live trading");
+
+    const deploy = approvalCard(approval({ tool: "create_live_algorithm", scope: "qc:live:write", arguments: { projectId: 9, brokerage: { id: "InteractiveBrokersBrokerage" } } }), now, { decide: vi.fn() }, 0);
+    expect(deploy.querySelector("button.approve")?.textContent).toBe("Deploy live");
+    expect(deploy.querySelector(".headline")?.textContent).toBe("Deploy project 9 to live trading with “InteractiveBrokersBrokerage”");
+
+    const remove = approvalCard(approval({ tool: "delete_project", scope: "qc:projects:delete", arguments: { projectId: 7 } }), now, { decide: vi.fn() }, 0);
+    expect(remove.querySelector("button.approve")?.textContent).toBe("Delete project");
+    expect(remove.querySelector(".badge.risk")?.textContent).toContain("can't be undone");
+
+    const other = approvalCard(approval({ tool: "update_file_contents", scope: "qc:files:write" }), now, { decide: vi.fn() }, 0);
+    expect(other.querySelector("button.approve")?.textContent).toBe("Allow");
+  });
+
+  it("colours the risky action, not Deny", () => {
+    const live = approvalCard(approval(), now, { decide: vi.fn() }, 0);
+    expect(live.querySelector("button.approve")?.classList.contains("danger")).toBe(true);
+    expect(live.querySelector("button.deny")?.classList.contains("danger")).toBe(false);
+    expect(live.querySelector("button.deny")?.classList.contains("secondary")).toBe(true);
+    const pairing = approvalCard(approval({ kind: "pairing", tool: null, scope: null }), now, { decide: vi.fn() }, 0);
+    expect(pairing.querySelector("button.approve")?.classList.contains("danger")).toBe(false);
+  });
+
+  it("offers no standing allowance for live trading tools", () => {
+    for (const [tool, scope] of [
+      ["create_live_algorithm", "qc:live:write"],
+      ["liquidate_live_algorithm", "qc:live:execute"],
+      ["stop_live_algorithm", "qc:live:execute"],
+      ["create_live_command", "qc:live:execute"],
+      // Named as live even if the scope were unknown to this window.
+      ["broadcast_live_command", null],
+    ] as const) {
+      const card = approvalCard(approval({ tool, scope }), now, { decide: vi.fn() }, 0);
+      expect(card.querySelector("button.allow"), tool).toBeNull();
+      expect(card.querySelector("select.allow-minutes"), tool).toBeNull();
+    }
+    const files = approvalCard(approval({ tool: "delete_file", scope: "qc:files:delete" }), now, { decide: vi.fn() }, 0);
+    expect(files.querySelector("button.allow")).not.toBeNull();
+  });
+
+  it("denies on Esc, and Enter on the card approves nothing", () => {
+    const decide = vi.fn().mockResolvedValue(undefined);
+    const card = approvalCard(approval(), now, { decide }, 0);
+    document.body.appendChild(card);
+    card.focus();
+    const enter = key(card, "Enter");
+    expect(enter.defaultPrevented).toBe(true);
+    expect(decide).not.toHaveBeenCalled();
+    key(card.querySelector("details summary")!, "Escape");
+    expect(decide).toHaveBeenCalledExactlyOnceWith("a-1", "deny", undefined);
+    key(card, "Escape");
+    expect(decide).toHaveBeenCalledOnce();
+  });
+
+  it("shows the arming delay as progress on the buttons that approve; Deny works at once", () => {
+    vi.useFakeTimers();
+    const decide = vi.fn().mockResolvedValue(undefined);
+    const card = approvalCard(approval({ tool: "delete_file", scope: "qc:files:delete" }), now, { decide });
+    const approve = card.querySelector<HTMLButtonElement>("button.approve")!;
+    const allow = card.querySelector<HTMLButtonElement>("button.allow")!;
+    const deny = card.querySelector<HTMLButtonElement>("button.deny")!;
+    expect(approve.classList.contains("arming")).toBe(true);
+    expect(allow.classList.contains("arming")).toBe(true);
+    expect(approve.style.getPropertyValue("--arm-ms")).toBe("800ms");
+    expect(deny.disabled).toBe(false);
+    expect(deny.classList.contains("arming")).toBe(false);
+    vi.advanceTimersByTime(800);
+    expect(approve.classList.contains("arming")).toBe(false);
+    expect(approve.disabled).toBe(false);
+    deny.click();
+    expect(decide).toHaveBeenCalledWith("a-1", "deny", undefined);
+  });
+});
+
+describe("approvals view", () => {
+  function fakeApi(pending: ApprovalView[]) {
+    return { approvals: vi.fn().mockResolvedValue(pending), decide: vi.fn().mockResolvedValue(undefined) };
+  }
+
+  it("focuses Deny on a new request and announces it, without taking the focus from a card in use", async () => {
+    const api = fakeApi([approval()]);
+    const view = approvalsView(api as never, vi.fn());
+    document.body.replaceChildren(view.root);
+    await view.refresh();
+    const first = view.root.querySelector<HTMLElement>('.approval-card[data-id="a-1"]')!;
+    expect(document.activeElement).toBe(first.querySelector("button.deny"));
+    const live = view.root.querySelector("#approval-announcer")!;
+    expect(live.getAttribute("aria-live")).toBe("assertive");
+    expect(live.textContent).toContain("Claude Desktop, Stop the live algorithm of project 123");
+
+    // The trader is reading the first card's arguments when a second request arrives.
+    first.querySelector<HTMLElement>("details summary")!.setAttribute("tabindex", "0");
+    first.querySelector<HTMLElement>("details summary")!.focus();
+    api.approvals.mockResolvedValue([approval(), approval({ id: "a-2", tool: "delete_project", scope: "qc:projects:delete", arguments: { projectId: 7 } })]);
+    await view.refresh();
+    expect(view.root.querySelector('.approval-card[data-id="a-1"]')).toBe(first);
+    expect(document.activeElement).toBe(first.querySelector("details summary"));
+    expect(live.textContent).toContain("Delete project 7");
+
+    // With the focus elsewhere, the next one takes it.
+    (document.activeElement as HTMLElement).blur();
+    api.approvals.mockResolvedValue([approval(), approval({ id: "a-3", tool: "delete_file", scope: "qc:files:delete" })]);
+    await view.refresh();
+    expect(document.activeElement).toBe(view.root.querySelector('.approval-card[data-id="a-3"] button.deny'));
+    expect(view.root.querySelectorAll(".approval-card")).toHaveLength(2);
+  });
+
+  it("Esc from outside the cards denies the request on top", async () => {
+    const api = fakeApi([approval(), approval({ id: "a-2" })]);
+    const view = approvalsView(api as never, vi.fn());
+    document.body.replaceChildren(view.root);
+    await view.refresh();
+    key(view.root.querySelector("h2")!, "Escape");
+    expect(api.decide).toHaveBeenCalledExactlyOnceWith("a-1", "deny", undefined);
+    // Until the broker's answer removes it, the denied card is skipped: the next Esc is for the next one.
+    expect(view.escape()).toBe(true);
+    expect(api.decide).toHaveBeenLastCalledWith("a-2", "deny", undefined);
+    expect(view.escape()).toBe(false);
   });
 });

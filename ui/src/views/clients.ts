@@ -8,7 +8,7 @@ import type { Api } from "../ipc";
 export function presetPicker(presets: PresetInfo[], name: string, current: string): HTMLElement {
   return h(
     "div",
-    { class: "presets", attrs: { role: "radiogroup" } },
+    { class: "presets", attrs: { role: "radiogroup", "aria-label": "What the client may do" } },
     ...presets.map((p) => {
       const radio = h("input", { attrs: { type: "radio", name, value: p.name } });
       radio.checked = p.name === current;

@@ -176,6 +176,17 @@ describe("first-run guide", () => {
     expect(guide.root.querySelector(".approval-card.pairing")).toBe(card);
   });
 
+  it("puts the focus on Deny when Claude's request appears, and Esc denies it", async () => {
+    const { api, guide, $ } = start();
+    await toWaiting(guide);
+    api.approvals.mockResolvedValue([pairing()]);
+    await vi.waitFor(() => expect($(".approval-card.pairing")).not.toBeNull());
+    expect(document.activeElement).toBe($(".approval-card.pairing button.deny"));
+    document.activeElement!.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true, cancelable: true }));
+    await vi.waitFor(() => expect($(".waiting-note")?.textContent).toContain("You denied it"));
+    expect(api.decide).toHaveBeenCalledWith("p-1", "deny", undefined);
+  });
+
   it("stays waiting after a denial and says how to ask again", async () => {
     const { api, guide, $ } = start();
     await toWaiting(guide);

@@ -303,6 +303,8 @@ export function onboardingView(api: Api, leaveTo: (view: LeaveTo) => void, optio
       const card: Tickable = approvalCard(a, Date.now(), actions, armDelayMs);
       cards.set(a.id, card);
       waitingList.appendChild(card);
+      // As in the Approvals view, a request arrives with its safe answer under the focus.
+      focusIfIdle(card.querySelector<HTMLElement>("button.deny"));
     }
     for (const card of cards.values()) card.tick?.(Date.now());
     showWaitingNote();

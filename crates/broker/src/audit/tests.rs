@@ -6,7 +6,7 @@ fn log_with(n: u64) -> (tempfile::TempDir, MemoryStore, AuditLog) {
     let store = MemoryStore::default();
     let log = AuditLog::open(dir.path(), &store).unwrap();
     for i in 1..=n {
-        log.append(json!({"kind": "tool_call", "tool": "read_account", "i": i})).unwrap();
+        log.append_json(json!({"kind": "tool_call", "tool": "read_account", "i": i})).unwrap();
     }
     (dir, store, log)
 }
@@ -41,7 +41,7 @@ fn an_intact_log_verifies_and_reopening_continues_the_chain() {
     assert_eq!(log.verify().unwrap().records, 5);
     drop(log);
     let log = AuditLog::open(dir.path(), &store).unwrap();
-    assert_eq!(log.append(json!({"kind": "admin"})).unwrap().seq, 6);
+    assert_eq!(log.append_json(json!({"kind": "admin"})).unwrap().seq, 6);
     assert_eq!(verify(dir.path(), &store).unwrap().records, 6);
 }
 
@@ -130,7 +130,7 @@ fn a_forged_chain_without_the_key_fails() {
 fn subscribers_see_records_as_they_are_written() {
     let (_dir, _store, log) = log_with(0);
     let mut rx = log.subscribe();
-    log.append(json!({"kind": "pause"})).unwrap();
+    log.append_json(json!({"kind": "pause"})).unwrap();
     let got = rx.try_recv().unwrap();
     assert_eq!((got.seq, got.event["kind"].as_str()), (1, Some("pause")));
 }

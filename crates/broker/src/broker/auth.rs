@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::{Broker, Session};
 use crate::approvals::{ApprovalKind, Outcome, Pending};
+use crate::audit::{AuditEvent, AuthMethod};
 use crate::clients::{Client, ClientAuth, key_hash};
 use crate::peer::{Host, Peer};
 use crate::primitives::{lock, now, same_secret};
@@ -31,10 +32,22 @@ impl Broker {
         let result = self.authenticate_inner(client_id, key, peer).await;
         let host = peer.host.as_ref().map(Host::key);
         match &result {
-            Ok(session) => self.record(json!({"kind": "authentication", "client": truncate(client_id, 64), "ok": true,
-                "session": session.session_id, "host": host, "method": if key.is_some() { "key" } else { "host" }})),
-            Err(e) => self.record(json!({"kind": "authentication", "client": truncate(client_id, 64), "ok": false,
-                "host": host, "reason": e.to_string()})),
+            Ok(session) => self.record(AuditEvent::Authentication {
+                client: truncate(client_id, 64),
+                ok: true,
+                session: Some(session.session_id.clone()),
+                host,
+                method: Some(if key.is_some() { AuthMethod::Key } else { AuthMethod::Host }),
+                reason: None,
+            }),
+            Err(e) => self.record(AuditEvent::Authentication {
+                client: truncate(client_id, 64),
+                ok: false,
+                session: None,
+                host,
+                method: None,
+                reason: Some(e.to_string()),
+            }),
         }
         result
     }
@@ -225,8 +238,12 @@ impl Broker {
             ttl_secs: client.token_ttl_secs,
         };
         let (token, claims) = self.tokens.mint(&grant).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        self.record(json!({"kind": "token_minted", "client": client.id, "session": session_id,
-            "jti": claims.jti, "expires": claims.exp}));
+        self.record(AuditEvent::TokenMinted {
+            client: client.id.clone(),
+            session: session_id.to_string(),
+            jti: claims.jti.clone(),
+            expires: claims.exp,
+        });
         Ok(SessionInfo {
             session_id: session_id.to_string(),
             client_id: client.id.clone(),

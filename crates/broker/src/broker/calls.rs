@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keybridge_broker_proto::{Credential, ToolInfo};
+use keybridge_broker_proto::{BrokerEvent, Credential, ToolInfo};
 use keybridge_catalog::{Preset, Scope, Tool};
 use keybridge_quantconnect::Credentials;
 use keybridge_vault::AccountId;
@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 
 use super::{BROKER_LOOKUPS, Broker, MAX_WAITING_PER_SESSION};
 use crate::BrokerError;
-use crate::approvals::{ApprovalKind, Approvals, Outcome, Pending};
+use crate::approvals::{ApprovalKind, Approvals, Outcome as Answer, Pending};
+use crate::audit::{AuditEvent, CallDecision, Outcome, ToolCallEvent};
 use crate::clients::Client;
 use crate::policy::Decision;
 use crate::primitives::lock;
@@ -35,25 +36,29 @@ struct Cleared {
 struct CallRecord {
     broker: Arc<Broker>,
     started: Instant,
-    record: Option<Value>,
+    record: Option<ToolCallEvent>,
 }
 
 impl CallRecord {
-    fn fields(&mut self) -> &mut Value {
-        self.record.get_or_insert_with(|| json!({}))
+    fn fields(&mut self) -> &mut ToolCallEvent {
+        self.record.get_or_insert_with(ToolCallEvent::default)
     }
 
     fn finish(&mut self, result: Result<(), &BrokerError>) {
         let Some(mut record) = self.record.take() else { return };
-        record["latency_us"] = json!(self.started.elapsed().as_micros() as u64);
-        match result {
-            Ok(()) => record["outcome"] = json!("ok"),
-            Err(e) => {
-                record["outcome"] = json!(format!("{:?}", e.code()).to_ascii_lowercase());
-                record["error"] = json!(truncate(&e.to_string(), MAX_RECORDED_ERROR_CHARS));
-            }
+        record.latency_us = self.started.elapsed().as_micros() as u64;
+        record.outcome = outcome_of(result);
+        if let Err(e) = result {
+            record.error = Some(truncate(&e.to_string(), MAX_RECORDED_ERROR_CHARS));
         }
-        self.broker.record(record);
+        self.broker.record(AuditEvent::ToolCall(record));
+    }
+}
+
+fn outcome_of<T>(result: Result<T, &BrokerError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Failed(e.code()),
     }
 }
 
@@ -110,7 +115,7 @@ impl Broker {
         let mut audit = CallRecord {
             broker: self.clone(),
             started: Instant::now(),
-            record: Some(json!({"kind": "tool_call", "tool": truncate(tool_name, 64)})),
+            record: Some(ToolCallEvent { tool: truncate(tool_name, 64), ..ToolCallEvent::default() }),
         };
         let cleared = match self.clear_call(session, token, tool_name, arguments, on_wait, audit.fields()).await {
             Ok(cleared) => cleared,
@@ -123,10 +128,7 @@ impl Broker {
         let execution = tokio::spawn(async move {
             let result =
                 broker.execute(&cleared.account, &cleared.client, cleared.tool, Value::Object(cleared.args)).await;
-            audit.fields()["upstream"] = json!(match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => format!("{:?}", e.code()).to_ascii_lowercase(),
-            });
+            audit.fields().upstream = Some(outcome_of(result.as_ref()));
             audit.finish(result.as_ref().map(|_| ()));
             result
         });
@@ -143,31 +145,31 @@ impl Broker {
         tool_name: &str,
         arguments: Value,
         on_wait: impl FnOnce(&Pending),
-        audit: &mut Value,
+        audit: &mut ToolCallEvent,
     ) -> Result<Cleared, BrokerError> {
         self.audit_healthy()?;
         let (claims, client) = self.authorize_for(session, token)?;
-        audit["client"] = json!(client.id);
-        audit["session"] = json!(claims.sid);
-        audit["account"] = json!(client.account);
+        audit.client = Some(client.id.clone());
+        audit.session = Some(claims.sid.clone());
+        audit.account = Some(client.account.to_string());
         if self.is_paused() {
             return Err(BrokerError::Paused);
         }
         let tool =
             keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(truncate(tool_name, 64)))?;
-        audit["scope"] = json!(tool.scope);
+        audit.scope = Some(tool.scope);
         self.check_scope(&claims, &client, tool)?;
         let args = tool.prepare(arguments).map_err(|e| BrokerError::InvalidArguments(e.to_string()))?;
         let args_digest = self.audit.keyed_digest(&canonical(&Value::Object(args.clone())));
-        audit["args_digest"] = json!(args_digest);
-        audit["args"] = redact(&args);
+        audit.args_digest = Some(args_digest.clone());
+        audit.args = Some(redact(&args));
         let decision = self.decide(tool.scope, &client);
-        audit["policy"] = json!(decision.as_str());
+        audit.policy = Some(decision.as_str());
         match decision {
             Decision::Deny => return Err(BrokerError::PolicyDenied { scope: tool.scope.to_string() }),
-            Decision::Allow => audit["decision"] = json!("allowed"),
+            Decision::Allow => audit.decision = Some(CallDecision::Allowed),
             Decision::Ask if self.approvals.allowed(&claims.sid, tool.name) => {
-                audit["decision"] = json!("allowed_for_session");
+                audit.decision = Some(CallDecision::AllowedForSession);
             }
             Decision::Ask => {
                 // A model looping on a dangerous call must not bury the human in questions. The
@@ -181,16 +183,16 @@ impl Broker {
                 // The bridge hears the client-safe note, never what the broker looked up.
                 let outcome =
                     self.ask(pending, |pending| on_wait(&Pending { summary: client_note, ..pending.clone() })).await?;
-                audit["decision"] = json!(match outcome {
-                    Outcome::Approved => "approved",
-                    Outcome::ApprovedFor(_) => "approved_for_session",
-                    Outcome::Denied => "denied",
-                    Outcome::TimedOut => "timed_out",
+                audit.decision = Some(match outcome {
+                    Answer::Approved => CallDecision::Approved,
+                    Answer::ApprovedFor(_) => CallDecision::ApprovedForSession,
+                    Answer::Denied => CallDecision::Denied,
+                    Answer::TimedOut => CallDecision::TimedOut,
                 });
                 match outcome {
-                    Outcome::Approved | Outcome::ApprovedFor(_) => {}
-                    Outcome::Denied => return Err(BrokerError::ApprovalDenied),
-                    Outcome::TimedOut => {
+                    Answer::Approved | Answer::ApprovedFor(_) => {}
+                    Answer::Denied => return Err(BrokerError::ApprovalDenied),
+                    Answer::TimedOut => {
                         return Err(BrokerError::ApprovalTimedOut(self.approval_timeout().as_secs()));
                     }
                 }
@@ -199,10 +201,14 @@ impl Broker {
                     return Err(BrokerError::Paused);
                 }
                 self.check_scope(&claims, &client, tool)?;
-                if let Outcome::ApprovedFor(duration) = outcome {
+                if let Answer::ApprovedFor(duration) = outcome {
                     self.approvals.allow_for(&claims.sid, tool.name, duration);
-                    self.record(json!({"kind": "allowance", "client": client.id, "session": claims.sid,
-                        "tool": tool.name, "minutes": duration.as_secs() / 60}));
+                    self.record(AuditEvent::Allowance {
+                        client: client.id.clone(),
+                        session: claims.sid.clone(),
+                        tool: tool.name.to_string(),
+                        minutes: duration.as_secs() / 60,
+                    });
                 }
             }
         }
@@ -222,14 +228,14 @@ impl Broker {
     }
 
     /// Open an approval, tell the caller, wait; the approval is withdrawn if the caller goes away.
-    pub(super) async fn ask(&self, pending: Pending, on_wait: impl FnOnce(&Pending)) -> Result<Outcome, BrokerError> {
+    pub(super) async fn ask(&self, pending: Pending, on_wait: impl FnOnce(&Pending)) -> Result<Answer, BrokerError> {
         let ticket = self.approvals.open(pending, self.approval_timeout());
         let _withdraw = Withdraw { approvals: &self.approvals, id: ticket.pending.id.clone() };
-        let _ = self.events.send(json!({"type": "approval_opened", "approval": ticket.pending}));
+        let _ = self.events.send(BrokerEvent::ApprovalOpened { approval: Box::new(ticket.pending.clone()) });
         on_wait(&ticket.pending);
         let id = ticket.pending.id.clone();
         let outcome = self.approvals.wait(ticket).await;
-        let _ = self.events.send(json!({"type": "approval_closed", "id": id}));
+        let _ = self.events.send(BrokerEvent::ApprovalClosed { id });
         Ok(outcome)
     }
 
@@ -298,14 +304,17 @@ impl Broker {
         let read = self.execute(&client.account, BROKER_LOOKUPS, tool, json!({"projectId": project_id}));
         let reply = tokio::time::timeout(Duration::from_secs(3), read).await;
         let outcome = match &reply {
-            Ok(Ok(_)) => "ok".to_string(),
-            Ok(Err(e)) => format!("{:?}", e.code()).to_ascii_lowercase(),
-            Err(_) => "timed_out".to_string(),
+            Ok(result) => outcome_of(result.as_ref()),
+            Err(_) => Outcome::TimedOut,
         };
-        self.record(
-            json!({"kind": "broker_lookup", "tool": tool.name, "project": project_id, "account": client.account,
-            "client": client.id, "for_tool": asked_for.name, "outcome": outcome}),
-        );
+        self.record(AuditEvent::BrokerLookup {
+            tool: tool.name.to_string(),
+            project: project_id,
+            account: client.account.to_string(),
+            client: client.id.clone(),
+            for_tool: asked_for.name.to_string(),
+            outcome,
+        });
         reply.ok()?.ok()?.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
     }
 

@@ -17,15 +17,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use keybridge_broker_proto::BrokerEvent;
 use keybridge_catalog::Scope;
 use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
 use keybridge_vault::{Accounts, SecretStore};
-use serde_json::Value;
+
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::BrokerError;
 use crate::approvals::Approvals;
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::clients::{Client, Clients};
 use crate::policy::{Decision, decide};
 use crate::primitives::lock;
@@ -97,7 +98,7 @@ pub struct Broker {
     paused: AtomicBool,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     credentials: Mutex<HashMap<String, Arc<Credentials>>>,
-    events: broadcast::Sender<Value>,
+    events: broadcast::Sender<BrokerEvent>,
     /// Pairings waiting for the human, by (client, host): MCP hosts often start the same
     /// server twice at once, and the human should be asked once.
     pairings: Mutex<HashMap<(String, String), PairingAnswer>>,
@@ -205,7 +206,7 @@ impl Broker {
     }
 
     /// Approval changes (`{"type": "approval_opened" | "approval_closed", ...}`).
-    pub fn subscribe_events(&self) -> broadcast::Receiver<Value> {
+    pub fn subscribe_events(&self) -> broadcast::Receiver<BrokerEvent> {
         self.events.subscribe()
     }
 
@@ -238,8 +239,8 @@ impl Broker {
         self.paused.load(Ordering::SeqCst)
     }
 
-    fn record(&self, event: Value) {
-        if let Err(e) = self.audit.append(event) {
+    fn record(&self, event: AuditEvent) {
+        if let Err(e) = self.audit.append(&event) {
             tracing::error!(error = %e, "cannot write the audit log");
             // Fail closed: no call runs unrecorded.
             *lock(&self.audit_failure) = Some(e.to_string());

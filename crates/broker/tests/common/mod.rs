@@ -70,7 +70,7 @@ impl Env {
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
-        self.broker.audit_log().append(json!({"kind": "broker_stopped"})).unwrap();
+        self.broker.audit_log().append(&keybridge_broker::audit::AuditEvent::BrokerStopped).unwrap();
         self.broker.audit_log().anchor_now();
     }
 

@@ -2,12 +2,13 @@
 //! tested, renamed (with the clients bound to them) and removed. The token goes to the keychain
 //! and never into a reply or a record.
 
-use keybridge_broker_proto::{AccountView, Credential};
+use keybridge_broker_proto::{AccountView, BrokerEvent, Credential};
 use keybridge_quantconnect::Credentials;
 use keybridge_vault::{Account, AccountId, SecretString};
 use serde_json::{Value, json};
 
 use crate::BrokerError;
+use crate::audit::{AdminEvent, AuditEvent};
 use crate::broker::Broker;
 use crate::primitives::{lock, now};
 
@@ -35,7 +36,7 @@ impl Broker {
         }
         let account = Account { id: id.clone(), user_id: user_id.to_string(), organization_id, created: now() };
         self.accounts.add(account.clone(), &token)?;
-        self.record(json!({"kind": "admin", "action": "account_added", "account": id, "checked": !skip_check}));
+        self.record(AuditEvent::Admin(AdminEvent::AccountAdded { account: id.to_string(), checked: !skip_check }));
         Ok(json!(account))
     }
 
@@ -47,7 +48,7 @@ impl Broker {
         let id: AccountId = name.parse()?;
         let removed = self.accounts.remove(&id)?;
         lock(&self.credentials).remove(id.as_str());
-        self.record(json!({"kind": "admin", "action": "account_removed", "account": id, "existed": removed}));
+        self.record(AuditEvent::Admin(AdminEvent::AccountRemoved { account: id.to_string(), existed: removed }));
         Ok(json!({"removed": removed}))
     }
 
@@ -71,11 +72,13 @@ impl Broker {
             }
             bound
         };
-        self.record(
-            json!({"kind": "admin", "action": "account_renamed", "account": from, "new_name": to, "clients": moved}),
-        );
+        self.record(AuditEvent::Admin(AdminEvent::AccountRenamed {
+            account: from.to_string(),
+            new_name: to.to_string(),
+            clients: moved.clone(),
+        }));
         for client in moved {
-            let _ = self.events.send(json!({"type": "client_changed", "client": client}));
+            let _ = self.events.send(BrokerEvent::ClientChanged { client });
         }
         Ok(json!(account_view(renamed)))
     }

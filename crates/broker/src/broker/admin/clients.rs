@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keybridge_broker_proto::{ClientAdded, ClientSpec, ClientView, SessionView};
+use keybridge_broker_proto::{BrokerEvent, ClientAdded, ClientSpec, ClientView, SessionView};
 use keybridge_vault::AccountId;
 use serde_json::{Value, json};
 
 use crate::BrokerError;
+use crate::audit::{AdminEvent, AuditEvent, AuthMethod};
 use crate::broker::{Broker, Session};
 use crate::clients::{Client, ClientAuth, key_hash, new_client_id, resolve_scopes};
 use crate::policy::parse_overrides;
@@ -48,8 +49,11 @@ impl Broker {
             last_seen: None,
         };
         lock(&self.clients).insert(client.clone())?;
-        self.record(json!({"kind": "admin", "action": "client_added", "client": client.id,
-            "scopes": client.scopes, "mode": if key.is_some() { "key" } else { "host" }}));
+        self.record(AuditEvent::Admin(AdminEvent::ClientAdded {
+            client: client.id.clone(),
+            scopes: client.scopes.clone(),
+            mode: if key.is_some() { AuthMethod::Key } else { AuthMethod::Host },
+        }));
         Ok(json!(ClientAdded { client_id: client.id, client_key: key }))
     }
 
@@ -70,9 +74,10 @@ impl Broker {
             return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
         }
         let denied = self.approvals.deny_where(|p| p.client_id == client_id);
-        self.record(
-            json!({"kind": "admin", "action": "client_revoked", "client": client_id, "approvals_denied": denied}),
-        );
+        self.record(AuditEvent::Admin(AdminEvent::ClientRevoked {
+            client: client_id.to_string(),
+            approvals_denied: denied,
+        }));
         Ok(json!({"revoked": client_id}))
     }
 
@@ -96,8 +101,11 @@ impl Broker {
         if !existed {
             return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
         }
-        self.record(json!({"kind": "admin", "action": "client_updated", "client": client_id, "scopes": scopes}));
-        let _ = self.events.send(json!({"type": "client_changed", "client": client_id}));
+        self.record(AuditEvent::Admin(AdminEvent::ClientUpdated {
+            client: client_id.to_string(),
+            scopes: scopes.clone(),
+        }));
+        let _ = self.events.send(BrokerEvent::ClientChanged { client: client_id.to_string() });
         Ok(json!({"updated": client_id, "scopes": scopes}))
     }
 
@@ -105,7 +113,7 @@ impl Broker {
         let ended = lock(&self.sessions).get_mut(session_id).map(|s| s.revoked = true).is_some();
         self.approvals.end_session(session_id);
         self.approvals.deny_where(|p| p.session_id.as_deref() == Some(session_id));
-        self.record(json!({"kind": "admin", "action": "session_ended", "session": session_id, "existed": ended}));
+        self.record(AuditEvent::Admin(AdminEvent::SessionEnded { session: session_id.to_string(), existed: ended }));
         json!({"ended": ended})
     }
 

@@ -3,11 +3,12 @@
 
 use std::sync::atomic::Ordering;
 
-use keybridge_broker_proto::{SettingsView, StatusView};
+use keybridge_broker_proto::{BrokerEvent, SettingsView, StatusView};
 use keybridge_vault::SecretString;
 use serde_json::{Value, json};
 
 use crate::BrokerError;
+use crate::audit::{AdminEvent, AuditEvent};
 use crate::broker::Broker;
 use crate::primitives::lock;
 use crate::settings::Settings;
@@ -33,8 +34,8 @@ impl Broker {
         } else {
             self.store.delete(&self.pause_name)?;
         }
-        self.record(json!({"kind": "admin", "action": if paused { "paused" } else { "resumed" }}));
-        let _ = self.events.send(json!({"type": "paused", "paused": paused}));
+        self.record(AuditEvent::Admin(if paused { AdminEvent::Paused } else { AdminEvent::Resumed }));
+        let _ = self.events.send(BrokerEvent::Paused { paused });
         Ok(json!({"paused": paused}))
     }
 
@@ -45,14 +46,14 @@ impl Broker {
         self.settings_anchor.set(&generation.to_string())?;
         let view = settings.view();
         *lock(&self.settings) = settings;
-        self.record(json!({"kind": "admin", "action": "settings_changed", "settings": view}));
-        let _ = self.events.send(json!({"type": "settings_changed", "settings": view}));
+        self.record(AuditEvent::Admin(AdminEvent::SettingsChanged { settings: view.clone() }));
+        let _ = self.events.send(BrokerEvent::SettingsChanged { settings: view.clone() });
         Ok(json!(view))
     }
 
     pub(super) fn rotate_signing_key(&self) -> Result<Value, BrokerError> {
         let kid = self.tokens.rotate().map_err(|e| BrokerError::Internal(e.to_string()))?;
-        self.record(json!({"kind": "admin", "action": "signing_key_rotated", "kid": kid}));
+        self.record(AuditEvent::Admin(AdminEvent::SigningKeyRotated { kid: kid.clone() }));
         Ok(json!({"kid": kid}))
     }
 }

@@ -42,6 +42,7 @@ impl Broker {
             AdminCommand::ApprovalDecide { approval_id, decision } => self.decide_approval(&approval_id, decision),
             AdminCommand::AuditTail { last, .. } => self.audit_tail(last),
             AdminCommand::AuditVerify => self.audit_verify(),
+            AdminCommand::AuditExport => self.audit_export(),
         }
     }
 }

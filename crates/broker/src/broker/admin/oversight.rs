@@ -1,18 +1,34 @@
 //! What the human oversees: the questions waiting for an answer, and the audit log.
 
-use keybridge_broker_proto::{ApprovalDecision, AuditVerified};
+use keybridge_broker_proto::{ApprovalDecision, AuditExported, AuditVerified};
+use keybridge_catalog::Scope;
 use serde_json::{Value, json};
 
 use crate::BrokerError;
+use crate::audit::{AdminEvent, AuditEvent};
 use crate::broker::Broker;
 
 impl Broker {
     pub(super) fn decide_approval(&self, approval_id: &str, decision: ApprovalDecision) -> Result<Value, BrokerError> {
+        if let ApprovalDecision::AllowFor { minutes } = decision {
+            let asked = self.approvals.list().into_iter().find(|pending| pending.id == approval_id);
+            let live = asked.as_ref().and_then(|pending| pending.scope.as_deref()?.parse::<Scope>().ok());
+            if live.is_some_and(Scope::acts_on_live_trading) {
+                return Err(BrokerError::Invalid(format!(
+                    "a live-trading call cannot be allowed for {minutes} minutes: approve or deny this call on its own"
+                )));
+            }
+        }
         let decided = self.approvals.decide(approval_id, decision).ok_or_else(|| {
             BrokerError::NotFound(format!("no pending approval `{approval_id}` (answered or timed out already)"))
         })?;
-        self.record(json!({"kind": "approval", "approval": approval_id, "client": decided.client_id,
-            "tool": decided.tool, "decision": decision_text(decision), "args_digest": decided.arguments_digest}));
+        self.record(AuditEvent::Approval {
+            approval: approval_id.to_string(),
+            client: decided.client_id,
+            tool: decided.tool,
+            decision: decision_text(decision),
+            args_digest: decided.arguments_digest,
+        });
         Ok(json!({"approval": approval_id, "decision": decision_text(decision)}))
     }
 
@@ -20,6 +36,22 @@ impl Broker {
         let records = self.audit.read_all()?;
         let skip = records.len().saturating_sub(last);
         Ok(json!(records[skip..]))
+    }
+
+    pub(super) fn audit_export(&self) -> Result<Value, BrokerError> {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let path = self.config.data_dir.join("exports").join(format!("audit-{stamp}.jsonl"));
+        let failed = |reason: String| {
+            BrokerError::Invalid(format!(
+                "cannot write the audit export {}: {reason}; check the data folder's free space and permissions",
+                path.display()
+            ))
+        };
+        let lines = self.audit.export_lines().map_err(|e| failed(e.to_string()))?;
+        keybridge_vault::write_private(&path, lines.as_bytes()).map_err(|e| failed(e.to_string()))?;
+        let file = path.display().to_string();
+        self.record(AuditEvent::Admin(AdminEvent::AuditExported { file: file.clone() }));
+        Ok(json!(AuditExported { file }))
     }
 
     pub(super) fn audit_verify(&self) -> Result<Value, BrokerError> {
