@@ -424,3 +424,138 @@ fn a_first_run_guides_the_trader_to_claudes_first_connection() {
     let shown = world.cli(&["client", "show", &client], None);
     assert_eq!(shown["preset"], "research", "{shown}");
 }
+
+/// The axe-core checks that count: WCAG 2.x A and AA.
+const AXE_TAGS: &str = "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']";
+
+/// Run axe-core in the page as it is now; the serious and critical violations, as
+/// "rule (impact): where" lines.
+fn axe_serious(ui: &Session) -> Vec<String> {
+    let axe =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/node_modules/axe-core/axe.min.js"))
+            .expect("axe-core is installed with the window's packages (scripts/dev.sh ui)");
+    // The window's content security policy allows no `eval`, so axe's source is the script
+    // itself. It runs asynchronously; the result lands on `window` and is polled for.
+    ui.script(
+        &format!(
+            "if (!window.axe) {{ {axe}\n }}
+             window.__axe = null;
+             axe.run(document, {{ runOnly: {{ type: 'tag', values: {AXE_TAGS} }} }})
+               .then(r => {{ window.__axe = r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ')); }})
+               .catch(e => {{ window.__axe = ['axe failed: ' + e]; }});
+             return true;"
+        ),
+        json!([]),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let result = ui.script("return window.__axe", json!([]));
+        if let Some(found) = result.as_array() {
+            return found.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+        }
+        assert!(std::time::Instant::now() < deadline, "axe did not finish within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A world with account `main` and a client with a key (no pairing question), the broker
+/// stopped so that the app starts its own on the same data.
+fn world_with_client(preset: &str) -> (World, String, String) {
+    let mut world = World::start(120);
+    let (client, key) = world.add_client(preset, true);
+    world.stop_broker();
+    (world, client, key.unwrap())
+}
+
+/// Every view passes axe with no serious or critical violation, with a request waiting, in the
+/// theme the desktop asks for; returns the violations per view for the report.
+fn every_view_passes_axe(ui: &Session) -> Vec<(String, Vec<String>)> {
+    // First, that axe sees what it should: an unlabelled field is a critical violation.
+    ui.script(
+        "const probe = document.createElement('input'); probe.id = 'axe-probe'; document.body.append(probe);",
+        json!([]),
+    );
+    let probed = axe_serious(ui);
+    assert!(probed.iter().any(|v| v.starts_with("label (critical)") && v.contains("#axe-probe")), "{probed:?}");
+    ui.script("document.getElementById('axe-probe').remove()", json!([]));
+    let mut found = Vec::new();
+    for view in ["approvals", "activity", "clients", "accounts", "settings"] {
+        ui.click(&format!("#nav-{view}"));
+        ui.wait_for(&format!("#view-{view}"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        found.push((view.to_string(), axe_serious(ui)));
+    }
+    found
+}
+
+#[test]
+fn a_request_leans_towards_no_and_every_view_passes_axe_in_light_and_dark() {
+    if !in_keyring_session("a_request_leans_towards_no_and_every_view_passes_axe_in_light_and_dark") {
+        return;
+    }
+    let (world, client, key) = world_with_client("trader");
+    let config = claude_config(&world, OTHER_SERVERS);
+    let mut raw = RawMcp::spawn(&world, &client, Some(&key), None);
+    let mut report = Vec::new();
+    for (theme, dark) in [("light", false), ("dark", true)] {
+        let x = Xvfb::start();
+        let mut env = world.env_vars();
+        env.push(("KEYBRIDGE_CLAUDE_DESKTOP_CONFIG", config.display().to_string()));
+        env.push(("KEYBRIDGE_APPROVAL_TIMEOUT", "120".into()));
+        env.push(("GTK_THEME", if dark { "Adwaita:dark" } else { "Adwaita" }.into()));
+        let ui = Session::start(&bin("keybridge-app"), &[], &env, &x.display, &screenshots());
+        ui.wait_for_text("#status-pill", "Active");
+        let prefers_dark = ui.script("return matchMedia('(prefers-color-scheme: dark)').matches", json!([]));
+        assert_eq!(prefers_dark, dark, "the WebView follows the desktop's {theme} theme");
+
+        // A live deployment waits for the human.
+        let id = if dark { 20 } else { 10 };
+        call(
+            &mut raw,
+            id,
+            "create_live_algorithm",
+            json!({
+                "versionId": "-1", "projectId": 1, "compileId": "c-1", "nodeId": "LN-1",
+                "brokerage": {"id": "InteractiveBrokersBrokerage", "ib-trading-mode": "live", "ib-password": "hunter2"}
+            }),
+        );
+        let card = ui.wait_for(".approval-card.tool-call");
+        let shown = ui.text_of(&card);
+        assert!(shown.contains("LIVE MONEY"), "{shown}");
+        assert!(!shown.contains("hunter2"), "a brokerage password is never shown");
+        assert_eq!(ui.count(".approval-card.tool-call .allow-for"), 0, "no standing allowance for live trading");
+        // Deny has the focus: a stray Enter answers nothing.
+        let focused = ui.script("return document.activeElement.classList.contains('deny')", json!([]));
+        assert_eq!(focused, true, "Deny is focused when a request appears");
+        // Past the arming delay, Enter pressed on the card itself still answers nothing.
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        ui.script("document.querySelector('.approval-card.tool-call').focus()", json!([]));
+        ui.press_key("\u{E007}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(ui.count(".approval-card.tool-call"), 1, "Enter on the card approved nothing");
+        ui.screenshot(&format!("approvals-live-{theme}"));
+
+        report.push((theme, every_view_passes_axe(&ui)));
+        ui.screenshot(&format!("settings-{theme}"));
+
+        // Esc denies: the call comes back refused and never reaches QuantConnect.
+        ui.click("#nav-approvals");
+        ui.wait_for(".approval-card.tool-call button.deny");
+        ui.script("document.querySelector('.approval-card.tool-call').focus()", json!([]));
+        ui.press_key("\u{E00C}");
+        let (refused, failed) = result_text(&raw.reply(id));
+        assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+        assert_eq!(world.sim.request_count("/live/create"), 0, "a denied deployment never reaches QuantConnect");
+        drop(ui);
+    }
+    raw.close_stdin();
+    let failures: Vec<String> = report
+        .iter()
+        .flat_map(|(theme, views)| {
+            views.iter().filter(|(_, v)| !v.is_empty()).map(move |(view, v)| format!("{theme} {view}: {v:?}"))
+        })
+        .collect();
+    eprintln!("axe, serious or critical, per theme and view: {report:?}");
+    assert!(failures.is_empty(), "axe found serious or critical violations: {failures:#?}");
+}

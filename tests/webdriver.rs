@@ -328,6 +328,13 @@ impl Session {
         self.post(&format!("/element/{id}/value"), json!({"text": text}));
     }
 
+    /// Press a key (a WebDriver key code, e.g. `\u{E00C}` for Esc) where the focus is now.
+    pub fn press_key(&self, key: &str) {
+        let active = self.send(reqwest::Method::GET, "/element/active", None);
+        let id = active[ELEMENT].as_str().expect("an element has the focus").to_string();
+        self.post(&format!("/element/{id}/value"), json!({"text": key}));
+    }
+
     pub fn count(&self, css: &str) -> usize {
         self.post("/elements", json!({"using": "css selector", "value": css})).as_array().map_or(0, Vec::len)
     }
