@@ -559,3 +559,50 @@ fn a_request_leans_towards_no_and_every_view_passes_axe_in_light_and_dark() {
     eprintln!("axe, serious or critical, per theme and view: {report:?}");
     assert!(failures.is_empty(), "axe found serious or critical violations: {failures:#?}");
 }
+
+/// A project deployed live (paper) straight at the simulated QuantConnect; its id.
+fn deployed_project(world: &World) -> i64 {
+    let project = world.qc("/projects/create", json!({"name": "Momentum", "language": "Py"}));
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let nodes = world.qc("/projects/nodes/read", json!({"projectId": project}));
+    let node = nodes["nodes"]["live"][0]["id"].clone();
+    let compile = world.qc("/compile/create", json!({"projectId": project}));
+    let compile = compile["compileId"].clone();
+    for _ in 0..100 {
+        if world.qc("/compile/read", json!({"projectId": project, "compileId": compile}))["state"] == "BuildSuccess" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    world.qc(
+        "/live/create",
+        json!({"versionId": "-1", "projectId": project, "compileId": compile, "nodeId": node,
+            "brokerage": {"id": "QuantConnectBrokerage"}}),
+    );
+    project
+}
+
+#[test]
+fn a_liquidation_approval_lists_the_positions_it_will_close() {
+    if !in_keyring_session("a_liquidation_approval_lists_the_positions_it_will_close") {
+        return;
+    }
+    let (world, client, key) = world_with_client("trader");
+    let project = deployed_project(&world);
+    let config = claude_config(&world, OTHER_SERVERS);
+    let (_x, ui) = launch(&world, &config);
+    ui.wait_for_text("#status-pill", "Active");
+    let mut raw = RawMcp::spawn(&world, &client, Some(&key), None);
+    call(&mut raw, 1, "liquidate_live_algorithm", json!({"projectId": project}));
+    let preview = ui.wait_for_text(".approval-card.tool-call section.preview", "Holdings:");
+    let shown = ui.text_of(&preview);
+    assert!(shown.contains("SPY: ") && shown.contains("shares at $") && shown.contains("market value $"), "{shown}");
+    assert!(shown.contains("1 open order"), "{shown}");
+    assert!(shown.contains("Liquidating sells or buys back every position above"), "{shown}");
+    ui.screenshot("approvals-liquidation");
+    ui.click(".approval-card.tool-call button.deny");
+    let (refused, failed) = result_text(&raw.reply(1));
+    assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+    assert_eq!(world.sim.request_count("/live/update/liquidate"), 0, "nothing was liquidated");
+    raw.close_stdin();
+}

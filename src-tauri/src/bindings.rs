@@ -4,7 +4,7 @@
 
 use keybridge_broker_proto::{
     AccountView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, BrokerEvent, ClientAdded,
-    ClientView, SessionView, SettingsView, StatusView,
+    ClientView, ConsequencePreview, SessionView, SettingsView, StatusView,
 };
 use ts_rs::{Config, TS};
 
@@ -26,6 +26,7 @@ fn render() -> String {
         AuditRecordView::decl(&cfg),
         AuditVerified::decl(&cfg),
         AuditExported::decl(&cfg),
+        ConsequencePreview::decl(&cfg),
         SettingsView::decl(&cfg),
         BrokerEvent::decl(&cfg),
         UiError::decl(&cfg),

@@ -44,7 +44,12 @@ arguments: unknown, arguments_digest: string, created: number,
 /**
  * Unix seconds at which silence becomes a denial.
  */
-expires: number, };
+expires: number, 
+/**
+ * What the call will touch, as the broker looked it up on its own authority: for the human
+ * only, never sent to the client that asks.
+ */
+preview?: ConsequencePreview, };
 
 export type AuditRecordView = { seq: number, 
 /**
@@ -59,6 +64,16 @@ event: Record<string, unknown>, };
 export type AuditVerified = { intact: boolean, records: number, files: number, };
 
 export type AuditExported = { file: string, };
+
+export type ConsequencePreview = { 
+/**
+ * "Holdings:", "Will deploy:", "Will delete:", "Will cost:".
+ */
+heading: string, lines: Array<string>, 
+/**
+ * Why part of it could not be looked up; the question is asked all the same.
+ */
+unavailable?: string, };
 
 export type SettingsView = { 
 /**

@@ -115,6 +115,25 @@ pub struct ApprovalView {
     /// Unix seconds at which silence becomes a denial.
     #[cfg_attr(feature = "typescript", ts(type = "number"))]
     pub expires: u64,
+    /// What the call will touch, as the broker looked it up on its own authority: for the human
+    /// only, never sent to the client that asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub preview: Option<ConsequencePreview>,
+}
+
+/// What a call will do, read before it is asked about: the positions a liquidation closes,
+/// whether a deployment trades real money, what a delete removes, what an optimization costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct ConsequencePreview {
+    /// "Holdings:", "Will deploy:", "Will delete:", "Will cost:".
+    pub heading: String,
+    pub lines: Vec<String>,
+    /// Why part of it could not be looked up; the question is asked all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub unavailable: Option<String>,
 }
 
 /// One audit record as written.

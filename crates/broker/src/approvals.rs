@@ -173,6 +173,7 @@ mod tests {
 
     fn pending(id: &str) -> Pending {
         Pending {
+            preview: None,
             id: id.into(),
             kind: ApprovalKind::ToolCall,
             client_id: "c".into(),

@@ -524,3 +524,125 @@ async fn padding_and_quotes_cannot_hide_live_money_or_fake_the_project_id() {
         .unwrap_or_else(|| panic!("{summary}"));
     assert!(id < padding, "{summary}");
 }
+
+/// Deny the next question, once it is asked; what it showed the human.
+fn deny_next_question(env: &Env) -> tokio::task::JoinHandle<serde_json::Value> {
+    let socket = env.socket.clone();
+    tokio::spawn(async move {
+        let pending = common::pending_at(&socket).await;
+        let decide = AdminCommand::ApprovalDecide {
+            approval_id: pending["id"].as_str().unwrap().into(),
+            decision: ApprovalDecision::Deny,
+        };
+        admin_at(&socket, decide).await.unwrap();
+        pending
+    })
+}
+
+/// A project deployed live (paper, in the simulator) by a client allowed to deploy without
+/// asking; its id.
+async fn deployed_project(env: &Env) -> i64 {
+    let spec = keybridge_broker_proto::ClientSpec {
+        name: "deployer".into(),
+        account: "main".into(),
+        preset: Some("admin".into()),
+        scopes: Vec::new(),
+        policy: [("qc:live:write".to_string(), "allow".to_string())].into(),
+        token_ttl_secs: None,
+        with_key: true,
+    };
+    let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
+    let mut bridge =
+        Bridge::connect(&env.socket, added["client_id"].as_str().unwrap(), added["client_key"].as_str()).await.unwrap();
+    let project = bridge.call("create_project", json!({"name": "Momentum", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let nodes = bridge.call("read_project_nodes", project_args(project)).await.unwrap();
+    let node = nodes["nodes"]["live"][0]["id"].as_str().unwrap().to_string();
+    let compile = bridge.call("create_compile", project_args(project)).await.unwrap();
+    let compile = compile["compileId"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        let read = bridge.call("read_compile", json!({"projectId": project, "compileId": compile})).await.unwrap();
+        if read["state"] == "BuildSuccess" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deploy = json!({"versionId": "-1", "projectId": project, "compileId": compile, "nodeId": node,
+        "brokerage": {"id": "QuantConnectBrokerage"}});
+    bridge.call("create_live_algorithm", deploy).await.unwrap();
+    project
+}
+
+#[tokio::test]
+async fn a_liquidation_is_asked_with_the_positions_it_closes_which_the_client_never_sees() {
+    let env = Env::start(LONG).await;
+    let project = deployed_project(&env).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let deny = deny_next_question(&env);
+    let err = bridge.call("liquidate_live_algorithm", project_args(project)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalDenied);
+    let asked = deny.await.unwrap();
+    let preview = &asked["preview"];
+    assert_eq!(preview["heading"], "Holdings:", "{asked}");
+    let lines: Vec<&str> = preview["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(lines[0].starts_with("SPY: ") && lines[0].contains(" shares at $"), "{lines:?}");
+    assert!(lines[0].contains("market value $"), "{lines:?}");
+    assert!(lines.contains(&"1 open order"), "the working limit order: {lines:?}");
+    assert!(preview.get("unavailable").is_none(), "{preview}");
+    // The holdings are the human's: the waiting client hears only what it sent.
+    assert!(!bridge.waited[0].contains("SPY"), "{}", bridge.waited[0]);
+    let records = env.broker.audit_log().read_all().unwrap();
+    let looked_up: Vec<&str> = records
+        .iter()
+        .filter(|r| r.event["kind"] == "broker_lookup" && r.event["for_tool"] == "liquidate_live_algorithm")
+        .map(|r| r.event["tool"].as_str().unwrap())
+        .collect();
+    for read in ["read_live_portfolio", "read_live_orders"] {
+        assert!(looked_up.contains(&read), "{read} is audited as the broker's: {looked_up:?}");
+    }
+    assert_eq!(env.sim.request_count("/live/update/liquidate"), 0, "nothing was liquidated");
+}
+
+#[tokio::test]
+async fn a_preview_that_cannot_be_looked_up_says_so_and_the_question_is_asked_anyway() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+    let deny = deny_next_question(&env);
+    // Never deployed: QuantConnect has no portfolio to show.
+    let err = bridge.call("stop_live_algorithm", project_args(project)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ApprovalDenied, "asked all the same");
+    let asked = deny.await.unwrap();
+    let unavailable = asked["preview"]["unavailable"].as_str().unwrap_or_default();
+    assert!(
+        unavailable.starts_with("Not everything could be looked up: QuantConnect answered read_live_portfolio"),
+        "{asked}"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_is_asked_with_live_money_or_paper_first() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("trader", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+    let deny = deny_next_question(&env);
+    let deploy = json!({"versionId": "-1", "projectId": project, "compileId": "c-1", "nodeId": "LN-1",
+        "brokerage": {"id": "InteractiveBrokersBrokerage", "ib-trading-mode": "live", "ib-account": "U42", "ib-password": "sentinel-pw"}});
+    let _ = bridge.call("create_live_algorithm", deploy).await;
+    let asked = deny.await.unwrap();
+    assert_eq!(asked["preview"]["heading"], "Will deploy:");
+    let lines = asked["preview"]["lines"].clone();
+    assert_eq!(lines[0], "LIVE MONEY", "{lines}");
+    for fact in [
+        "Brokerage: \"InteractiveBrokersBrokerage\"",
+        "Brokerage account: \"U42\"",
+        "Node: \"LN-1\"",
+        "Compile: \"c-1\"",
+    ] {
+        assert!(lines.as_array().unwrap().iter().any(|l| l == fact), "{fact} in {lines}");
+    }
+    assert!(!asked.to_string().contains("sentinel-pw"), "no credential reaches the human's screen");
+}

@@ -34,6 +34,40 @@ describe("approval card", () => {
     expect(card.querySelector(".countdown")?.classList.contains("urgent")).toBe(false);
   });
 
+  it("shows what the call will touch under its heading, LIVE MONEY set apart", () => {
+    const liquidation = approvalCard(
+      approval({
+        tool: "liquidate_live_algorithm",
+        preview: { heading: "Holdings:", lines: ["SPY: 120 shares at $452.10, market value $54,252.00", "1 open order"] },
+      }),
+      now,
+      { decide: vi.fn() },
+      0,
+    );
+    const preview = liquidation.querySelector("section.preview")!;
+    expect(preview.querySelector("h4")?.textContent).toBe("Holdings:");
+    expect([...preview.querySelectorAll("li")].map((li) => li.textContent)).toEqual([
+      "SPY: 120 shares at $452.10, market value $54,252.00",
+      "1 open order",
+    ]);
+    expect(preview.getAttribute("aria-labelledby")).toBe(preview.querySelector("h4")?.id);
+    const deploy = approvalCard(
+      approval({ tool: "create_live_algorithm", scope: "qc:live:write", preview: { heading: "Will deploy:", lines: ["LIVE MONEY", "Node: \"LN-1\""] } }),
+      now,
+      { decide: vi.fn() },
+      0,
+    );
+    expect(deploy.querySelector(".preview li.live-money")?.textContent).toBe("LIVE MONEY");
+    const missing = approvalCard(
+      approval({ preview: { heading: "Holdings:", lines: [], unavailable: "Not everything could be looked up: timeout." } }),
+      now,
+      { decide: vi.fn() },
+      0,
+    );
+    expect(missing.querySelector(".preview-unavailable")?.textContent).toContain("Not everything could be looked up");
+    expect(approvalCard(approval(), now, { decide: vi.fn() }, 0).querySelector(".preview")).toBeNull();
+  });
+
   it("counts down and turns urgent in the last ten seconds, then says it was denied", () => {
     const card = approvalCard(approval(), now, { decide: vi.fn() }, 0) as HTMLElement & { tick(n: number): void };
     card.tick(now + 35_000);

@@ -23,6 +23,27 @@ export function focusDeny(card: HTMLElement): void {
 }
 
 /** One request: headline, who asks, for which account, the arguments, and the answers. */
+/**
+ * What the call will touch, as the broker looked it up ("Holdings:", "Will deploy:", …): the
+ * first thing under the headline. LIVE MONEY and PAPER stand out; a look-up that failed says so.
+ */
+function consequences(approval: ApprovalView): HTMLElement | null {
+  const preview = approval.preview;
+  if (!preview) return null;
+  const headingId = `preview-${approval.id}`;
+  const line = (text: string) => {
+    const mode = text === "LIVE MONEY" || text.startsWith("trading mode not stated") ? "live-money" : text.startsWith("PAPER") ? "paper" : "";
+    return h("li", mode ? { class: mode } : null, text);
+  };
+  return h(
+    "section",
+    { class: "preview", attrs: { "aria-labelledby": headingId } },
+    h("h4", { id: headingId }, preview.heading),
+    preview.lines.length > 0 ? h("ul", null, ...preview.lines.map(line)) : null,
+    preview.unavailable ? h("p", { class: "preview-unavailable" }, preview.unavailable) : null,
+  );
+}
+
 export function approvalCard(approval: ApprovalView, nowMs: number, actions: ApprovalActions, armDelayMs = ARM_DELAY_MS): HTMLElement {
   const pairing = approval.kind === "pairing";
   const level = risk(approval);
@@ -97,6 +118,7 @@ export function approvalCard(approval: ApprovalView, nowMs: number, actions: App
       timer,
     ),
     h("h3", { class: "headline", id: headId }, headline(approval)),
+    consequences(approval),
     h("p", { class: "summary" }, approval.summary),
     h(
       "dl",

@@ -43,7 +43,8 @@ pub enum AuditEvent {
     /// A read the broker made on its own authority, to tell the human what a call would touch.
     BrokerLookup {
         tool: String,
-        project: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        project: Option<i64>,
         account: String,
         client: String,
         for_tool: String,

@@ -195,6 +195,7 @@ impl Broker {
     async fn ask_pairing(&self, client: &Client, host: &Host) -> Result<(), BrokerError> {
         let (key, described) = (host.key(), host.describe());
         let pending = Pending {
+            preview: None,
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::Pairing,
             client_id: client.id.clone(),

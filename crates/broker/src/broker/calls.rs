@@ -4,7 +4,7 @@
 //! recorded. Once sent, a call always completes and is recorded, even if its caller goes away.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use keybridge_broker_proto::{BrokerEvent, Credential, ToolInfo};
 use keybridge_catalog::{Preset, Scope, Tool};
@@ -13,7 +13,7 @@ use keybridge_vault::AccountId;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
-use super::{BROKER_LOOKUPS, Broker, MAX_WAITING_PER_SESSION};
+use super::{Broker, MAX_WAITING_PER_SESSION};
 use crate::BrokerError;
 use crate::approvals::{ApprovalKind, Approvals, Outcome as Answer, Pending};
 use crate::audit::{AuditEvent, CallDecision, Outcome, ToolCallEvent};
@@ -181,8 +181,11 @@ impl Broker {
                 };
                 let (pending, client_note) = self.pending_call(&client, &claims, tool, &args, args_digest).await;
                 // The bridge hears the client-safe note, never what the broker looked up.
-                let outcome =
-                    self.ask(pending, |pending| on_wait(&Pending { summary: client_note, ..pending.clone() })).await?;
+                let outcome = self
+                    .ask(pending, |pending| {
+                        on_wait(&Pending { summary: client_note, preview: None, ..pending.clone() })
+                    })
+                    .await?;
                 audit.decision = Some(match outcome {
                     Answer::Approved => CallDecision::Approved,
                     Answer::ApprovedFor(_) => CallDecision::ApprovedForSession,
@@ -254,6 +257,7 @@ impl Broker {
         let opening = format!("{} wants to run {} on account {}", client.name, tool.name, client.account);
         let mut summary = format!("{opening}: {}", tool.description);
         let mut client_note = format!("{opening}.");
+        let mut consequences = None;
         if let Some(Value::Object(brokerage)) = args.get("brokerage") {
             let id = brokerage.get("id").and_then(Value::as_str).unwrap_or("brokerage not named");
             let facts = format!(" Brokerage: {}, {}.", quoted(id, 60), trading_mode(brokerage));
@@ -263,7 +267,9 @@ impl Broker {
         if let Some(project_id) = args.get("projectId").and_then(Value::as_i64) {
             // The name is the client's to choose (it may have renamed the project): it comes
             // after the id, quoted, so it cannot pass for the id or the rest of the sentence.
-            let name = self.project_name(client, tool, project_id).await;
+            let (name, preview) =
+                tokio::join!(self.project_name(client, tool, project_id), self.preview(client, tool, args));
+            consequences = preview;
             let named = name.as_deref().map_or_else(|| "name unavailable".to_string(), |n| quoted(n, 80));
             summary.push_str(&format!(" Project {project_id}, named {named}."));
             let may_read = Self::effective_scopes(claims, client).contains(&Scope::ProjectsRead);
@@ -279,7 +285,11 @@ impl Broker {
         if !shown.is_empty() {
             summary.push_str(&format!(" Arguments: {}.", plain_text(&shown.join(", "), 600)));
         }
+        if args.get("projectId").and_then(Value::as_i64).is_none() {
+            consequences = self.preview(client, tool, args).await;
+        }
         let pending = Pending {
+            preview: consequences,
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::ToolCall,
             client_id: client.id.clone(),
@@ -297,31 +307,22 @@ impl Broker {
         (pending, client_note)
     }
 
-    /// The project's name for an approval summary; best effort, never blocks long. The broker
-    /// reads it on its own authority, so the look-up is audited as the broker's.
+    /// The project's name for an approval summary; best effort, never blocks long.
     async fn project_name(&self, client: &Client, asked_for: &Tool, project_id: i64) -> Option<String> {
-        let tool = keybridge_catalog::find("read_project")?;
-        let read = self.execute(&client.account, BROKER_LOOKUPS, tool, json!({"projectId": project_id}));
-        let reply = tokio::time::timeout(Duration::from_secs(3), read).await;
-        let outcome = match &reply {
-            Ok(result) => outcome_of(result.as_ref()),
-            Err(_) => Outcome::TimedOut,
-        };
-        self.record(AuditEvent::BrokerLookup {
-            tool: tool.name.to_string(),
-            project: project_id,
-            account: client.account.to_string(),
-            client: client.id.clone(),
-            for_tool: asked_for.name.to_string(),
-            outcome,
-        });
-        reply.ok()?.ok()?.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
+        let found = self.look_up(client, asked_for, "read_project", json!({"projectId": project_id})).await.ok()?;
+        found.pointer("/projects/0/name").and_then(Value::as_str).map(str::to_string)
     }
 
     /// Run a cleared call at QuantConnect. An account has `account_concurrency` calls in flight
     /// at most, and one client at most half of them: a client's slow calls queue behind its
     /// own share, never in front of another client's.
-    async fn execute(&self, account: &AccountId, client: &str, tool: &Tool, args: Value) -> Result<Value, BrokerError> {
+    pub(super) async fn execute(
+        &self,
+        account: &AccountId,
+        client: &str,
+        tool: &Tool,
+        args: Value,
+    ) -> Result<Value, BrokerError> {
         let creds = self.credentials_for(account)?;
         let share = (self.config.account_concurrency / 2).max(1);
         let semaphore = |key: String, permits: usize| {

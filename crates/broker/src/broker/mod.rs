@@ -125,6 +125,7 @@ impl std::fmt::Debug for Broker {
 mod admin;
 mod auth;
 mod calls;
+mod preview;
 
 impl Broker {
     /// Open the broker's state in `config.data_dir`, with secrets in `store`.

@@ -375,6 +375,12 @@ pub(crate) fn orders(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
                 let t = d.stopped.unwrap_or(run_end);
                 let qty = 50.0 + (s % 150) as f64;
                 market::order_json(&d.deploy_id, n, t, market::price_at(s, t), -qty, 1.0, "Liquidated")
+            } else if d.status == "Running" && n == total {
+                // A running algorithm has its newest order still working: a limit order, submitted.
+                let mut working = market::order(s, &d.deploy_id, n, total, d.launched, run_end);
+                working["type"] = json!(1);
+                working["status"] = json!(1);
+                working
             } else {
                 market::order(s, &d.deploy_id, n, total, d.launched, run_end)
             }
