@@ -4,7 +4,7 @@
 
 use keybridge_broker_proto::{
     AccountView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, BrokerEvent, ClientAdded,
-    ClientView, ConsequencePreview, SessionView, SettingsView, StatusView,
+    ClientLimits, ClientLimitsUpdate, ClientView, ConsequencePreview, SessionView, SettingsView, StatusView,
 };
 use ts_rs::{Config, TS};
 
@@ -27,6 +27,8 @@ fn render() -> String {
         AuditVerified::decl(&cfg),
         AuditExported::decl(&cfg),
         ConsequencePreview::decl(&cfg),
+        ClientLimits::decl(&cfg),
+        ClientLimitsUpdate::decl(&cfg),
         SettingsView::decl(&cfg),
         BrokerEvent::decl(&cfg),
         UiError::decl(&cfg),

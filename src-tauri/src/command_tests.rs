@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use keybridge_broker::{Broker, BrokerConfig};
 use keybridge_broker_proto::{AdminCommand, Credential};
+use keybridge_host::catalog::Preset;
 use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
 use keybridge_vault::MemoryStore;
 use serde_json::{Value, json};
@@ -159,6 +160,15 @@ fn clients_are_created_from_presets_edited_and_revoked() {
     assert_eq!(clients[0]["mode"], "host");
 
     world.ok("client_update", json!({"clientId": id, "preset": "read-only", "scopes": []}));
+    let limited = world.ok("client_limits", json!({"clientId": id, "limits": {"calls_per_minute": 30}}));
+    assert_eq!(limited["limits"]["calls_per_minute"], 30, "{limited}");
+    assert_eq!(
+        limited["scopes"].as_array().map(Vec::len),
+        Some(Preset::ReadOnly.scopes().len()),
+        "scopes stay: {limited}"
+    );
+    let refused = world.err("client_limits", json!({"clientId": id, "limits": {"calls_in_flight": 0}}));
+    assert!(refused.to_string().contains("calls in flight 0 is outside 1..=256"), "{refused}");
     let clients = world.ok("clients_list", json!({}));
     assert_eq!(clients[0]["preset"], "read-only");
     assert!(!clients[0]["scopes"].as_array().unwrap().contains(&json!("qc:live:execute")));

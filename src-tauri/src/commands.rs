@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use keybridge_broker_proto::{
     AccountView, AdminCommand, ApprovalDecision, ApprovalView, AuditExported, AuditRecordView, AuditVerified,
-    ClientAdded, ClientSpec, ClientView, SettingsView, StatusView,
+    ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, SettingsView, StatusView,
 };
 use keybridge_host::Broker;
 use keybridge_host::catalog::{Preset, Scope};
@@ -120,6 +120,17 @@ pub async fn client_add(state: State<'_, AppState>, client: NewClient) -> Reply<
     state.admin(AdminCommand::ClientAdd { spec }).await
 }
 
+/// Change some of a client's limits; what it may do stays.
+#[tauri::command]
+pub async fn client_limits(
+    state: State<'_, AppState>,
+    client_id: String,
+    limits: ClientLimitsUpdate,
+) -> Reply<serde_json::Value> {
+    let update = AdminCommand::ClientUpdate { client_id, preset: None, scopes: Vec::new(), policy: None, limits };
+    state.admin(update).await
+}
+
 #[tauri::command]
 pub async fn client_update(
     state: State<'_, AppState>,
@@ -128,7 +139,9 @@ pub async fn client_update(
     scopes: Vec<String>,
 ) -> Reply<serde_json::Value> {
     let preset = preset.filter(|p| !p.is_empty());
-    state.admin(AdminCommand::ClientUpdate { client_id, preset, scopes, policy: None }).await
+    state
+        .admin(AdminCommand::ClientUpdate { client_id, preset, scopes, policy: None, limits: Default::default() })
+        .await
 }
 
 #[tauri::command]
@@ -450,6 +463,7 @@ macro_rules! all_commands {
             $crate::commands::clients_list,
             $crate::commands::client_add,
             $crate::commands::client_update,
+            $crate::commands::client_limits,
             $crate::commands::client_revoke,
             $crate::commands::session_end,
             $crate::commands::presets,

@@ -33,6 +33,7 @@ const client: ClientView = {
   client_id: "claude-desktop-1a2b", name: "Claude Desktop", account: "main", preset: "research", scopes: ["qc:projects:read"], policy: {},
   token_ttl_secs: 900, mode: "host", approved_hosts: [], revoked: false, created: 0, last_seen: null,
   sessions: [{ session_id: "s-1", host: "/usr/bin/claude-desktop", started: now / 1000 - 60 }],
+  limits: { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 16 },
 };
 const records: AuditRecordView[] = [
   { seq: 1, ts: now - 5000, event: { kind: "authentication", client: "c1", ok: true, host: "/usr/bin/claude-desktop" } },

@@ -26,7 +26,7 @@ policy: { [key in string]: string }, token_ttl_secs: number,
 /**
  * `host` (host-bound pairing) or `key` (client key).
  */
-mode: string, approved_hosts: Array<string>, revoked: boolean, created: number, last_seen: number | null, sessions: Array<SessionView>, };
+mode: string, approved_hosts: Array<string>, revoked: boolean, created: number, last_seen: number | null, sessions: Array<SessionView>, limits: ClientLimits, };
 
 export type ClientAdded = { client_id: string, client_key: string | null, };
 
@@ -74,6 +74,22 @@ heading: string, lines: Array<string>,
  * Why part of it could not be looked up; the question is asked all the same.
  */
 unavailable?: string, };
+
+export type ClientLimits = { 
+/**
+ * Tool calls started in any 60 seconds.
+ */
+calls_per_minute: number, 
+/**
+ * Live deployments (`create_live_algorithm`) sent in any 24 hours.
+ */
+live_deployments_per_day: number, 
+/**
+ * Calls at once, from the first check to the answer (waiting for approval included).
+ */
+calls_in_flight: number, };
+
+export type ClientLimitsUpdate = { calls_per_minute?: number, live_deployments_per_day?: number, calls_in_flight?: number, };
 
 export type SettingsView = { 
 /**

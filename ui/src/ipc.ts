@@ -10,6 +10,7 @@ import type {
   AuditVerified,
   BrokerEvent,
   ClientAdded,
+  ClientLimitsUpdate,
   ClientView,
   ConnectDone,
   ConnectionTest,
@@ -62,6 +63,7 @@ export const api = {
   addClient: (client: NewClient) => call<ClientAdded>("client_add", { client }),
   updateClient: (clientId: string, preset: string | null, scopes: string[]) =>
     call<unknown>("client_update", { clientId, preset, scopes }),
+  clientLimits: (clientId: string, limits: ClientLimitsUpdate) => call<unknown>("client_limits", { clientId, limits }),
   revokeClient: (clientId: string) => call<unknown>("client_revoke", { clientId }),
   endSession: (sessionId: string) => call<unknown>("session_end", { sessionId }),
   presets: () => call<PresetInfo[]>("presets"),

@@ -141,6 +141,9 @@ pub enum AdminCommand {
         /// `None` keeps the client's overrides.
         #[serde(default)]
         policy: Option<std::collections::BTreeMap<String, String>>,
+        /// Limits to change; with neither a preset nor scopes, the client keeps its scopes.
+        #[serde(default)]
+        limits: ClientLimitsUpdate,
     },
     SessionEnd {
         session_id: String,
@@ -302,6 +305,8 @@ pub enum ErrorCode {
     RateLimited,
     NotFound,
     Invalid,
+    /// One of the client's own limits (calls a minute, deployments a day, calls at once).
+    LimitReached,
     Internal,
 }
 

@@ -71,6 +71,46 @@ pub struct ClientView {
     pub last_seen: Option<u64>,
     #[serde(default)]
     pub sessions: Vec<SessionView>,
+    #[serde(default)]
+    pub limits: ClientLimits,
+}
+
+/// How much one client may do, whatever its scopes allow: each limit, when hit, refuses the
+/// call with an error that names it and says how to change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct ClientLimits {
+    /// Tool calls started in any 60 seconds.
+    pub calls_per_minute: u32,
+    /// Live deployments (`create_live_algorithm`) sent in any 24 hours.
+    pub live_deployments_per_day: u32,
+    /// Calls at once, from the first check to the answer (waiting for approval included).
+    pub calls_in_flight: u32,
+}
+
+impl Default for ClientLimits {
+    /// Well above what a person working with an assistant does, well below a runaway loop.
+    fn default() -> Self {
+        ClientLimits { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 16 }
+    }
+}
+
+/// A change to some of a client's limits; the others stay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct ClientLimitsUpdate {
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub calls_per_minute: Option<u32>,
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub live_deployments_per_day: Option<u32>,
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub calls_in_flight: Option<u32>,
+}
+
+impl ClientLimitsUpdate {
+    pub fn is_empty(&self) -> bool {
+        *self == ClientLimitsUpdate::default()
+    }
 }
 
 /// `AdminCommand::ClientAdd`: the key only for key clients, shown this once.

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use keybridge_broker_proto::ClientLimits;
 use keybridge_catalog::{Preset, Scope};
 use keybridge_vault::AccountId;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,8 @@ pub struct Client {
     pub created: u64,
     #[serde(default)]
     pub last_seen: Option<u64>,
+    #[serde(default)]
+    pub limits: ClientLimits,
 }
 
 /// The registry, persisted as `clients.json` in the data directory.

@@ -39,6 +39,9 @@ pub enum BrokerError {
     QuantConnect(String),
     #[error("QuantConnect: {0}")]
     RateLimited(String),
+    /// A limit of the client's own, named with how to change it.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("keychain: {0}")]
     Vault(#[from] keybridge_vault::VaultError),
     #[error("internal error: {0}")]
@@ -73,6 +76,7 @@ impl BrokerError {
             BrokerError::InvalidArguments(_) => ErrorCode::InvalidArguments,
             BrokerError::QuantConnect(_) => ErrorCode::QuantConnect,
             BrokerError::RateLimited(_) => ErrorCode::RateLimited,
+            BrokerError::LimitReached(_) => ErrorCode::LimitReached,
             BrokerError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -646,3 +646,99 @@ async fn a_deployment_is_asked_with_live_money_or_paper_first() {
     }
     assert!(!asked.to_string().contains("sentinel-pw"), "no credential reaches the human's screen");
 }
+
+async fn set_limits(env: &Env, client: &str, limits: keybridge_broker_proto::ClientLimitsUpdate) -> serde_json::Value {
+    let update =
+        AdminCommand::ClientUpdate { client_id: client.into(), preset: None, scopes: Vec::new(), policy: None, limits };
+    env.admin(update).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_past_its_calls_per_minute_is_refused_with_the_limit_named_and_audited() {
+    use keybridge_broker_proto::ClientLimitsUpdate;
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("research", true).await;
+    let updated =
+        set_limits(&env, &client, ClientLimitsUpdate { calls_per_minute: Some(3), ..Default::default() }).await;
+    assert_eq!(updated["limits"]["calls_per_minute"], 3, "{updated}");
+    assert_eq!(
+        updated["scopes"].as_array().unwrap().len(),
+        keybridge_catalog::Preset::Research.scopes().len(),
+        "scopes kept"
+    );
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    for _ in 0..3 {
+        bridge.call("read_account", json!({})).await.unwrap();
+    }
+    let refused = bridge.call("read_account", json!({})).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::LimitReached, "{refused:?}");
+    assert!(refused.message.contains("3 calls in the last minute"), "{}", refused.message);
+    assert!(
+        refused.message.contains(&format!("keybridge client update {client} --calls-per-minute N")),
+        "{}",
+        refused.message
+    );
+    assert_eq!(env.sim.request_count("/account/read"), 3, "the refused call never left");
+    let records = env.broker.audit_log().read_all().unwrap();
+    let last = records.iter().rev().find(|r| r.event["kind"] == "tool_call").unwrap();
+    assert_eq!(last.event["outcome"], "limit_reached", "{}", last.event);
+    let shown = env.admin(AdminCommand::ClientShow { client_id: client.clone() }).await.unwrap();
+    assert_eq!(shown["limits"]["calls_per_minute"], 3);
+    assert_eq!(shown["limits"]["calls_in_flight"], 16, "the others keep their defaults");
+}
+
+#[tokio::test]
+async fn a_client_past_its_calls_at_once_is_refused_until_one_ends() {
+    use keybridge_broker_proto::ClientLimitsUpdate;
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("trader", true).await;
+    set_limits(&env, &client, ClientLimitsUpdate { calls_in_flight: Some(1), ..Default::default() }).await;
+    let mut waiting = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut waiting).await;
+    let deny = deny_next_question(&env);
+    let asks = tokio::spawn(async move { waiting.call("stop_live_algorithm", project_args(project)).await });
+    // While the first call waits for the human, a second one has no place.
+    let mut other = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let asked = common::pending_at(&env.socket).await;
+    assert_eq!(asked["tool"], "stop_live_algorithm");
+    let refused = other.call("read_account", json!({})).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::LimitReached, "{refused:?}");
+    assert!(
+        refused.message.contains("1 calls under way") && refused.message.contains("--calls-in-flight"),
+        "{}",
+        refused.message
+    );
+    deny.await.unwrap();
+    assert_eq!(asks.await.unwrap().unwrap_err().code, ErrorCode::ApprovalDenied);
+    other.call("read_account", json!({})).await.expect("the place came back when the first call ended");
+}
+
+#[tokio::test]
+async fn a_client_past_its_live_deployments_per_day_is_refused() {
+    use keybridge_broker_proto::ClientLimitsUpdate;
+    let env = Env::start(LONG).await;
+    let project = deployed_project(&env).await;
+    let spec = keybridge_broker_proto::ClientSpec {
+        name: "deployer 2".into(),
+        account: "main".into(),
+        preset: Some("admin".into()),
+        scopes: Vec::new(),
+        policy: [("qc:live:write".to_string(), "allow".to_string())].into(),
+        token_ttl_secs: None,
+        with_key: true,
+    };
+    let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
+    let second = added["client_id"].as_str().unwrap().to_string();
+    set_limits(&env, &second, ClientLimitsUpdate { live_deployments_per_day: Some(1), ..Default::default() }).await;
+    let mut bridge = Bridge::connect(&env.socket, &second, added["client_key"].as_str()).await.unwrap();
+    let deploy = json!({"versionId": "-1", "projectId": project, "compileId": "c-none", "nodeId": "LN-none",
+        "brokerage": {"id": "QuantConnectBrokerage"}});
+    let sent = env.sim.request_count("/live/create");
+    let _ = bridge.call("create_live_algorithm", deploy.clone()).await;
+    assert_eq!(env.sim.request_count("/live/create"), sent + 1, "the first is sent");
+    let refused = bridge.call("create_live_algorithm", deploy).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::LimitReached, "{refused:?}");
+    assert!(refused.message.contains("1 live deployments in the last 24 hours"), "{}", refused.message);
+    assert!(refused.message.contains("--live-deployments-per-day"), "{}", refused.message);
+    assert_eq!(env.sim.request_count("/live/create"), sent + 1, "the second never left");
+}

@@ -175,10 +175,20 @@ enum ClientCommand {
         client_id: String,
     },
     /// Change what a client may do; its running bridges re-list their tools at once.
+    /// Change what a client may do, or only its limits.
     Update {
         client_id: String,
         #[command(flatten)]
         grant: Grant,
+        /// Tool calls it may start in any minute.
+        #[arg(long)]
+        calls_per_minute: Option<u32>,
+        /// Live deployments it may send in any 24 hours.
+        #[arg(long)]
+        live_deployments_per_day: Option<u32>,
+        /// Calls it may have under way at once.
+        #[arg(long)]
+        calls_in_flight: Option<u32>,
     },
     /// Revoke a client; its sessions stop on their next call.
     Revoke {
@@ -265,7 +275,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(command: Command) -> Result<()> {
-    use keybridge_broker_proto::{AdminCommand as A, ApprovalDecision, ClientSpec, Credential};
+    use keybridge_broker_proto::{AdminCommand as A, ApprovalDecision, ClientLimitsUpdate, ClientSpec, Credential};
     let admin = || async { admin::Admin::connect(&keybridge_endpoint::default_address()).await };
     let result = match command {
         Command::Serve { demo, accept_restored_state } => return serve::serve(demo, accept_restored_state).await,
@@ -306,9 +316,16 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Client(ClientCommand::List) => admin().await?.run(A::ClientList).await?,
         Command::Client(ClientCommand::Show { client_id }) => admin().await?.run(A::ClientShow { client_id }).await?,
-        Command::Client(ClientCommand::Update { client_id, grant }) => {
+        Command::Client(ClientCommand::Update {
+            client_id,
+            grant,
+            calls_per_minute,
+            live_deployments_per_day,
+            calls_in_flight,
+        }) => {
             let policy = (!grant.policy.is_empty()).then(|| grant.policy.into_iter().collect());
-            let update = A::ClientUpdate { client_id, preset: grant.preset, scopes: grant.scope, policy };
+            let limits = ClientLimitsUpdate { calls_per_minute, live_deployments_per_day, calls_in_flight };
+            let update = A::ClientUpdate { client_id, preset: grant.preset, scopes: grant.scope, policy, limits };
             admin().await?.run(update).await?
         }
         Command::Client(ClientCommand::Revoke { client_id }) => {

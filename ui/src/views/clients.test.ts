@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import type { ClientView, ConnectionTest, ConnectPreview, PresetInfo } from "../bindings";
-import { connectionTestResult, presetPicker, previewPanel, testConnectionButton } from "./clients";
+import { connectionTestResult, limitsEditor, presetPicker, previewPanel, testConnectionButton } from "./clients";
 
 const presets: PresetInfo[] = [
   { name: "read-only", title: "Read-Only", description: "Look at everything, change nothing.", scopes: ["qc:projects:read"] },
@@ -138,6 +138,7 @@ describe("client card", () => {
     const client: ClientView = {
       client_id: "claude-desktop-1a2b", name: "Claude Desktop", account: "main", preset: "research", scopes: ["qc:projects:read"], policy: {},
       token_ttl_secs: 900, mode: "host", approved_hosts: [], revoked: false, created: 0, last_seen: null, sessions: [],
+      limits: { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 16 },
     };
     const api = {
       presets: vi.fn().mockResolvedValue(presets),
@@ -154,5 +155,36 @@ describe("client card", () => {
     await vi.waitFor(() => expect(card.querySelector(".client-panel .connection-test.ok")).not.toBeNull());
     expect(api.testConnection).toHaveBeenCalledWith("claude-desktop-1a2b");
     expect(card.querySelectorAll(".tool-list li")).toHaveLength(3);
+  });
+});
+
+describe("client limits", () => {
+  const client: ClientView = {
+    client_id: "c1", name: "Claude Desktop", account: "main", preset: "research", scopes: [], policy: {},
+    token_ttl_secs: 900, mode: "host", approved_hosts: [], revoked: false, created: 0, last_seen: null, sessions: [],
+    limits: { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 16 },
+  };
+
+  it("says the limits in a line and saves a change with every field labelled", async () => {
+    const api = { clientLimits: vi.fn().mockResolvedValue({}) };
+    const refresh = vi.fn().mockResolvedValue(undefined);
+    const show = vi.fn();
+    const editor = limitsEditor(api, client, refresh, show);
+    expect(editor.querySelector("summary")?.textContent).toBe("Limits: 120 calls a minute · 10 live deployments a day · 16 at once");
+    const inputs = [...editor.querySelectorAll<HTMLInputElement>("input[type=number]")];
+    expect(inputs.map((i) => i.closest("label")?.querySelector(".label")?.textContent)).toEqual(["Calls a minute", "Live deployments a day", "Calls at once"]);
+    inputs[0].value = "30";
+    editor.querySelector<HTMLButtonElement>("button.save-limits")!.click();
+    await vi.waitFor(() => expect(refresh).toHaveBeenCalled());
+    expect(api.clientLimits).toHaveBeenCalledWith("c1", { calls_per_minute: 30, live_deployments_per_day: 10, calls_in_flight: 16 });
+    expect(show).toHaveBeenCalledWith("ok", "Limits of Claude Desktop saved.");
+  });
+
+  it("shows the broker's refusal of a bad value as it is", async () => {
+    const api = { clientLimits: vi.fn().mockRejectedValue(new Error("calls in flight 0 is outside 1..=256")) };
+    const show = vi.fn();
+    const editor = limitsEditor(api, client, vi.fn(), show);
+    editor.querySelector<HTMLButtonElement>("button.save-limits")!.click();
+    await vi.waitFor(() => expect(show).toHaveBeenCalledWith("error", "calls in flight 0 is outside 1..=256"));
   });
 });

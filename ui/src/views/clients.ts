@@ -179,6 +179,7 @@ export function clientsView(api: Api) {
         h("dt", null, "Last seen"), h("dd", null, timeAgo(client.last_seen, Date.now())),
         h("dt", null, "Id"), h("dd", { class: "mono" }, client.client_id)),
       h("details", { class: "scopes" }, h("summary", null, `${client.scopes.length} scopes`), h("p", { class: "mono" }, client.scopes.join(" "))),
+      client.revoked ? null : limitsEditor(api, client, refresh, show),
       sessions,
       client.revoked
         ? null
@@ -246,4 +247,42 @@ export function clientsView(api: Api) {
 
   fill(root, h("h2", null, "Clients"), h("p", { class: "lead" }, "Each MCP client gets its own scopes and short-lived tokens. Nothing it runs can reach beyond them."), list, formBox);
   return { root, refresh };
+}
+
+/** What one client may do at most, whatever its scopes: shown in a line, changed in place. */
+export function limitsEditor(
+  api: Pick<Api, "clientLimits">,
+  client: ClientView,
+  refresh: () => Promise<void>,
+  show: (kind: "error" | "ok", text: string) => void,
+): HTMLElement {
+  const limits = client.limits;
+  const number = (id: string, value: number, max: number) =>
+    input(`${id}-${client.client_id}`, { type: "number", min: "1", max: String(max), step: "1", value: String(value) });
+  const perMinute = number("limit-calls-per-minute", limits.calls_per_minute, 10000);
+  const perDay = number("limit-live-deployments", limits.live_deployments_per_day, 1000);
+  const atOnce = number("limit-calls-in-flight", limits.calls_in_flight, 256);
+  const save = button("Save limits", async () => {
+    try {
+      await api.clientLimits(client.client_id, {
+        calls_per_minute: Number(perMinute.value),
+        live_deployments_per_day: Number(perDay.value),
+        calls_in_flight: Number(atOnce.value),
+      });
+      show("ok", `Limits of ${client.name} saved.`);
+      await refresh();
+    } catch (e) {
+      show("error", (e as Error).message);
+    }
+  }, "secondary save-limits");
+  return h(
+    "details",
+    { class: "limits" },
+    h("summary", null, `Limits: ${limits.calls_per_minute} calls a minute · ${limits.live_deployments_per_day} live deployments a day · ${limits.calls_in_flight} at once`),
+    h("p", { class: "muted" }, "A call past a limit is refused with the limit named, and the refusal is in Activity."),
+    field("Calls a minute", perMinute),
+    field("Live deployments a day", perDay),
+    field("Calls at once", atOnce),
+    save,
+  );
 }

@@ -39,6 +39,7 @@ function client(approvedHosts: string[] = []): ClientView {
   return {
     client_id: CLIENT, name: "Claude Desktop", account: "main", preset: "research", scopes: [], policy: {}, token_ttl_secs: 900,
     mode: "host", approved_hosts: approvedHosts, revoked: false, created: 0, last_seen: null, sessions: [],
+    limits: { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 16 },
   };
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use keybridge_broker_proto::{ErrorCode, SettingsView};
+use keybridge_broker_proto::{ClientLimits, ErrorCode, SettingsView};
 use keybridge_catalog::Scope;
 use serde::Serialize;
 use serde_json::Value;
@@ -145,7 +145,7 @@ pub enum AdminEvent {
     AccountRenamed { account: String, new_name: String, clients: Vec<String> },
     ClientAdded { client: String, scopes: BTreeSet<Scope>, mode: AuthMethod },
     ClientRevoked { client: String, approvals_denied: usize },
-    ClientUpdated { client: String, scopes: BTreeSet<Scope> },
+    ClientUpdated { client: String, scopes: BTreeSet<Scope>, limits: ClientLimits },
     SessionEnded { session: String, existed: bool },
     Paused,
     Resumed,

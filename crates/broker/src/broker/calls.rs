@@ -13,6 +13,7 @@ use keybridge_vault::AccountId;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
+use super::limits::InFlight;
 use super::{Broker, MAX_WAITING_PER_SESSION};
 use crate::BrokerError;
 use crate::approvals::{ApprovalKind, Approvals, Outcome as Answer, Pending};
@@ -29,6 +30,8 @@ struct Cleared {
     client: String,
     tool: &'static Tool,
     args: Map<String, Value>,
+    /// Held until the call's answer: the client's calls at once count it.
+    _place: InFlight,
 }
 
 /// The audit record of one call. Written when finished; if the call is dropped before (the
@@ -155,6 +158,7 @@ impl Broker {
         if self.is_paused() {
             return Err(BrokerError::Paused);
         }
+        let place = self.meter.start_call(&client)?;
         let tool =
             keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(truncate(tool_name, 64)))?;
         audit.scope = Some(tool.scope);
@@ -215,7 +219,10 @@ impl Broker {
                 }
             }
         }
-        Ok(Cleared { account: client.account, client: client.id, tool, args })
+        if tool.name == "create_live_algorithm" {
+            self.meter.deploy(&client)?;
+        }
+        Ok(Cleared { account: client.account, client: client.id, tool, args, _place: place })
     }
 
     fn check_scope(&self, claims: &Claims, client: &Client, tool: &Tool) -> Result<(), BrokerError> {

@@ -97,6 +97,8 @@ pub struct Broker {
     qc: QcClient,
     paused: AtomicBool,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// What each client did lately, against its own limits.
+    meter: limits::Meter,
     credentials: Mutex<HashMap<String, Arc<Credentials>>>,
     events: broadcast::Sender<BrokerEvent>,
     /// Pairings waiting for the human, by (client, host): MCP hosts often start the same
@@ -125,6 +127,7 @@ impl std::fmt::Debug for Broker {
 mod admin;
 mod auth;
 mod calls;
+mod limits;
 mod preview;
 
 impl Broker {
@@ -189,6 +192,7 @@ impl Broker {
             qc,
             paused: AtomicBool::new(paused),
             limits: Mutex::new(HashMap::new()),
+            meter: limits::Meter::default(),
             credentials: Mutex::new(HashMap::new()),
             events,
             pairings: Mutex::new(HashMap::new()),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keybridge_broker_proto::{BrokerEvent, ClientAdded, ClientSpec, ClientView, SessionView};
+use keybridge_broker_proto::{BrokerEvent, ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, SessionView};
 use keybridge_vault::AccountId;
 use serde_json::{Value, json};
 
@@ -47,6 +47,7 @@ impl Broker {
             revoked: false,
             created: now(),
             last_seen: None,
+            limits: Default::default(),
         };
         lock(&self.clients).insert(client.clone())?;
         self.record(AuditEvent::Admin(AdminEvent::ClientAdded {
@@ -87,12 +88,22 @@ impl Broker {
         preset: Option<&str>,
         scopes: &[String],
         policy: Option<&BTreeMap<String, String>>,
+        limits: &ClientLimitsUpdate,
     ) -> Result<Value, BrokerError> {
-        let (preset, scopes) = resolve_scopes(preset, scopes)?;
+        let current = lock(&self.clients).get(client_id).cloned();
+        let current = current.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
+        // Limits alone leave what the client may do as it is.
+        let (preset, scopes) = if preset.is_none() && scopes.is_empty() && !limits.is_empty() {
+            (current.preset, current.scopes.clone())
+        } else {
+            resolve_scopes(preset, scopes)?
+        };
         let policy = policy.map(parse_overrides).transpose()?;
+        let limits = super::super::limits::updated(current.limits, limits)?;
         let existed = lock(&self.clients).update(client_id, |c| {
             c.preset = preset;
             c.scopes = scopes.clone();
+            c.limits = limits;
             // Without new overrides, the client keeps its own.
             if let Some(policy) = policy {
                 c.policy = policy;
@@ -104,9 +115,10 @@ impl Broker {
         self.record(AuditEvent::Admin(AdminEvent::ClientUpdated {
             client: client_id.to_string(),
             scopes: scopes.clone(),
+            limits,
         }));
         let _ = self.events.send(BrokerEvent::ClientChanged { client: client_id.to_string() });
-        Ok(json!({"updated": client_id, "scopes": scopes}))
+        Ok(json!({"updated": client_id, "scopes": scopes, "limits": limits}))
     }
 
     pub(super) fn end_session(&self, session_id: &str) -> Value {
@@ -175,6 +187,7 @@ impl Broker {
             created: client.created,
             last_seen: client.last_seen,
             sessions,
+            limits: client.limits,
         }
     }
 }

@@ -28,8 +28,8 @@ impl Broker {
             AdminCommand::ClientList => Ok(self.list_clients()),
             AdminCommand::ClientShow { client_id } => self.show_client(&client_id),
             AdminCommand::ClientRevoke { client_id } => self.revoke_client(&client_id),
-            AdminCommand::ClientUpdate { client_id, preset, scopes, policy } => {
-                self.update_client(&client_id, preset.as_deref(), &scopes, policy.as_ref())
+            AdminCommand::ClientUpdate { client_id, preset, scopes, policy, limits } => {
+                self.update_client(&client_id, preset.as_deref(), &scopes, policy.as_ref(), &limits)
             }
             AdminCommand::SessionEnd { session_id } => Ok(self.end_session(&session_id)),
             AdminCommand::TokenMint { client_id, ttl_secs } => self.mint_for_cli(&client_id, ttl_secs),
