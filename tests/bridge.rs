@@ -472,3 +472,19 @@ fn the_bridge_logs_no_argument_even_at_trace() {
     assert!(!stderr.contains(sentinel), "the bridge logged an argument:\n{stderr}");
     assert!(!stderr.contains("organizationId"), "the bridge logged a result:\n{stderr}");
 }
+
+#[test]
+fn a_bridge_with_a_wrong_key_is_refused_and_counted_in_the_status() {
+    if !in_keyring_session("a_bridge_with_a_wrong_key_is_refused_and_counted_in_the_status") {
+        return;
+    }
+    let world = World::start(60);
+    let (client, _key) = world.add_client("research", true);
+    let out = world.run_python(&client, Some("not-the-key"), json!([["call", "read_account", {}]]));
+    assert!(out.to_string().contains("wrong client key"), "the bridge says why: {out}");
+    let status = world.cli(&["status", "--json"], None);
+    let refused = status["auth_failures"].as_array().unwrap();
+    let counted = refused.iter().find(|f| f["client"] == client.as_str() && f["reason"] == "bad_key");
+    assert!(counted.is_some_and(|f| f["count"].as_u64() >= Some(1)), "{status}");
+    assert_eq!(world.sim.request_count("/account/read"), 0);
+}

@@ -3,8 +3,9 @@
 //! `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings` rewrites it.
 
 use keybridge_broker_proto::{
-    AccountView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, BrokerEvent, ClientAdded,
-    ClientLimits, ClientLimitsUpdate, ClientView, ConsequencePreview, SessionView, SettingsView, StatusView,
+    AccountView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure,
+    AuthFailureCount, BrokerEvent, ClientAdded, ClientLimits, ClientLimitsUpdate, ClientView, ConsequencePreview,
+    SessionView, SettingsView, StatusView,
 };
 use ts_rs::{Config, TS};
 
@@ -27,6 +28,8 @@ fn render() -> String {
         AuditVerified::decl(&cfg),
         AuditExported::decl(&cfg),
         ConsequencePreview::decl(&cfg),
+        AuthFailure::decl(&cfg),
+        AuthFailureCount::decl(&cfg),
         ClientLimits::decl(&cfg),
         ClientLimitsUpdate::decl(&cfg),
         SettingsView::decl(&cfg),

@@ -6,6 +6,7 @@
 //! the Rust ones ([`ipc`] and the broker's views). The app must never hand the window a
 //! QuantConnect token: the token crosses once, from the account form into the keychain.
 
+pub mod alerts;
 #[cfg(test)]
 mod bindings;
 #[cfg(test)]
@@ -139,12 +140,22 @@ fn notify_approval<R: Runtime>(app: &AppHandle<R>, approval: &ApprovalView) {
     }
 }
 
+fn notify_refusals<R: Runtime>(app: &AppHandle<R>, count: usize) {
+    use tauri_plugin_notification::NotificationExt;
+    let title = format!("Keybridge refused {count} connections in the last minute");
+    let body = "A program may be trying a wrong key or a client that does not exist. Clients shows who and why.";
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::debug!("no desktop notification: {e}");
+    }
+}
+
 /// Pass the broker's records and events to the window as `broker-event`, and keep the tray,
 /// notifications and the window's place in step with them.
 pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut records = broker.audit_log().subscribe();
     let mut events = broker.subscribe_events();
+    let mut refusals = alerts::RefusalBurst::default();
     tauri::async_runtime::spawn(async move {
         loop {
             let event = tokio::select! {
@@ -178,6 +189,13 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
                     refresh_tray(&app, &broker).await;
                 }
                 BrokerEvent::ApprovalClosed { .. } | BrokerEvent::Paused { .. } => refresh_tray(&app, &broker).await,
+                BrokerEvent::Audit { record }
+                    if record.event["kind"] == "authentication" && record.event["ok"] == false =>
+                {
+                    if let Some(count) = refusals.refused(std::time::Instant::now()) {
+                        notify_refusals(&app, count);
+                    }
+                }
                 _ => {}
             }
         }

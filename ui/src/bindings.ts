@@ -4,7 +4,11 @@ export type StatusView = { version: string, paused: boolean, data_dir: string,
 /**
  * QuantConnect's API base URL, or the simulator's.
  */
-quantconnect: string, sessions: number, pending_approvals: number, signing_key: string, };
+quantconnect: string, sessions: number, pending_approvals: number, signing_key: string, 
+/**
+ * Refused connections and tokens since the broker started, per client and reason.
+ */
+auth_failures: Array<AuthFailureCount>, };
 
 export type AccountView = { id: string, user_id: string, organization_id: string | null, 
 /**
@@ -74,6 +78,14 @@ heading: string, lines: Array<string>,
  * Why part of it could not be looked up; the question is asked all the same.
  */
 unavailable?: string, };
+
+export type AuthFailure = "bad_key" | "expired" | "revoked" | "unknown_client" | "other_user" | "pairing_refused" | "invalid_token";
+
+export type AuthFailureCount = { client: string, reason: AuthFailure, count: number, 
+/**
+ * Unix seconds of the latest.
+ */
+last: number, };
 
 export type ClientLimits = { 
 /**

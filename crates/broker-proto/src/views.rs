@@ -23,6 +23,40 @@ pub struct StatusView {
     pub sessions: usize,
     pub pending_approvals: usize,
     pub signing_key: String,
+    /// Refused connections and tokens since the broker started, per client and reason.
+    #[serde(default)]
+    pub auth_failures: Vec<AuthFailureCount>,
+}
+
+/// Why a bridge or a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+#[serde(rename_all = "snake_case")]
+pub enum AuthFailure {
+    /// A wrong client key, a key missing, or a key given to a host-bound client.
+    BadKey,
+    Expired,
+    Revoked,
+    UnknownClient,
+    /// The peer runs as another OS user.
+    OtherUser,
+    /// A first connection denied or unanswered, or a bridge or host Keybridge would not name.
+    PairingRefused,
+    /// A token that is forged, damaged, or of another session.
+    InvalidToken,
+}
+
+/// How often one client was refused for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct AuthFailureCount {
+    pub client: String,
+    pub reason: AuthFailure,
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub count: u64,
+    /// Unix seconds of the latest.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub last: u64,
 }
 
 /// A QuantConnect account: never its token.

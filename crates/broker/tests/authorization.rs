@@ -742,3 +742,36 @@ async fn a_client_past_its_live_deployments_per_day_is_refused() {
     assert!(refused.message.contains("--live-deployments-per-day"), "{}", refused.message);
     assert_eq!(env.sim.request_count("/live/create"), sent + 1, "the second never left");
 }
+
+#[tokio::test]
+async fn refused_connections_and_tokens_are_counted_per_client_and_reason_in_the_status() {
+    let env = Env::start(LONG).await;
+    let (client, _key) = env.add_client("research", true).await;
+    for _ in 0..2 {
+        let err = Bridge::connect(&env.socket, &client, Some("not-the-key")).await.err().unwrap();
+        assert_eq!(err.code, ErrorCode::PairingDenied);
+    }
+    let err = Bridge::connect(&env.socket, "nobody-1234", Some("k")).await.err().unwrap();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    env.admin(AdminCommand::ClientRevoke { client_id: client.clone() }).await.unwrap();
+    assert!(Bridge::connect(&env.socket, &client, Some("not-the-key")).await.is_err());
+    let forged = keybridge_broker_proto::Credential::new("eyJhbGciOiJFZERTQSJ9.e30.AAAA".to_string());
+    assert!(env.broker.list_tools(None, &forged).is_err());
+
+    let status = env.admin(AdminCommand::Status).await.unwrap();
+    let count = |who: &str, reason: &str| {
+        status["auth_failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client"] == who && c["reason"] == reason)
+            .map_or(0, |c| c["count"].as_u64().unwrap())
+    };
+    assert_eq!(count(&client, "bad_key"), 2, "{status}");
+    assert_eq!(count("nobody-1234", "unknown_client"), 1, "{status}");
+    assert_eq!(count(&client, "revoked"), 1, "{status}");
+    assert_eq!(count("(unknown)", "invalid_token"), 1, "{status}");
+    let records = env.broker.audit_log().read_all().unwrap();
+    let refusals = records.iter().filter(|r| r.event["kind"] == "authentication" && r.event["ok"] == false).count();
+    assert_eq!(refusals, 4, "each refused connection is in the audit log too");
+}

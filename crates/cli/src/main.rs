@@ -76,8 +76,12 @@ enum Command {
     /// Development access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Whether the broker runs, and its state.
-    Status,
+    /// Whether the broker runs, and its state (as JSON), refused connections included.
+    Status {
+        /// The output is JSON either way; the flag is there for scripts that say so.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add Keybridge to an MCP client's config (Claude Desktop: merged in place, with a
     /// backup), or print the snippet or command for it.
     Connect {
@@ -279,7 +283,7 @@ async fn run(command: Command) -> Result<()> {
     let admin = || async { admin::Admin::connect(&keybridge_endpoint::default_address()).await };
     let result = match command {
         Command::Serve { demo, accept_restored_state } => return serve::serve(demo, accept_restored_state).await,
-        Command::Status => admin().await?.run(A::Status).await?,
+        Command::Status { .. } => admin().await?.run(A::Status).await?,
         Command::Account(AccountCommand::Add { name, user_id, organization_id, skip_check }) => {
             let token = read_token()?;
             let mut admin = admin().await?;

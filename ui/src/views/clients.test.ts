@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import type { ClientView, ConnectionTest, ConnectPreview, PresetInfo } from "../bindings";
-import { connectionTestResult, limitsEditor, presetPicker, previewPanel, testConnectionButton } from "./clients";
+import { connectionTestResult, limitsEditor, refusedConnections, presetPicker, previewPanel, testConnectionButton } from "./clients";
 
 const presets: PresetInfo[] = [
   { name: "read-only", title: "Read-Only", description: "Look at everything, change nothing.", scopes: ["qc:projects:read"] },
@@ -186,5 +186,19 @@ describe("client limits", () => {
     const editor = limitsEditor(api, client, vi.fn(), show);
     editor.querySelector<HTMLButtonElement>("button.save-limits")!.click();
     await vi.waitFor(() => expect(show).toHaveBeenCalledWith("error", "calls in flight 0 is outside 1..=256"));
+  });
+});
+
+describe("refused connections", () => {
+  it("lists who was refused and why, most recent first, and shows nothing when none was", () => {
+    const now = Date.UTC(2026, 10, 30, 12, 0, 0);
+    const panel = refusedConnections([
+      { client: "claude-desktop-1a2b", reason: "bad_key", count: 3, last: now / 1000 - 600 },
+      { client: "nobody", reason: "unknown_client", count: 1, last: now / 1000 - 5 },
+    ], now)!;
+    expect(panel.querySelector("h3")?.textContent).toBe("Refused connections: 4");
+    const rows = [...panel.querySelectorAll("tbody tr")].map((r) => [...r.querySelectorAll("td")].slice(0, 3).map((td) => td.textContent));
+    expect(rows).toEqual([["nobody", "no such client", "1"], ["claude-desktop-1a2b", "wrong or missing client key", "3"]]);
+    expect(refusedConnections([], now)).toBeNull();
   });
 });

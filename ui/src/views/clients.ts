@@ -1,5 +1,5 @@
 // Clients: the MCP clients paired with Keybridge, what each may do, and connecting them.
-import type { ClientView, ConnectDone, ConnectionTest, ConnectPreview, PresetInfo } from "../bindings";
+import type { AuthFailure, AuthFailureCount, ClientView, ConnectDone, ConnectionTest, ConnectPreview, PresetInfo } from "../bindings";
 import { button, field, fill, h, input, notice } from "../dom";
 import { timeAgo } from "../format";
 import type { Api } from "../ipc";
@@ -236,8 +236,10 @@ export function clientsView(api: Api) {
       const clients = await api.clients();
       const live = clients.filter((c) => !c.revoked);
       const gone = clients.filter((c) => c.revoked);
+      const status = api.status ? await api.status().catch(() => null) : null;
       fill(list, ...(live.length ? live.map(card) : [h("p", { class: "empty" }, "No client yet: create one below, then connect it.")]),
-        gone.length ? h("details", { class: "revoked-list" }, h("summary", null, `${gone.length} revoked`), ...gone.map(card)) : null);
+        gone.length ? h("details", { class: "revoked-list" }, h("summary", null, `${gone.length} revoked`), ...gone.map(card)) : null,
+        refusedConnections(status?.auth_failures ?? [], Date.now()));
     } catch (e) {
       fill(list, notice("error", (e as Error).message));
     }
@@ -247,6 +249,34 @@ export function clientsView(api: Api) {
 
   fill(root, h("h2", null, "Clients"), h("p", { class: "lead" }, "Each MCP client gets its own scopes and short-lived tokens. Nothing it runs can reach beyond them."), list, formBox);
   return { root, refresh };
+}
+
+/** A refusal's reason in a trader's words. */
+const REFUSED_BECAUSE: Record<AuthFailure, string> = {
+  bad_key: "wrong or missing client key",
+  expired: "token expired",
+  revoked: "client revoked",
+  unknown_client: "no such client",
+  other_user: "another user of this computer",
+  pairing_refused: "first connection not approved",
+  invalid_token: "forged or damaged token",
+};
+
+/** Connections and tokens the broker refused since it started, most recent first; nothing when none. */
+export function refusedConnections(failures: AuthFailureCount[], nowMs: number): HTMLElement | null {
+  if (!failures.length) return null;
+  const rows = [...failures].sort((a, b) => b.last - a.last);
+  const total = rows.reduce((sum, f) => sum + f.count, 0);
+  return h(
+    "section",
+    { class: "card refused", attrs: { "aria-labelledby": "refused-heading" } },
+    h("h3", { id: "refused-heading" }, `Refused connections: ${total}`),
+    h("p", { class: "muted" }, "Since Keybridge started. A burst of them raises a notification."),
+    h("table", null,
+      h("thead", null, h("tr", null, h("th", { attrs: { scope: "col" } }, "Client"), h("th", { attrs: { scope: "col" } }, "Why"), h("th", { attrs: { scope: "col" } }, "Times"), h("th", { attrs: { scope: "col" } }, "Last"))),
+      h("tbody", null, ...rows.map((f) => h("tr", { data: { client: f.client, reason: f.reason } },
+        h("td", { class: "mono" }, f.client), h("td", null, REFUSED_BECAUSE[f.reason] ?? f.reason), h("td", null, String(f.count)), h("td", null, timeAgo(f.last, nowMs)))))),
+  );
 }
 
 /** What one client may do at most, whatever its scopes: shown in a line, changed in place. */

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use keybridge_broker_proto::{Credential, SessionInfo};
+use keybridge_broker_proto::{AuthFailure, Credential, SessionInfo};
 use keybridge_catalog::Scope;
 use serde_json::json;
 
@@ -20,6 +20,13 @@ use crate::text::{canonical, truncate};
 use crate::tokens::{Claims, Grant, TokenError, random_id};
 use crate::{BrokerError, own_uid};
 
+/// Why authentication failed: the error for the bridge, and the reason it is counted under
+/// (none for a fault of Keybridge's own after the bridge proved itself).
+struct Refusal {
+    reason: Option<AuthFailure>,
+    error: BrokerError,
+}
+
 impl Broker {
     /// Authenticate a bridge for `client_id`: by its key, or by what the OS says about the peer
     /// (asking the human the first time a host executable is seen).
@@ -31,6 +38,10 @@ impl Broker {
     ) -> Result<SessionInfo, BrokerError> {
         let result = self.authenticate_inner(client_id, key, peer).await;
         let host = peer.host.as_ref().map(Host::key);
+        if let Err(Refusal { reason: Some(reason), .. }) = &result {
+            self.auth_failures.note(&truncate(client_id, 64), *reason);
+        }
+        let result = result.map_err(|refusal| refusal.error);
         match &result {
             Ok(session) => self.record(AuditEvent::Authentication {
                 client: truncate(client_id, 64),
@@ -57,48 +68,58 @@ impl Broker {
         client_id: &str,
         key: Option<&Credential>,
         peer: &Peer,
-    ) -> Result<SessionInfo, BrokerError> {
+    ) -> Result<SessionInfo, Refusal> {
+        use AuthFailure::*;
+        let refused = |reason| move |error| Refusal { reason: Some(reason), error };
         if client_id.len() > 64 {
-            return Err(BrokerError::NotFound("a client id is at most 64 characters".into()));
+            return Err(refused(UnknownClient)(BrokerError::NotFound("a client id is at most 64 characters".into())));
         }
         if peer.uid != own_uid() {
-            return Err(BrokerError::PairingDenied(format!("the peer runs as uid {}, not as this user", peer.uid)));
+            let error = BrokerError::PairingDenied(format!("the peer runs as uid {}, not as this user", peer.uid));
+            return Err(refused(OtherUser)(error));
         }
         let client = lock(&self.clients).get(client_id).cloned().ok_or_else(|| {
-            BrokerError::NotFound(format!("no client `{client_id}`; `keybridge client list` shows the paired clients"))
+            refused(UnknownClient)(BrokerError::NotFound(format!(
+                "no client `{client_id}`; `keybridge client list` shows the paired clients"
+            )))
         })?;
         if client.revoked {
-            return Err(BrokerError::Revoked(format!("client `{client_id}` was revoked; pair it again in Keybridge")));
+            let error = BrokerError::Revoked(format!("client `{client_id}` was revoked; pair it again in Keybridge"));
+            return Err(refused(Revoked)(error));
         }
         match (&client.auth, key) {
             (ClientAuth::Key { key_sha256 }, Some(key)) => {
                 if !same_secret(key_hash(key.expose()), key_sha256) {
-                    return Err(BrokerError::PairingDenied(format!("wrong client key for `{client_id}`")));
+                    return Err(refused(BadKey)(BrokerError::PairingDenied(format!(
+                        "wrong client key for `{client_id}`"
+                    ))));
                 }
             }
             (ClientAuth::Key { .. }, None) => {
-                return Err(BrokerError::PairingDenied(format!(
+                return Err(refused(BadKey)(BrokerError::PairingDenied(format!(
                     "client `{client_id}` uses a client key; set KEYBRIDGE_CLIENT_KEY for the bridge"
-                )));
+                ))));
             }
             (ClientAuth::HostBound { .. }, Some(_)) => {
-                return Err(BrokerError::PairingDenied(format!(
+                return Err(refused(BadKey)(BrokerError::PairingDenied(format!(
                     "client `{client_id}` is host-bound and takes no key; remove KEYBRIDGE_CLIENT_KEY"
-                )));
+                ))));
             }
             // The app's connection test: the broker started this bridge itself, so there is no
             // other program to approve, and none is remembered.
-            (ClientAuth::HostBound { .. }, None) if self.own_bridge(peer) => self.check_bridge_executable(peer)?,
+            (ClientAuth::HostBound { .. }, None) if self.own_bridge(peer) => {
+                self.check_bridge_executable(peer).map_err(refused(PairingRefused))?
+            }
             (ClientAuth::HostBound { approved_hosts }, None) => {
-                self.check_bridge_executable(peer)?;
+                self.check_bridge_executable(peer).map_err(refused(PairingRefused))?;
                 let host = peer.host.as_ref().ok_or_else(|| {
-                    BrokerError::PairingDenied(format!(
+                    refused(PairingRefused)(BrokerError::PairingDenied(format!(
                         "cannot tell which program started the bridge (it was started from a terminal, a shell session or a service); pair a client with a key for it: `keybridge client add NAME --account {} --key`",
                         client.account
-                    ))
+                    )))
                 })?;
                 if !approved_hosts.contains(&host.key()) {
-                    self.approve_pairing(&client, host).await?;
+                    self.approve_pairing(&client, host).await.map_err(refused(PairingRefused))?;
                 }
             }
         }
@@ -112,8 +133,9 @@ impl Broker {
             session_id.clone(),
             Session { client_id: client.id.clone(), host: Some(host), started: now(), revoked: false },
         );
-        lock(&self.clients).touch(&client.id, now())?;
-        self.mint(&client, &session_id)
+        let unrefused = |error| Refusal { reason: None, error };
+        lock(&self.clients).touch(&client.id, now()).map_err(unrefused)?;
+        self.mint(&client, &session_id).map_err(unrefused)
     }
 
     /// The SHA-256 of each accepted bridge executable, read once.
@@ -281,13 +303,28 @@ impl Broker {
         Ok(client)
     }
 
-    /// Verify a token and the state behind it, on every call. A connection that authenticated
+    /// Verify a token and the state behind it, on every call; a refusal is counted. A connection that authenticated
     /// as a session accepts only that session's tokens.
     pub(super) fn authorize_for(
         &self,
         session: Option<&str>,
         token: &Credential,
     ) -> Result<(Claims, Client), BrokerError> {
+        let authorized = self.check_token(session, token);
+        if let Err(e) = &authorized {
+            let reason = match e {
+                BrokerError::TokenExpired => AuthFailure::Expired,
+                BrokerError::Revoked(_) => AuthFailure::Revoked,
+                _ => AuthFailure::InvalidToken,
+            };
+            // The connection's session says whose token it was; a token alone, once refused, does not.
+            let client = session.and_then(|s| lock(&self.sessions).get(s).map(|s| s.client_id.clone()));
+            self.auth_failures.note(client.as_deref().unwrap_or("(unknown)"), reason);
+        }
+        authorized
+    }
+
+    fn check_token(&self, session: Option<&str>, token: &Credential) -> Result<(Claims, Client), BrokerError> {
         let claims = self.tokens.verify(token.expose()).map_err(token_error)?;
         if session.is_some_and(|s| s != claims.sid) {
             return Err(BrokerError::TokenInvalid(

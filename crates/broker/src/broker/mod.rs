@@ -99,6 +99,8 @@ pub struct Broker {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// What each client did lately, against its own limits.
     meter: limits::Meter,
+    /// Refused connections and tokens, per client and reason.
+    auth_failures: failures::FailureCounts,
     credentials: Mutex<HashMap<String, Arc<Credentials>>>,
     events: broadcast::Sender<BrokerEvent>,
     /// Pairings waiting for the human, by (client, host): MCP hosts often start the same
@@ -127,6 +129,7 @@ impl std::fmt::Debug for Broker {
 mod admin;
 mod auth;
 mod calls;
+mod failures;
 mod limits;
 mod preview;
 
@@ -193,6 +196,7 @@ impl Broker {
             paused: AtomicBool::new(paused),
             limits: Mutex::new(HashMap::new()),
             meter: limits::Meter::default(),
+            auth_failures: failures::FailureCounts::default(),
             credentials: Mutex::new(HashMap::new()),
             events,
             pairings: Mutex::new(HashMap::new()),

@@ -23,6 +23,7 @@ impl Broker {
             sessions: lock(&self.sessions).values().filter(|s| !s.revoked).count(),
             pending_approvals: self.approvals.list().len(),
             signing_key: self.tokens.active_kid(),
+            auth_failures: self.auth_failures.snapshot(),
         })
     }
 
