@@ -168,7 +168,7 @@ fn clients_are_created_from_presets_edited_and_revoked() {
         "scopes stay: {limited}"
     );
     let refused = world.err("client_limits", json!({"clientId": id, "limits": {"calls_in_flight": 0}}));
-    assert!(refused.to_string().contains("calls in flight 0 is outside 1..=256"), "{refused}");
+    assert!(refused.to_string().contains("calls in flight 0 is outside 1..=10000"), "{refused}");
     let clients = world.ok("clients_list", json!({}));
     assert_eq!(clients[0]["preset"], "read-only");
     assert!(!clients[0]["scopes"].as_array().unwrap().contains(&json!("qc:live:execute")));

@@ -180,6 +180,9 @@ pub async fn run(report: &mut String) -> Result<()> {
     for preset in ["read-only", "research", "trader", "admin"] {
         let added =
             env.cli(&["client", "add", preset, "--account", "demo", "--preset", preset, "--key", "--json"]).await?;
+        // The load runs far faster than a trader's client may by default.
+        let id = added["client_id"].as_str().unwrap_or_default();
+        env.cli(&["client", "update", id, "--calls-per-minute", "1000000", "--calls-in-flight", "10000"]).await?;
         clients.insert(
             preset,
             (

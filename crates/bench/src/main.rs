@@ -17,8 +17,8 @@ use keybridge_broker::audit::{AuditEvent, AuditLog, ToolCallEvent};
 use keybridge_broker::tokens::{Grant, TokenIssuer};
 use keybridge_broker::{Broker, BrokerConfig, server};
 use keybridge_broker_proto::{
-    AdminCommand, ClientSpec, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame,
-    write_frame,
+    AdminCommand, ClientLimitsUpdate, ClientSpec, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
+    read_frame, write_frame,
 };
 use keybridge_catalog::Scope;
 use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
@@ -257,6 +257,12 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
         with_key: true,
     };
     let added = broker.admin(AdminCommand::ClientAdd { spec }).await?;
+    // The benchmark calls far faster than a trader's client may by default.
+    let limits =
+        ClientLimitsUpdate { calls_per_minute: Some(1_000_000), calls_in_flight: Some(10_000), ..Default::default() };
+    let client_id = added["client_id"].as_str().context("id")?.to_string();
+    let update = AdminCommand::ClientUpdate { client_id, preset: None, scopes: vec![], policy: None, limits };
+    broker.admin(update).await?;
     let socket = dir.join("run/broker.sock");
     let listener = server::bind(&socket)?;
     tokio::spawn(server::serve(listener, broker.clone(), std::future::pending()));

@@ -125,7 +125,7 @@ pub struct ClientLimits {
 impl Default for ClientLimits {
     /// Well above what a person working with an assistant does, well below a runaway loop.
     fn default() -> Self {
-        ClientLimits { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 16 }
+        ClientLimits { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 100 }
     }
 }
 

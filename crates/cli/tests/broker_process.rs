@@ -124,6 +124,8 @@ fn serve_survives_sigkill_with_an_intact_audit_log_and_no_token_anywhere() {
     let (id, key) =
         (client["client_id"].as_str().unwrap().to_string(), client["client_key"].as_str().unwrap().to_string());
     setup.run(&["account", "test", "main"], None, &mut printed);
+    // As fast as they can is far past a trader's client's default calls a minute.
+    setup.run(&["client", "update", &id, "--calls-per-minute", "1000000"], None, &mut printed);
 
     // Four bridges call as fast as they can; the broker is killed mid-flight.
     let answered = Arc::new(AtomicU64::new(0));

@@ -289,9 +289,9 @@ export function limitsEditor(
   const limits = client.limits;
   const number = (id: string, value: number, max: number) =>
     input(`${id}-${client.client_id}`, { type: "number", min: "1", max: String(max), step: "1", value: String(value) });
-  const perMinute = number("limit-calls-per-minute", limits.calls_per_minute, 10000);
+  const perMinute = number("limit-calls-per-minute", limits.calls_per_minute, 1000000);
   const perDay = number("limit-live-deployments", limits.live_deployments_per_day, 1000);
-  const atOnce = number("limit-calls-in-flight", limits.calls_in_flight, 256);
+  const atOnce = number("limit-calls-in-flight", limits.calls_in_flight, 10000);
   const save = button("Save limits", async () => {
     try {
       await api.clientLimits(client.client_id, {
