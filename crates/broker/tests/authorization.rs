@@ -775,3 +775,75 @@ async fn refused_connections_and_tokens_are_counted_per_client_and_reason_in_the
     let refusals = records.iter().filter(|r| r.event["kind"] == "authentication" && r.event["ok"] == false).count();
     assert_eq!(refusals, 4, "each refused connection is in the audit log too");
 }
+
+#[tokio::test]
+async fn deletes_and_an_optimization_are_asked_with_what_they_remove_or_cost() {
+    let env = Env::start(LONG).await;
+    // Optimizations run without asking by default; this trader has them asked about.
+    let spec = keybridge_broker_proto::ClientSpec {
+        name: "careful".into(),
+        account: "main".into(),
+        preset: Some("admin".into()),
+        scopes: Vec::new(),
+        policy: [("qc:optimizations:write".to_string(), "ask".to_string())].into(),
+        token_ttl_secs: None,
+        with_key: true,
+    };
+    let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
+    let mut bridge =
+        Bridge::connect(&env.socket, added["client_id"].as_str().unwrap(), added["client_key"].as_str()).await.unwrap();
+    let project = bridge.call("create_project", json!({"name": "Doomed", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let compile = bridge.call("create_compile", project_args(project)).await.unwrap();
+    let compile = compile["compileId"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        let read = bridge.call("read_compile", json!({"projectId": project, "compileId": compile})).await.unwrap();
+        if read["state"] == "BuildSuccess" {
+            break;
+        }
+    }
+    let backtest = json!({"projectId": project, "compileId": compile, "backtestName": "Best run"});
+    let backtest = bridge.call("create_backtest", backtest).await.unwrap();
+    let backtest = backtest["backtest"]["backtestId"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        let read = bridge.call("read_backtest", json!({"projectId": project, "backtestId": backtest})).await.unwrap();
+        if read["backtest"]["completed"] == true {
+            break;
+        }
+    }
+    let lines = |asked: &serde_json::Value| -> Vec<String> {
+        asked["preview"]["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect()
+    };
+
+    let deny = deny_next_question(&env);
+    let _ = bridge.call("delete_backtest", json!({"projectId": project, "backtestId": backtest})).await;
+    let asked = deny.await.unwrap();
+    assert_eq!(asked["preview"]["heading"], "Will delete:", "{asked}");
+    let shown = lines(&asked);
+    assert_eq!(shown[0], "Backtest \"Best run\"");
+    assert!(shown[1].contains("Net Profit") && shown[1].contains("Sharpe Ratio"), "{shown:?}");
+
+    let deny = deny_next_question(&env);
+    let _ = bridge.call("delete_project", project_args(project)).await;
+    let asked = deny.await.unwrap();
+    assert_eq!(
+        lines(&asked),
+        [format!("Project {project}, with its files"), "1 backtest".into(), "No live deployment found".into()]
+    );
+
+    let deny = deny_next_question(&env);
+    let optimization = json!({
+        "projectId": project, "name": "Grid", "target": "TotalPerformance.PortfolioStatistics.SharpeRatio",
+        "targetTo": "max", "strategy": "QuantConnect.Optimizer.Strategies.GridSearchOptimizationStrategy",
+        "compileId": compile, "parameters": [{"name": "fast", "min": 5, "max": 15, "step": 5}],
+        "constraints": [], "estimatedCost": 1.5, "nodeType": "O2-8", "parallelNodes": 2,
+    });
+    let _ = bridge.call("create_optimization", optimization).await;
+    let asked = deny.await.unwrap();
+    assert_eq!(asked["preview"]["heading"], "Will cost:", "{asked}");
+    let shown = lines(&asked);
+    assert!(shown.iter().any(|l| l.starts_with("Estimated time: ")), "{shown:?}");
+    assert!(shown.contains(&"Estimated cost, as the client states it: 1.5 QCC".to_string()), "{shown:?}");
+    assert!(shown.contains(&"Nodes: \"O2-8\" × 2".to_string()), "{shown:?}");
+    assert_eq!(env.sim.request_count("/optimizations/create"), 0, "nothing was started");
+}

@@ -114,7 +114,7 @@ fn default_nodes(user_id: &str) -> Vec<Node> {
                 NodeKind::Live => "LN",
             };
             Node {
-                id: format!("{prefix}-{}", hex_id(&["node", user_id, sku], 16)),
+                id: format!("{prefix}-{}", hex_id(&["node", user_id, sku], 32)),
                 kind,
                 sku,
                 name: format!("{sku} node"),

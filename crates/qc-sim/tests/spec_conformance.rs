@@ -254,13 +254,30 @@ async fn every_endpoint_answers_in_the_documented_shape() {
     let nodes = run.check("/projects/nodes/read", json!({"projectId": pid})).await;
     let backtest_node = nodes["nodes"]["backtest"][0]["id"].as_str().unwrap().to_owned();
     let live_node = nodes["nodes"]["live"][0]["id"].as_str().unwrap().to_owned();
+    // Node ids as QuantConnect writes them (`LN-c54129e1b4f667613d3f34542b787771`), and a free
+    // live node to deploy to.
+    let hex = live_node.strip_prefix("LN-").unwrap();
+    assert!(hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{live_node}");
+    assert_eq!(nodes["nodes"]["live"][0]["busy"], false);
     run.check("/projects/nodes/update", json!({"projectId": pid, "nodes": [backtest_node]})).await;
     run.check("/projects/read", json!({"projectId": pid})).await;
 
     // Files.
     run.check("/files/create", json!({"projectId": pid, "name": "helper.py", "content": "x = 1\n"})).await;
-    run.check("/files/read", json!({"projectId": pid})).await;
+    let files = run.check("/files/read", json!({"projectId": pid})).await;
+    let names: Vec<&str> = files["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["main.py", "research.ipynb", "helper.py"], "a new project has its main file and notebook");
     run.check("/files/read", json!({"projectId": pid, "name": "helper.py"})).await;
+    // What QuantConnect refuses, the simulator refuses.
+    for bad in ["/abs.py", "../out.py", "a//b.py", "dir\\x.py"] {
+        let refused = run.client.fails("/files/create", json!({"projectId": pid, "name": bad, "content": ""})).await;
+        assert!(refused[0].contains("is not valid"), "{bad}: {refused:?}");
+    }
+    run.client.ok("/projects/create", json!({"name": "Taken", "language": "Py"})).await;
+    let refused = run.client.fails("/projects/update", json!({"projectId": pid, "name": "Taken"})).await;
+    assert!(refused[0].contains("A project named Taken already exists"), "{refused:?}");
+    let refused = run.client.fails("/projects/read", json!({"projectId": 999_999_999})).await;
+    assert!(refused[0].contains("not found"), "{refused:?}");
     run.check("/files/update", json!({"projectId": pid, "name": "helper.py", "content": "x = 2\n"})).await;
     run.check("/files/update", json!({"projectId": pid, "name": "helper.py", "newName": "helpers.py"})).await;
     run.check(
@@ -285,6 +302,8 @@ async fn every_endpoint_answers_in_the_documented_shape() {
         )
         .await;
     let bid = bt["backtest"]["backtestId"].as_str().unwrap().to_owned();
+    assert_eq!(bt["backtest"]["status"], "In Queue...", "a new backtest is queued first");
+    assert_eq!(bt["backtest"]["parameterSet"], json!({"fast": 10, "mode": "a"}));
     let ids = json!({"projectId": pid, "backtestId": bid});
     run.check("/backtests/list", json!({"projectId": pid, "includeStatistics": true})).await;
     let chart = json!({"projectId": pid, "backtestId": bid, "name": "Strategy Equity",
@@ -356,6 +375,7 @@ async fn every_endpoint_answers_in_the_documented_shape() {
         )
         .await;
     let deploy = live["deployId"].as_str().unwrap().to_owned();
+    assert_eq!(live["source"], "api-v2");
     run.check("/live/read", json!({"projectId": pid})).await;
     run.check("/live/list", json!({})).await;
     run.check("/live/list", json!({"projectId": pid, "status": "Running"})).await;
@@ -370,8 +390,14 @@ async fn every_endpoint_answers_in_the_documented_shape() {
         json!({"projectId": pid, "algorithmId": deploy, "startLine": 0, "endLine": 100, "format": "json"}),
     )
     .await;
-    run.check("/live/portfolio/read", json!({"projectId": pid})).await;
-    run.check("/live/orders/read", json!({"projectId": pid, "start": 0, "end": 100})).await;
+    let portfolio = run.check("/live/portfolio/read", json!({"projectId": pid})).await;
+    assert!(
+        !portfolio["portfolio"]["holdings"].as_object().unwrap().is_empty(),
+        "a running algorithm holds a position"
+    );
+    let orders = run.check("/live/orders/read", json!({"projectId": pid, "start": 0, "end": 100})).await;
+    let working = orders["orders"].as_array().unwrap().iter().filter(|o| o["status"] == 1).count();
+    assert_eq!(working, 1, "a running algorithm's newest order is still working");
     run.check("/live/insights/read", json!({"projectId": pid, "start": 0, "end": 50})).await;
     run.check(
         "/live/commands/create",
@@ -411,8 +437,13 @@ async fn every_endpoint_answers_in_the_documented_shape() {
     let job = run.check("/object/get", json!({"organizationId": org, "keys": ["conformance/data.json"]})).await;
     let job_id = job["jobId"].as_str().unwrap().to_owned();
     run.check("/object/get", json!({"organizationId": org, "jobId": job_id})).await;
-    run.check("/object/list", json!({"organizationId": org})).await;
-    run.check("/object/list", json!({"organizationId": org, "path": "conformance"})).await;
+    let root = run.check("/object/list", json!({"organizationId": org})).await;
+    assert_eq!(root["path"], "", "paths without a leading slash");
+    let folder = root["objects"].as_array().unwrap().iter().find(|o| o["key"] == "conformance").unwrap().clone();
+    assert_eq!(folder["mime"], "directory");
+    let inside = run.check("/object/list", json!({"organizationId": org, "path": "conformance"})).await;
+    assert_eq!(inside["path"], "conformance");
+    assert_eq!(inside["objects"][0]["key"], "conformance/data.json");
     run.check("/object/delete", json!({"organizationId": org, "key": "conformance/data.json"})).await;
 
     // AI tools.
@@ -431,7 +462,8 @@ async fn every_endpoint_answers_in_the_documented_shape() {
     )
     .await;
     run.check("/ai/tools/pep8-convert", json!({"files": files})).await;
-    run.check("/ai/tools/syntax-check", json!({"language": "Py", "files": files})).await;
+    let checked = run.check("/ai/tools/syntax-check", json!({"language": "Py", "files": files})).await;
+    assert_eq!((checked["version"].as_f64(), &checked["payloadType"]), (Some(2.0), &json!("StringArray")));
     run.check(
         "/ai/tools/syntax-check",
         json!({"language": "Py", "files": [{"name": "main.py", "content": "def f(\n"}]}),

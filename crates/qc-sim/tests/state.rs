@@ -102,7 +102,8 @@ async fn files_round_trip_and_patch() {
 
     c.ok("/files/delete", json!({"projectId": id, "name": "tools.py"})).await;
     let all = c.ok("/files/read", json!({"projectId": id})).await;
-    assert_eq!(all["files"].as_array().unwrap().len(), 1);
+    let names: Vec<&str> = all["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["main.py", "research.ipynb"], "what QuantConnect made with the project stays");
     sim.shutdown().await;
 }
 
@@ -130,6 +131,11 @@ async fn compile_then_backtest_progresses_to_completion() {
         c.ok("/backtests/create", json!({"projectId": id, "compileId": compile_id, "backtestName": "First"})).await;
     let bt = created["backtest"]["backtestId"].as_str().unwrap().to_owned();
     assert_eq!(created["backtest"]["completed"], false);
+    assert_eq!(
+        created["backtest"]["parameterSet"],
+        json!([]),
+        "no parameters: an empty list, as QuantConnect writes it"
+    );
 
     let first = c.ok("/backtests/read", json!({"projectId": id, "backtestId": bt})).await;
     assert_eq!(first["backtest"]["completed"], false);

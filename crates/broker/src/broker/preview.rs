@@ -389,6 +389,15 @@ mod tests {
     }
 
     #[test]
+    fn an_object_is_named_with_its_size() {
+        assert_eq!(
+            object_summary(&json!({"key": "models/a.pkl", "size": 2048})),
+            "Object \"models/a.pkl\", 2048 bytes"
+        );
+        assert_eq!(object_summary(&json!({"key": "x"})), "Object \"x\"");
+    }
+
+    #[test]
     fn money_is_grouped_and_signed() {
         assert_eq!(money(0.0), "$0.00");
         assert_eq!(money(1234567.891), "$1,234,567.89");

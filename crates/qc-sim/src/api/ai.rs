@@ -8,8 +8,22 @@ use crate::util::{seed, snake_case};
 
 const LANGUAGES: &[&str] = &["C#", "Py"];
 
-fn envelope(state: &str, payload: Value, payload_type: &str) -> Value {
-    json!({ "state": state, "version": 1, "payload": payload, "payloadType": payload_type })
+/// The AI tools' answer, as QuantConnect's `version` 2.0 writes it; `payload_type` is the
+/// spec's name for the payload's shape.
+fn envelope(state: &str, payload: Value, payload_type: PayloadType) -> Value {
+    let payload_type = match payload_type {
+        PayloadType::String => "String",
+        PayloadType::StringArray => "StringArray",
+        PayloadType::StringDict => "StringDict",
+    };
+    json!({ "state": state, "version": 2.0, "payload": payload, "payloadType": payload_type })
+}
+
+#[derive(Clone, Copy)]
+enum PayloadType {
+    String,
+    StringArray,
+    StringDict,
 }
 
 fn all_errors(language: &str, files: &[(String, String)]) -> Vec<String> {
@@ -30,9 +44,13 @@ pub(crate) fn backtest_init(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
         });
     }
     if errors.is_empty() {
-        ok(envelope("End", json!("Initialization succeeded: the algorithm has no initialization errors."), "string"))
+        ok(envelope(
+            "End",
+            json!("Initialization succeeded: the algorithm has no initialization errors."),
+            PayloadType::String,
+        ))
     } else {
-        ok(envelope("Error", json!(errors.join("\n")), "string"))
+        ok(envelope("Error", json!(errors.join("\n")), PayloadType::String))
     }
 }
 
@@ -123,7 +141,7 @@ pub(crate) fn complete(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
         matches = candidates;
     }
     matches.truncate(limit as usize);
-    ok(envelope("End", json!(matches), "list"))
+    ok(envelope("End", json!(matches), PayloadType::StringArray))
 }
 
 pub(crate) fn error_enhance(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
@@ -150,7 +168,7 @@ pub(crate) fn error_enhance(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     .find(|(k, _)| message.contains(k))
     .map(|(_, h)| *h)
     .unwrap_or("Read the last line of the stack trace: it names the file and line where the error started. Reproduce it with a smaller date range and log the values involved.");
-    ok(envelope("End", json!(format!("Error: {message}\n\nExplanation: {hint}")), "string"))
+    ok(envelope("End", json!(format!("Error: {message}\n\nExplanation: {hint}")), PayloadType::String))
 }
 
 /// Python with the legacy PascalCase API converted to PEP8 names.
@@ -187,7 +205,7 @@ pub(crate) fn pep8_convert(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     let files = source_files(&mut p, "files");
     p.finish()?;
     let converted: Map<String, Value> = files.iter().map(|(n, c)| (n.clone(), Value::String(to_pep8(c)))).collect();
-    ok(envelope("End", Value::Object(converted), "dict"))
+    ok(envelope("End", Value::Object(converted), PayloadType::StringDict))
 }
 
 pub(crate) fn syntax_check(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
@@ -197,7 +215,7 @@ pub(crate) fn syntax_check(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     p.finish()?;
     let errors = all_errors(&language, &files);
     let state = if errors.is_empty() { "End" } else { "Error" };
-    ok(envelope(state, json!(errors), "list"))
+    ok(envelope(state, json!(errors), PayloadType::StringArray))
 }
 
 pub(crate) fn search(_ctx: &mut Ctx<'_>, body: &Value) -> Answer {

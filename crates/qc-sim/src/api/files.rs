@@ -27,6 +27,25 @@ fn find<'p>(project: &'p mut Project, name: &str) -> Result<&'p mut FileEntry, A
         .ok_or_else(|| ApiError::new(format!("File {name} not found in project {id}.")))
 }
 
+/// A file name QuantConnect accepts: a relative path of named folders, no way out of the project.
+fn check_file_name(name: &str) -> Result<(), ApiError> {
+    let problem = if name.starts_with('/') || name.starts_with('\\') {
+        Some("it must not start with a slash")
+    } else if name.contains('\\') {
+        Some("folders are separated by /")
+    } else if name.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        Some("a part of the path is empty, . or ..")
+    } else if name.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(ApiError::new(format!("File name {name:?} is not valid: {problem}."))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn create(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     let mut p = Params::new(body);
     let id = p.int("projectId");
@@ -35,6 +54,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     p.opt_str("codeSourceId");
     p.finish()?;
     ctx.project(id)?;
+    check_file_name(&name)?;
     let file_id = ctx.acct.next_file_id;
     let now = ctx.now;
     let project = ctx.project_mut(id)?;
@@ -85,6 +105,7 @@ pub(crate) fn update(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
         if new_name.trim().is_empty() {
             return Err(ApiError::new("newName cannot be empty."));
         }
+        check_file_name(new_name)?;
         if new_name != &name && project.files.iter().any(|f| &f.name == new_name) {
             return Err(ApiError::new(format!("File {new_name} already exists in project {id}.")));
         }

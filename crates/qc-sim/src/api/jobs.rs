@@ -120,12 +120,18 @@ struct RunView {
     status: String,
 }
 
+/// `parameterSet` as QuantConnect writes it: an empty list when there are none, else an object.
+pub(crate) fn parameter_set(parameters: &serde_json::Map<String, Value>) -> Value {
+    if parameters.is_empty() { json!([]) } else { Value::Object(parameters.clone()) }
+}
+
 fn run_view(ctx: &Ctx<'_>, reads: u32) -> RunView {
-    if ctx.done(reads) {
-        return RunView { done: true, progress: 1.0, status: "Completed.".to_owned() };
-    }
+    // A job QuantConnect has just accepted is queued first, however fast it then runs.
     if reads == 0 {
         return RunView { done: false, progress: 0.0, status: "In Queue...".to_owned() };
+    }
+    if ctx.done(reads) {
+        return RunView { done: true, progress: 1.0, status: "Completed.".to_owned() };
     }
     let progress = f64::from(reads) / f64::from(ctx.reads_until_complete + 1);
     let progress = (progress * 100.0).round() / 100.0;
@@ -160,7 +166,7 @@ fn backtest_json(ctx: &Ctx<'_>, project: &Project, bt: &Backtest) -> Value {
         "status": view.status,
         "progress": view.progress,
         "hasInitializeError": false,
-        "parameterSet": bt.parameters,
+        "parameterSet": parameter_set(&bt.parameters),
         "nodeName": "B2-8 node",
         "outOfSampleMaxEndDate": fmt_datetime(end),
         "outOfSampleDays": 0,
@@ -252,7 +258,7 @@ pub(crate) fn backtest_list(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
                 "created": fmt_datetime(bt.created),
                 "progress": view.progress,
                 "tradeableDates": 251,
-                "parameterSet": bt.parameters,
+                "parameterSet": parameter_set(&bt.parameters),
                 "snapshotId": 0,
                 "tags": [],
             });

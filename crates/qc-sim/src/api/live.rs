@@ -190,7 +190,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     ctx.acct.live.push(deployment);
     ok(json!({
         "responseCode": "OK",
-        "source": "api",
+        "source": "api-v2",
         "deployId": deploy_id,
         "versionId": version_id,
         "projectId": project_id,

@@ -12,7 +12,8 @@ fn normalize_key(key: &str) -> String {
     key.trim().trim_start_matches('/').to_owned()
 }
 
-fn mime_of(key: &str) -> &'static str {
+/// The type of an object: by its extension, else text when its bytes are text.
+fn mime_of(key: &str, data: &[u8]) -> &'static str {
     let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     match ext.as_deref() {
         Some("json") => "application/json",
@@ -22,6 +23,7 @@ fn mime_of(key: &str) -> &'static str {
         Some("zip") => "application/zip",
         Some("pkl" | "pickle" | "bin") => "application/octet-stream",
         Some("png") => "image/png",
+        _ if std::str::from_utf8(data).is_ok() => "text/plain",
         _ => "application/octet-stream",
     }
 }
@@ -78,7 +80,7 @@ pub(crate) fn properties(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
             "created": fmt_datetime(o.created),
             "size": o.data.len(),
             "md5": md5_hex(&o.data),
-            "mime": mime_of(&key),
+            "mime": mime_of(&key, &o.data),
             "preview": preview,
         }
     }))
@@ -154,7 +156,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
                         "key": key,
                         "name": rest,
                         "modified": fmt_datetime(o.modified),
-                        "mime": mime_of(key),
+                        "mime": mime_of(key, &o.data),
                         "folder": false,
                         "size": o.data.len(),
                     }),
@@ -170,7 +172,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
                 "key": key,
                 "name": name,
                 "modified": fmt_datetime(modified),
-                "mime": "",
+                "mime": "directory",
                 "folder": true,
                 "size": size,
             }),
@@ -178,7 +180,7 @@ pub(crate) fn list(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     }
     let used: u64 = ctx.acct.objects.values().map(|o| o.data.len() as u64).sum();
     ok(json!({
-        "path": format!("/{folder}"),
+        "path": folder,
         "objects": entries.into_values().collect::<Vec<_>>(),
         "page": 0,
         "totalPages": 1,
@@ -196,4 +198,16 @@ pub(crate) fn delete(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     lookup(ctx, &key)?;
     ctx.acct.objects.remove(&key);
     ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_is_typed_by_extension_else_by_whether_it_is_text() {
+        assert_eq!(mime_of("models/a.json", b"{}"), "application/json");
+        assert_eq!(mime_of("notes/readme", b"plain words"), "text/plain");
+        assert_eq!(mime_of("models/weights", &[0xff, 0xfe, 0x00]), "application/octet-stream");
+    }
 }

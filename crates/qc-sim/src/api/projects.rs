@@ -102,7 +102,9 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     ctx.acct.next_project_id += 1;
     let (file_name, content) = source::default_file(&language, &name);
     let file_id = ctx.acct.next_file_id;
-    ctx.acct.next_file_id += 1;
+    let notebook_id = file_id + 1;
+    let notebook = source::research_notebook(&language);
+    ctx.acct.next_file_id += 2;
     let owner = ctx.acct.account.user_id.clone();
     let project = Project {
         id,
@@ -112,7 +114,11 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
         organization_id: org,
         created: ctx.now,
         modified: ctx.now,
-        files: vec![FileEntry { id: file_id, name: file_name, content, modified: ctx.now }],
+        // QuantConnect makes the main algorithm and a research notebook with every project.
+        files: vec![
+            FileEntry { id: file_id, name: file_name, content, modified: ctx.now },
+            FileEntry { id: notebook_id, name: "research.ipynb".into(), content: notebook, modified: ctx.now },
+        ],
         collaborators: vec![Collaborator { user_id: owner, live_control: true, write: true, owner: true }],
         active_nodes: Vec::new(),
         auto_select_node: true,
@@ -159,6 +165,9 @@ pub(crate) fn update(ctx: &mut Ctx<'_>, body: &Value) -> Answer {
     p.finish()?;
     if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::new("name cannot be empty."));
+    }
+    if let Some(taken) = name.as_deref().filter(|n| ctx.acct.projects.values().any(|p| p.id != id && p.name == *n)) {
+        return Err(ApiError::new(format!("A project named {taken} already exists; choose another name.")));
     }
     let now = ctx.now;
     let project = ctx.project_mut(id)?;

@@ -1,6 +1,6 @@
-//! A very small look at source code: enough for compile and the AI tools to answer
-//! coherently (balanced brackets, Python block headers ending in a colon, an
-//! `initialize` method), never a real parser.
+//! A small look at source code, enough for compile and the AI tools to answer as QuantConnect
+//! does: Python is parsed by a real Python parser; C# is checked for balanced brackets; an
+//! `initialize` method is looked for by name.
 
 pub(crate) fn default_file(language: &str, project_name: &str) -> (String, String) {
     let class: String = project_name
@@ -33,6 +33,20 @@ pub(crate) fn default_file(language: &str, project_name: &str) -> (String, Strin
         );
         ("main.py".to_owned(), body)
     }
+}
+
+/// The research notebook QuantConnect puts in a new project: an empty notebook for the
+/// project's language.
+pub(crate) fn research_notebook(language: &str) -> String {
+    let (kernel, display, lang) =
+        if language == "C#" { (".net-csharp", ".NET (C#)", "C#") } else { ("python3", "Python 3", "python") };
+    serde_json::json!({
+        "cells": [],
+        "metadata": {"kernelspec": {"name": kernel, "display_name": display, "language": lang}},
+        "nbformat": 4,
+        "nbformat_minor": 2,
+    })
+    .to_string()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,14 +121,15 @@ pub(crate) fn check(file_name: &str, content: &str, declared_language: &str) -> 
     let Some(lang) = lang_of(file_name, declared_language) else {
         return Vec::new();
     };
+    if lang == Lang::Python {
+        return python_errors(file_name, content);
+    }
     let mut errors = Vec::new();
     let mut stack: Vec<(char, usize)> = Vec::new();
     let mut in_triple = None;
     for (idx, line) in content.lines().enumerate() {
         let n = idx + 1;
-        let was_in_string = in_triple.is_some();
         let code = strip_line(line, lang, &mut in_triple);
-        let depth_before = stack.len();
         for c in code.chars() {
             match c {
                 '(' | '[' | '{' => stack.push((c, n)),
@@ -135,24 +150,23 @@ pub(crate) fn check(file_name: &str, content: &str, declared_language: &str) -> 
                 _ => {}
             }
         }
-        if lang == Lang::Python && !was_in_string && depth_before == 0 && stack.is_empty() {
-            let trimmed = code.trim();
-            let first = trimmed.split([' ', '(', ':']).next().unwrap_or("");
-            let opens_block = matches!(
-                first,
-                "def" | "class" | "if" | "elif" | "else" | "for" | "while" | "try" | "except" | "finally" | "with"
-            );
-            if opens_block && !trimmed.ends_with(':') && !trimmed.ends_with('\\') {
-                errors.push(format!(
-                    "File: {file_name} Line: {n} - SyntaxError: expected ':' at the end of the '{first}' statement"
-                ));
-            }
-        }
     }
     for (c, line_no) in stack {
         errors.push(format!("File: {file_name} Line: {line_no} - '{c}' was never closed"));
     }
     errors
+}
+
+/// What Python's own grammar refuses in `content`: the first syntax error, with its line.
+fn python_errors(file_name: &str, content: &str) -> Vec<String> {
+    match rustpython_parser::parse(content, rustpython_parser::Mode::Module, file_name) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let offset = (u32::from(e.offset) as usize).min(content.len());
+            let line = content.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            vec![format!("File: {file_name} Line: {line} - SyntaxError: {}", e.error)]
+        }
+    }
 }
 
 /// Whether the files define the algorithm's entry point.
@@ -193,7 +207,13 @@ mod tests {
     fn finds_problems() {
         let bad = "def initialize(self)\n    x = (1, 2\n";
         let errors = check("main.py", bad, "Py");
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors.len(), 1, "Python stops at its first syntax error: {errors:?}");
+        assert!(errors[0].starts_with("File: main.py Line: 1 - SyntaxError: "), "{errors:?}");
+        let unclosed = check("main.py", "x = (1,\ny = 2\n", "Py");
+        assert!(unclosed[0].contains("SyntaxError"), "{unclosed:?}");
+        let bad_indent = check("main.py", "class A:\ndef f(self):\n    pass\n", "Py");
+        assert!(bad_indent[0].starts_with("File: main.py Line: 2"), "{bad_indent:?}");
+        assert!(check("main.py", "match x:\n    case 1:\n        pass\n", "Py").is_empty(), "3.10 syntax parses");
         assert!(check("main.py", "s = \"(\"  # )\n", "Py").is_empty());
         assert!(!check("Main.cs", "class A { void F() { }\n", "C#").is_empty());
     }
