@@ -66,3 +66,29 @@ describe("about", () => {
     expect(view.root.querySelector("#about-version")?.textContent).toBe("Keybridge 0.3.1");
   });
 });
+
+describe("limits per client", () => {
+  it("lists each client's limits to change in place, and leaves revoked clients out", async () => {
+    const limits = { calls_per_minute: 120, live_deployments_per_day: 10, calls_in_flight: 100 };
+    const client = (client_id: string, name: string, revoked: boolean) => ({
+      client_id, name, account: "main", preset: "research", scopes: [], policy: {}, token_ttl_secs: 900, mode: "host",
+      approved_hosts: [], revoked, created: 0, last_seen: null, sessions: [], limits,
+    });
+    const api = {
+      settings: vi.fn().mockResolvedValue({ token_ttl_secs: 900, approval_timeout_secs: 120, policy: {} }),
+      scopes: vi.fn().mockResolvedValue(scopes),
+      autostart: vi.fn().mockResolvedValue(false),
+      clients: vi.fn().mockResolvedValue([client("c1", "Claude Desktop", false), client("c2", "Old", true)]),
+      clientLimits: vi.fn().mockResolvedValue({}),
+    };
+    const view = settingsView(api as never, () => info);
+    await view.refresh();
+    const panel = view.root.querySelector("#client-limits")!;
+    expect([...panel.querySelectorAll(".client-limits")].map((e) => (e as HTMLElement).dataset.client)).toEqual(["c1"]);
+    const perDay = panel.querySelector<HTMLInputElement>("#limit-live-deployments-c1")!;
+    perDay.value = "2";
+    panel.querySelector<HTMLButtonElement>("button.save-limits")!.click();
+    await vi.waitFor(() => expect(api.clientLimits).toHaveBeenCalledWith("c1", { calls_per_minute: 120, live_deployments_per_day: 2, calls_in_flight: 100 }));
+    await vi.waitFor(() => expect(api.clients).toHaveBeenCalledTimes(2));
+  });
+});

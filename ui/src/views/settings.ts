@@ -1,8 +1,9 @@
-// Settings: token lifetime, approval timeout, policy per scope, start at login, the data
-// folder, and rotating the signing key.
-import type { AppInfo, ScopeInfo, SettingsView } from "../bindings";
+// Settings: token lifetime, approval timeout, policy per scope, limits per client, start at
+// login, the data folder, and rotating the signing key.
+import type { AppInfo, ClientView, ScopeInfo, SettingsView } from "../bindings";
 import { button, field, fill, h, input, notice } from "../dom";
 import type { Api } from "../ipc";
+import { limitsEditor } from "./clients";
 
 const DECISIONS = ["allow", "ask", "deny"];
 
@@ -54,8 +55,10 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
   async function refresh() {
     let settings: SettingsView;
     let scopes: ScopeInfo[];
+    let clients: ClientView[] = [];
     try {
       [settings, scopes] = await Promise.all([api.settings(), api.scopes()]);
+      clients = api.clients ? (await api.clients().catch(() => [])).filter((c) => !c.revoked) : [];
     } catch (e) {
       // Without a broker the settings are out of reach, but which app this is still helps.
       fill(root, h("h2", null, "Settings"), notice("error", (e as Error).message), aboutPanel(info()));
@@ -78,6 +81,8 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
       }
     });
     const keyStatus = h("span", { class: "muted" });
+    const limitsStatus = h("div", { class: "form-status", id: "limits-status" });
+    const showLimits = (kind: "ok" | "error", text: string) => fill(limitsStatus, notice(kind, text));
     const app = info();
     fill(
       root,
@@ -112,6 +117,13 @@ export function settingsView(api: Api, info: () => AppInfo | null) {
             button("Keep asking", () => fill(status), "secondary")));
         }, "primary", "settings-save")),
         status),
+      clients.length
+        ? h("div", { class: "panel", id: "client-limits" },
+            h("h3", null, "Limits per client"),
+            h("p", { class: "muted" }, "However much its scopes allow, a client is refused past these, with the limit named. The defaults are far above what a person working with an assistant does."),
+            ...clients.map((client) => h("div", { class: "client-limits", data: { client: client.client_id } }, h("p", { class: "label" }, client.name), limitsEditor(api, client, refresh, showLimits))),
+            limitsStatus)
+        : null,
       h("div", { class: "panel" },
         h("h3", null, "This computer"),
         h("label", { class: "check" }, autostart, " Start Keybridge at login (in the tray) "), autostartStatus,
