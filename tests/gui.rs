@@ -606,3 +606,42 @@ fn a_liquidation_approval_lists_the_positions_it_will_close() {
     assert_eq!(world.sim.request_count("/live/update/liquidate"), 0, "nothing was liquidated");
     raw.close_stdin();
 }
+
+#[test]
+fn a_standing_allowance_is_listed_and_can_be_revoked_in_the_window() {
+    if !in_keyring_session("a_standing_allowance_is_listed_and_can_be_revoked_in_the_window") {
+        return;
+    }
+    let (world, client, key) = world_with_client("admin");
+    let project = world.qc("/projects/create", json!({"name": "Scratch", "language": "Py"}));
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let config = claude_config(&world, OTHER_SERVERS);
+    let (_x, ui) = launch(&world, &config);
+    ui.wait_for_text("#status-pill", "Active");
+    let mut raw = RawMcp::spawn(&world, &client, Some(&key), None);
+    let delete = json!({"projectId": project, "backtestId": "not-there"});
+    call(&mut raw, 1, "delete_backtest", delete.clone());
+    ui.wait_for(".approval-card.tool-call .allow-for");
+    ui.click(".approval-card.tool-call button.allow:not([disabled])");
+    raw.reply(1);
+    let listed = ui.wait_for_text(r#".allowance-list li[data-tool="delete_backtest"]"#, "min left");
+    assert!(ui.text_of(&listed).contains("for admin"), "{}", ui.text_of(&listed));
+    ui.screenshot("approvals-allowance");
+    // While it stands, the same call runs without asking.
+    call(&mut raw, 2, "delete_backtest", delete.clone());
+    raw.reply(2);
+    assert_eq!(ui.count(".approval-card.tool-call"), 0, "allowed: no question");
+    ui.click(r#".allowance-list li[data-tool="delete_backtest"] button.revoke-allowance"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ui.count(".allowance-list li") > 0 {
+        assert!(std::time::Instant::now() < deadline, "the revoked allowance is still listed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Revoked: the next call asks again.
+    call(&mut raw, 3, "delete_backtest", delete);
+    ui.wait_for(".approval-card.tool-call");
+    ui.click(".approval-card.tool-call button.deny");
+    let (refused, failed) = result_text(&raw.reply(3));
+    assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+    raw.close_stdin();
+}

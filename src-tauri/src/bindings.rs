@@ -3,7 +3,7 @@
 //! `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings` rewrites it.
 
 use keybridge_broker_proto::{
-    AccountView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure,
+    AccountView, AllowanceView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure,
     AuthFailureCount, BrokerEvent, ClientAdded, ClientLimits, ClientLimitsUpdate, ClientView, ConsequencePreview,
     SessionView, SettingsView, StatusView,
 };
@@ -28,6 +28,7 @@ fn render() -> String {
         AuditVerified::decl(&cfg),
         AuditExported::decl(&cfg),
         ConsequencePreview::decl(&cfg),
+        AllowanceView::decl(&cfg),
         AuthFailure::decl(&cfg),
         AuthFailureCount::decl(&cfg),
         ClientLimits::decl(&cfg),

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use keybridge_broker_proto::{
-    AccountView, AdminCommand, ApprovalDecision, ApprovalView, AuditExported, AuditRecordView, AuditVerified,
-    ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, SettingsView, StatusView,
+    AccountView, AdminCommand, AllowanceView, ApprovalDecision, ApprovalView, AuditExported, AuditRecordView,
+    AuditVerified, ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, SettingsView, StatusView,
 };
 use keybridge_host::Broker;
 use keybridge_host::catalog::{Preset, Scope};
@@ -187,6 +187,20 @@ pub fn scopes() -> Vec<ScopeInfo> {
 #[tauri::command]
 pub async fn approvals_list(state: State<'_, AppState>) -> Reply<Vec<ApprovalView>> {
     state.admin(AdminCommand::ApprovalsList).await
+}
+
+#[tauri::command]
+pub async fn allowances_list(state: State<'_, AppState>) -> Reply<Vec<AllowanceView>> {
+    state.admin(AdminCommand::AllowancesList).await
+}
+
+#[tauri::command]
+pub async fn allowance_revoke(
+    state: State<'_, AppState>,
+    session_id: String,
+    tool: String,
+) -> Reply<serde_json::Value> {
+    state.admin(AdminCommand::AllowanceRevoke { session_id, tool }).await
 }
 
 /// `decision`: `approve`, `deny`, or `allow_for` with `minutes`.
@@ -464,6 +478,8 @@ macro_rules! all_commands {
             $crate::commands::client_add,
             $crate::commands::client_update,
             $crate::commands::client_limits,
+            $crate::commands::allowances_list,
+            $crate::commands::allowance_revoke,
             $crate::commands::client_revoke,
             $crate::commands::session_end,
             $crate::commands::presets,

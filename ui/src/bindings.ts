@@ -79,6 +79,12 @@ heading: string, lines: Array<string>,
  */
 unavailable?: string, };
 
+export type AllowanceView = { session_id: string, client_id: string, client_name: string, tool: string, 
+/**
+ * Seconds until it ends.
+ */
+seconds_left: number, };
+
 export type AuthFailure = "bad_key" | "expired" | "revoked" | "unknown_client" | "other_user" | "pairing_refused" | "invalid_token";
 
 export type AuthFailureCount = { client: string, reason: AuthFailure, count: number, 

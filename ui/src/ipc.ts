@@ -4,6 +4,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AccountView,
+  AllowanceView,
   AppInfo,
   ApprovalView,
   AuditRecordView,
@@ -69,6 +70,8 @@ export const api = {
   presets: () => call<PresetInfo[]>("presets"),
   scopes: () => call<ScopeInfo[]>("scopes"),
   approvals: () => call<ApprovalView[]>("approvals_list"),
+  allowances: () => call<AllowanceView[]>("allowances_list"),
+  revokeAllowance: (sessionId: string, tool: string) => call<unknown>("allowance_revoke", { sessionId, tool }),
   decide: (approvalId: string, decision: Decision, minutes?: number) =>
     call<unknown>("approval_decide", { approvalId, decision, minutes: minutes ?? null }),
   auditTail: (last: number) => call<AuditRecordView[]>("audit_tail", { last }),

@@ -151,6 +151,13 @@ pub enum AdminCommand {
     Pause,
     Resume,
     ApprovalsList,
+    /// The standing allowances, with the time each has left.
+    AllowancesList,
+    /// End a standing allowance now: the next call of that tool in that session asks again.
+    AllowanceRevoke {
+        session_id: String,
+        tool: String,
+    },
     ApprovalDecide {
         approval_id: String,
         decision: ApprovalDecision,

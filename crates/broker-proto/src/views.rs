@@ -129,6 +129,19 @@ impl Default for ClientLimits {
     }
 }
 
+/// A tool the human allowed for the rest of a session, for a while: no question until it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+pub struct AllowanceView {
+    pub session_id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub tool: String,
+    /// Seconds until it ends.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub seconds_left: u64,
+}
+
 /// A change to some of a client's limits; the others stay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(TS))]

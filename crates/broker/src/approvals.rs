@@ -161,6 +161,23 @@ impl Approvals {
         }
     }
 
+    /// The allowances in force: session, tool, and how long each has left.
+    pub fn standing(&self) -> Vec<(String, String, Duration)> {
+        let now = Instant::now();
+        let mut standing: Vec<_> = lock(&self.allowances)
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|((session, tool), until)| (session.clone(), tool.clone(), *until - now))
+            .collect();
+        standing.sort();
+        standing
+    }
+
+    /// End one allowance now; whether there was one.
+    pub fn revoke(&self, session: &str, tool: &str) -> bool {
+        lock(&self.allowances).remove(&(session.to_string(), tool.to_string())).is_some()
+    }
+
     /// Forget the allowances of an ended session.
     pub fn end_session(&self, session: &str) {
         lock(&self.allowances).retain(|(s, _), _| s != session);

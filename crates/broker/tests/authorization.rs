@@ -847,3 +847,43 @@ async fn deletes_and_an_optimization_are_asked_with_what_they_remove_or_cost() {
     assert!(shown.contains(&"Nodes: \"O2-8\" × 2".to_string()), "{shown:?}");
     assert_eq!(env.sim.request_count("/optimizations/create"), 0, "nothing was started");
 }
+
+#[tokio::test]
+async fn a_standing_allowance_is_listed_with_its_time_left_and_can_be_revoked() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("admin", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+    let socket = env.socket.clone();
+    let allow = tokio::spawn(async move {
+        let pending = common::pending_at(&socket).await;
+        let decision = ApprovalDecision::AllowFor { minutes: 5 };
+        admin_at(
+            &socket,
+            AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision },
+        )
+        .await
+        .unwrap()
+    });
+    let delete = json!({"projectId": project, "backtestId": "not-there"});
+    let _ = bridge.call("delete_backtest", delete.clone()).await;
+    allow.await.unwrap();
+    let standing = env.admin(AdminCommand::AllowancesList).await.unwrap();
+    let one = &standing[0];
+    assert_eq!((one["tool"].as_str(), one["client_id"].as_str()), (Some("delete_backtest"), Some(client.as_str())));
+    assert_eq!(one["client_name"], "admin client");
+    assert!((290..=300).contains(&one["seconds_left"].as_u64().unwrap()), "{one}");
+    let session = one["session_id"].as_str().unwrap().to_string();
+    env.admin(AdminCommand::AllowanceRevoke { session_id: session.clone(), tool: "delete_backtest".into() })
+        .await
+        .unwrap();
+    assert_eq!(env.admin(AdminCommand::AllowancesList).await.unwrap(), json!([]));
+    let again = env.admin(AdminCommand::AllowanceRevoke { session_id: session, tool: "delete_backtest".into() }).await;
+    assert!(again.unwrap_err().message.contains("ended already"));
+    // Revoked: the next call asks again.
+    let deny = deny_next_question(&env);
+    let _ = bridge.call("delete_backtest", delete).await;
+    assert_eq!(deny.await.unwrap()["tool"], "delete_backtest");
+    let records = env.broker.audit_log().read_all().unwrap();
+    assert!(records.iter().any(|r| r.event["action"] == "allowance_revoked" && r.event["tool"] == "delete_backtest"));
+}

@@ -270,3 +270,33 @@ describe("approvals view", () => {
     expect(view.escape()).toBe(false);
   });
 });
+
+describe("standing allowances", () => {
+  it("lists each with its client and time left, and revokes one", async () => {
+    const { allowanceList } = await import("./approvals");
+    const revoke = vi.fn();
+    const list = allowanceList([
+      { session_id: "s-1", client_id: "c1", client_name: "Claude Desktop", tool: "delete_backtest", seconds_left: 290 },
+      { session_id: "s-2", client_id: "c2", client_name: "", tool: "delete_object", seconds_left: 42 },
+    ], revoke);
+    const items = [...list.querySelectorAll("li")].map((li) => li.textContent);
+    expect(items).toEqual(["delete_backtest for Claude Desktop · 5 min left Revoke", "delete_object for c2 · 42 s left Revoke"]);
+    list.querySelectorAll<HTMLButtonElement>("button.revoke-allowance")[1].click();
+    expect(revoke).toHaveBeenCalledWith(expect.objectContaining({ session_id: "s-2", tool: "delete_object" }));
+  });
+
+  it("shows them in the view and asks the broker to end one", async () => {
+    const allowance = { session_id: "s-1", client_id: "c1", client_name: "Claude Desktop", tool: "delete_backtest", seconds_left: 290 };
+    const api = {
+      approvals: vi.fn().mockResolvedValue([]),
+      allowances: vi.fn().mockResolvedValueOnce([allowance]).mockResolvedValue([]),
+      revokeAllowance: vi.fn().mockResolvedValue({ revoked: true }),
+    };
+    const view = approvalsView(api as never, () => {});
+    await view.refresh();
+    await vi.waitFor(() => expect(view.root.querySelector(".allowance-list li")).not.toBeNull());
+    view.root.querySelector<HTMLButtonElement>("button.revoke-allowance")!.click();
+    await vi.waitFor(() => expect(api.revokeAllowance).toHaveBeenCalledWith("s-1", "delete_backtest"));
+    await vi.waitFor(() => expect(view.root.querySelector(".allowance-list")).toBeNull());
+  });
+});

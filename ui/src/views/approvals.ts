@@ -1,7 +1,7 @@
 // Approvals: what a client waits for, in plain words, with the exact arguments on demand and a
 // countdown to the automatic denial. Every card leans towards no: Deny has the focus, Esc denies,
 // and letting the call run takes a deliberate press on a button that names what will happen.
-import type { ApprovalView } from "../bindings";
+import type { AllowanceView, ApprovalView } from "../bindings";
 import { button, fill, h, notice } from "../dom";
 import { countdown, secondsLeft } from "../format";
 import type { Api, Decision } from "../ipc";
@@ -150,6 +150,19 @@ export function approvalCard(approval: ApprovalView, nowMs: number, actions: App
   return card;
 }
 
+/** Tools allowed for a while: each with its client, time left, and Revoke. */
+export function allowanceList(allowances: AllowanceView[], revoke: (a: AllowanceView) => void): HTMLElement {
+  const minutes = (secs: number) => (secs >= 60 ? `${Math.ceil(secs / 60)} min left` : `${secs} s left`);
+  return h(
+    "div",
+    { class: "panel" },
+    h("h3", { id: "allowances-heading" }, "Allowed without asking, for now"),
+    h("ul", { class: "allowance-list" }, ...allowances.map((a) => h("li", { data: { session: a.session_id, tool: a.tool } },
+      h("code", null, a.tool), ` for ${a.client_name || a.client_id} · ${minutes(a.seconds_left)} `,
+      button("Revoke", () => revoke(a), "secondary revoke-allowance")))),
+  );
+}
+
 /** The approvals view: every pending request, refreshed on each approval event. */
 export function approvalsView(api: Api, onCount: (n: number) => void) {
   const root = h("section", { class: "view", id: "view-approvals" });
@@ -182,6 +195,16 @@ export function approvalsView(api: Api, onCount: (n: number) => void) {
     if (!active || !list.contains(active) || !active.closest(".approval-card")) focusDeny(first);
   }
 
+  // Standing allowances: what runs without asking, for how long, and a way to end it now.
+  const standing = h("section", { class: "allowances", attrs: { "aria-labelledby": "allowances-heading" } });
+  async function refreshAllowances() {
+    const allowances = api.allowances ? await api.allowances().catch(() => [] as AllowanceView[]) : [];
+    fill(standing, ...(allowances.length ? [allowanceList(allowances, async (a) => {
+      await api.revokeAllowance(a.session_id, a.tool).catch(() => undefined);
+      await refreshAllowances();
+    })] : []));
+  }
+
   async function refresh() {
     let pending: ApprovalView[];
     try {
@@ -192,6 +215,7 @@ export function approvalsView(api: Api, onCount: (n: number) => void) {
       return;
     }
     onCount(pending.length);
+    void refreshAllowances();
     for (const [id, card] of cards) {
       if (pending.some((a) => a.id === id)) continue;
       card.remove();
@@ -229,7 +253,7 @@ export function approvalsView(api: Api, onCount: (n: number) => void) {
     e.preventDefault();
     deny.click();
   });
-  fill(root, h("h2", null, "Approvals"), h("p", { class: "lead" }, "Requests that need you. Silence is a no: each one is denied when its time runs out. Esc denies the request you are on."), announcer, list);
+  fill(root, h("h2", null, "Approvals"), h("p", { class: "lead" }, "Requests that need you. Silence is a no: each one is denied when its time runs out. Esc denies the request you are on."), announcer, list, standing);
   return {
     root,
     refresh,

@@ -152,6 +152,7 @@ pub enum AdminEvent {
     SettingsChanged { settings: SettingsView },
     SigningKeyRotated { kid: String },
     AuditExported { file: String },
+    AllowanceRevoked { client: String, session: String, tool: String },
 }
 
 impl AuditEvent {

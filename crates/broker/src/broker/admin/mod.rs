@@ -39,6 +39,8 @@ impl Broker {
             AdminCommand::SettingsUpdate { settings } => self.update_settings(&settings),
             AdminCommand::KeysRotate => self.rotate_signing_key(),
             AdminCommand::ApprovalsList => Ok(serde_json::json!(self.approvals.list())),
+            AdminCommand::AllowancesList => Ok(serde_json::json!(self.allowances())),
+            AdminCommand::AllowanceRevoke { session_id, tool } => self.revoke_allowance(&session_id, &tool),
             AdminCommand::ApprovalDecide { approval_id, decision } => self.decide_approval(&approval_id, decision),
             AdminCommand::AuditTail { last, .. } => self.audit_tail(last),
             AdminCommand::AuditVerify => self.audit_verify(),

@@ -1,12 +1,13 @@
 //! What the human oversees: the questions waiting for an answer, and the audit log.
 
-use keybridge_broker_proto::{ApprovalDecision, AuditExported, AuditVerified};
+use keybridge_broker_proto::{AllowanceView, ApprovalDecision, AuditExported, AuditVerified};
 use keybridge_catalog::Scope;
 use serde_json::{Value, json};
 
 use crate::BrokerError;
 use crate::audit::{AdminEvent, AuditEvent};
 use crate::broker::Broker;
+use crate::primitives::lock;
 
 impl Broker {
     pub(super) fn decide_approval(&self, approval_id: &str, decision: ApprovalDecision) -> Result<Value, BrokerError> {
@@ -36,6 +37,33 @@ impl Broker {
         let records = self.audit.read_all()?;
         let skip = records.len().saturating_sub(last);
         Ok(json!(records[skip..]))
+    }
+
+    pub(super) fn allowances(&self) -> Vec<AllowanceView> {
+        self.approvals
+            .standing()
+            .into_iter()
+            .map(|(session_id, tool, left)| {
+                let client_id = lock(&self.sessions).get(&session_id).map(|s| s.client_id.clone()).unwrap_or_default();
+                let client_name = lock(&self.clients).get(&client_id).map(|c| c.name.clone()).unwrap_or_default();
+                AllowanceView { session_id, client_id, client_name, tool, seconds_left: left.as_secs() }
+            })
+            .collect()
+    }
+
+    pub(super) fn revoke_allowance(&self, session_id: &str, tool: &str) -> Result<Value, BrokerError> {
+        if !self.approvals.revoke(session_id, tool) {
+            return Err(BrokerError::NotFound(format!(
+                "no standing allowance of {tool} in session {session_id} (it ended already)"
+            )));
+        }
+        let client = lock(&self.sessions).get(session_id).map(|s| s.client_id.clone()).unwrap_or_default();
+        self.record(AuditEvent::Admin(AdminEvent::AllowanceRevoked {
+            client,
+            session: session_id.to_string(),
+            tool: tool.to_string(),
+        }));
+        Ok(json!({"revoked": true}))
     }
 
     pub(super) fn audit_export(&self) -> Result<Value, BrokerError> {
