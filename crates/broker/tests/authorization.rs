@@ -127,17 +127,7 @@ async fn an_allowance_skips_asking_for_that_tool_in_that_session() {
     let (client, key) = env.add_client("admin", true).await;
     let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
     let project = live_project(&mut bridge).await;
-    let socket = env.socket.clone();
-    let approver = tokio::spawn(async move {
-        let pending = common::pending_at(&socket).await;
-        let decision = ApprovalDecision::AllowFor { minutes: 5 };
-        admin_at(
-            &socket,
-            AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision },
-        )
-        .await
-        .unwrap()
-    });
+    let approver = answer_next_question(&env, ApprovalDecision::AllowFor { minutes: 5 });
     let delete = json!({"projectId": project, "backtestId": "not-there"});
     let _ = bridge.call("delete_backtest", delete.clone()).await;
     approver.await.unwrap();
@@ -525,18 +515,20 @@ async fn padding_and_quotes_cannot_hide_live_money_or_fake_the_project_id() {
     assert!(id < padding, "{summary}");
 }
 
-/// Deny the next question, once it is asked; what it showed the human.
-fn deny_next_question(env: &Env) -> tokio::task::JoinHandle<serde_json::Value> {
+/// Answer the next question with `decision`, once it is asked; what it showed the human.
+fn answer_next_question(env: &Env, decision: ApprovalDecision) -> tokio::task::JoinHandle<serde_json::Value> {
     let socket = env.socket.clone();
     tokio::spawn(async move {
         let pending = common::pending_at(&socket).await;
-        let decide = AdminCommand::ApprovalDecide {
-            approval_id: pending["id"].as_str().unwrap().into(),
-            decision: ApprovalDecision::Deny,
-        };
+        let decide = AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision };
         admin_at(&socket, decide).await.unwrap();
         pending
     })
+}
+
+/// Deny the next question, once it is asked; what it showed the human.
+fn deny_next_question(env: &Env) -> tokio::task::JoinHandle<serde_json::Value> {
+    answer_next_question(env, ApprovalDecision::Deny)
 }
 
 /// A project deployed live (paper, in the simulator) by a client allowed to deploy without
@@ -854,17 +846,7 @@ async fn a_standing_allowance_is_listed_with_its_time_left_and_can_be_revoked() 
     let (client, key) = env.add_client("admin", true).await;
     let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
     let project = live_project(&mut bridge).await;
-    let socket = env.socket.clone();
-    let allow = tokio::spawn(async move {
-        let pending = common::pending_at(&socket).await;
-        let decision = ApprovalDecision::AllowFor { minutes: 5 };
-        admin_at(
-            &socket,
-            AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision },
-        )
-        .await
-        .unwrap()
-    });
+    let allow = answer_next_question(&env, ApprovalDecision::AllowFor { minutes: 5 });
     let delete = json!({"projectId": project, "backtestId": "not-there"});
     let _ = bridge.call("delete_backtest", delete.clone()).await;
     allow.await.unwrap();
