@@ -50,6 +50,14 @@ arguments: unknown, arguments_digest: string, created: number,
  */
 expires: number, 
 /**
+ * A short code the waiting client shows too, so the human can tell which request is whose.
+ */
+code?: string, 
+/**
+ * The program the asking client runs in, as Keybridge named it when it connected.
+ */
+host?: string, 
+/**
  * What the call will touch, as the broker looked it up on its own authority: for the human
  * only, never sent to the client that asks.
  */

@@ -202,6 +202,14 @@ pub struct ApprovalView {
     /// Unix seconds at which silence becomes a denial.
     #[cfg_attr(feature = "typescript", ts(type = "number"))]
     pub expires: u64,
+    /// A short code the waiting client shows too, so the human can tell which request is whose.
+    #[serde(default)]
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub code: Option<String>,
+    /// The program the asking client runs in, as Keybridge named it when it connected.
+    #[serde(default)]
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub host: Option<String>,
     /// What the call will touch, as the broker looked it up on its own authority: for the human
     /// only, never sent to the client that asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]

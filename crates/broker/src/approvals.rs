@@ -191,6 +191,8 @@ mod tests {
     fn pending(id: &str) -> Pending {
         Pending {
             preview: None,
+            code: None,
+            host: None,
             id: id.into(),
             kind: ApprovalKind::ToolCall,
             client_id: "c".into(),

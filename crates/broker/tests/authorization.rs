@@ -869,3 +869,21 @@ async fn a_standing_allowance_is_listed_with_its_time_left_and_can_be_revoked() 
     let records = env.broker.audit_log().read_all().unwrap();
     assert!(records.iter().any(|r| r.event["action"] == "allowance_revoked" && r.event["tool"] == "delete_backtest"));
 }
+
+#[tokio::test]
+async fn a_question_and_the_waiting_client_show_the_same_short_code() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("admin", true).await;
+    let mut bridge = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let project = live_project(&mut bridge).await;
+    let deny = deny_next_question(&env);
+    let _ = bridge.call("delete_backtest", json!({"projectId": project, "backtestId": "x"})).await;
+    let asked = deny.await.unwrap();
+    let code = asked["code"].as_str().unwrap().to_string();
+    assert!(code.len() == 4 && code.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()), "{code}");
+    assert!(bridge.waited[0].ends_with(&format!("Request code {code}.")), "{}", bridge.waited[0]);
+    assert!(asked["host"].as_str().is_some_and(|h| !h.is_empty()), "the program it runs in: {asked}");
+    let deny = deny_next_question(&env);
+    let _ = bridge.call("delete_backtest", json!({"projectId": project, "backtestId": "y"})).await;
+    assert_ne!(deny.await.unwrap()["code"], code.as_str(), "another request, another code");
+}

@@ -271,6 +271,16 @@ describe("approvals view", () => {
   });
 });
 
+describe("the requester", () => {
+  it("is shown with its program and the code its client shows too", () => {
+    const card = approvalCard(approval({ code: "3FA9", host: "Claude Desktop (/usr/bin/claude-desktop)" }), now, { decide: vi.fn() }, 0);
+    expect(card.querySelector(".request-code")?.textContent).toBe("code 3FA9");
+    expect(card.querySelector("dd.host")?.textContent).toBe("Claude Desktop (/usr/bin/claude-desktop)");
+    const plain = approvalCard(approval(), now, { decide: vi.fn() }, 0);
+    expect(plain.querySelector(".request-code")).toBeNull();
+  });
+});
+
 describe("standing allowances", () => {
   it("lists each with its client and time left, and revokes one", async () => {
     const { allowanceList } = await import("./approvals");

@@ -218,6 +218,8 @@ impl Broker {
         let (key, described) = (host.key(), host.describe());
         let pending = Pending {
             preview: None,
+            code: None,
+            host: None,
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::Pairing,
             client_id: client.id.clone(),

@@ -295,9 +295,17 @@ impl Broker {
         if args.get("projectId").and_then(Value::as_i64).is_none() {
             consequences = self.preview(client, tool, args).await;
         }
+        let id = format!("a-{}", random_id(6));
+        // The same few letters in the window and in the waiting client: two requests at once
+        // cannot be told apart by their tool alone.
+        let code = id[2..6].to_ascii_uppercase();
+        client_note.push_str(&format!(" Request code {code}."));
+        let host = lock(&self.sessions).get(&claims.sid).and_then(|s| s.host.clone());
         let pending = Pending {
             preview: consequences,
-            id: format!("a-{}", random_id(6)),
+            code: Some(code),
+            host,
+            id,
             kind: ApprovalKind::ToolCall,
             client_id: client.id.clone(),
             client_name: client.name.clone(),
