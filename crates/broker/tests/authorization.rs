@@ -531,34 +531,45 @@ fn deny_next_question(env: &Env) -> tokio::task::JoinHandle<serde_json::Value> {
     answer_next_question(env, ApprovalDecision::Deny)
 }
 
-/// A project deployed live (paper, in the simulator) by a client allowed to deploy without
-/// asking; its id.
-async fn deployed_project(env: &Env) -> i64 {
+/// An admin client whose policy for `scope` is `decision`: its id and its key.
+async fn admin_client_where(env: &Env, name: &str, scope: &str, decision: &str) -> (String, Option<String>) {
     let spec = keybridge_broker_proto::ClientSpec {
-        name: "deployer".into(),
+        name: name.into(),
         account: "main".into(),
         preset: Some("admin".into()),
         scopes: Vec::new(),
-        policy: [("qc:live:write".to_string(), "allow".to_string())].into(),
+        policy: [(scope.to_string(), decision.to_string())].into(),
         token_ttl_secs: None,
         with_key: true,
     };
     let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
-    let mut bridge =
-        Bridge::connect(&env.socket, added["client_id"].as_str().unwrap(), added["client_key"].as_str()).await.unwrap();
-    let project = bridge.call("create_project", json!({"name": "Momentum", "language": "Py"})).await.unwrap();
-    let project = project["projects"][0]["projectId"].as_i64().unwrap();
-    let nodes = bridge.call("read_project_nodes", project_args(project)).await.unwrap();
-    let node = nodes["nodes"]["live"][0]["id"].as_str().unwrap().to_string();
+    (added["client_id"].as_str().unwrap().to_string(), added["client_key"].as_str().map(str::to_string))
+}
+
+/// A successful compile of `project`: its id.
+async fn compiled(bridge: &mut Bridge, project: i64) -> String {
     let compile = bridge.call("create_compile", project_args(project)).await.unwrap();
     let compile = compile["compileId"].as_str().unwrap().to_string();
     for _ in 0..100 {
         let read = bridge.call("read_compile", json!({"projectId": project, "compileId": compile})).await.unwrap();
         if read["state"] == "BuildSuccess" {
-            break;
+            return compile;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    panic!("compile {compile} of project {project} did not succeed");
+}
+
+/// A project deployed live (paper, in the simulator) by a client allowed to deploy without
+/// asking; its id.
+async fn deployed_project(env: &Env) -> i64 {
+    let (id, key) = admin_client_where(env, "deployer", "qc:live:write", "allow").await;
+    let mut bridge = Bridge::connect(&env.socket, &id, key.as_deref()).await.unwrap();
+    let project = bridge.call("create_project", json!({"name": "Momentum", "language": "Py"})).await.unwrap();
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let nodes = bridge.call("read_project_nodes", project_args(project)).await.unwrap();
+    let node = nodes["nodes"]["live"][0]["id"].as_str().unwrap().to_string();
+    let compile = compiled(&mut bridge, project).await;
     let deploy = json!({"versionId": "-1", "projectId": project, "compileId": compile, "nodeId": node,
         "brokerage": {"id": "QuantConnectBrokerage"}});
     bridge.call("create_live_algorithm", deploy).await.unwrap();
@@ -710,19 +721,9 @@ async fn a_client_past_its_live_deployments_per_day_is_refused() {
     use keybridge_broker_proto::ClientLimitsUpdate;
     let env = Env::start(LONG).await;
     let project = deployed_project(&env).await;
-    let spec = keybridge_broker_proto::ClientSpec {
-        name: "deployer 2".into(),
-        account: "main".into(),
-        preset: Some("admin".into()),
-        scopes: Vec::new(),
-        policy: [("qc:live:write".to_string(), "allow".to_string())].into(),
-        token_ttl_secs: None,
-        with_key: true,
-    };
-    let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
-    let second = added["client_id"].as_str().unwrap().to_string();
+    let (second, key) = admin_client_where(&env, "deployer 2", "qc:live:write", "allow").await;
     set_limits(&env, &second, ClientLimitsUpdate { live_deployments_per_day: Some(1), ..Default::default() }).await;
-    let mut bridge = Bridge::connect(&env.socket, &second, added["client_key"].as_str()).await.unwrap();
+    let mut bridge = Bridge::connect(&env.socket, &second, key.as_deref()).await.unwrap();
     let deploy = json!({"versionId": "-1", "projectId": project, "compileId": "c-none", "nodeId": "LN-none",
         "brokerage": {"id": "QuantConnectBrokerage"}});
     let sent = env.sim.request_count("/live/create");
@@ -772,28 +773,11 @@ async fn refused_connections_and_tokens_are_counted_per_client_and_reason_in_the
 async fn deletes_and_an_optimization_are_asked_with_what_they_remove_or_cost() {
     let env = Env::start(LONG).await;
     // Optimizations run without asking by default; this trader has them asked about.
-    let spec = keybridge_broker_proto::ClientSpec {
-        name: "careful".into(),
-        account: "main".into(),
-        preset: Some("admin".into()),
-        scopes: Vec::new(),
-        policy: [("qc:optimizations:write".to_string(), "ask".to_string())].into(),
-        token_ttl_secs: None,
-        with_key: true,
-    };
-    let added = env.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
-    let mut bridge =
-        Bridge::connect(&env.socket, added["client_id"].as_str().unwrap(), added["client_key"].as_str()).await.unwrap();
+    let (id, key) = admin_client_where(&env, "careful", "qc:optimizations:write", "ask").await;
+    let mut bridge = Bridge::connect(&env.socket, &id, key.as_deref()).await.unwrap();
     let project = bridge.call("create_project", json!({"name": "Doomed", "language": "Py"})).await.unwrap();
     let project = project["projects"][0]["projectId"].as_i64().unwrap();
-    let compile = bridge.call("create_compile", project_args(project)).await.unwrap();
-    let compile = compile["compileId"].as_str().unwrap().to_string();
-    for _ in 0..100 {
-        let read = bridge.call("read_compile", json!({"projectId": project, "compileId": compile})).await.unwrap();
-        if read["state"] == "BuildSuccess" {
-            break;
-        }
-    }
+    let compile = compiled(&mut bridge, project).await;
     let backtest = json!({"projectId": project, "compileId": compile, "backtestName": "Best run"});
     let backtest = bridge.call("create_backtest", backtest).await.unwrap();
     let backtest = backtest["backtest"]["backtestId"].as_str().unwrap().to_string();
