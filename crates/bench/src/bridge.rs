@@ -13,11 +13,16 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::{stats, us};
+use crate::{Stats, stats, us};
 
+/// A release binary beside the benchmark, or in `KEYBRIDGE_BENCH_BINARIES` when that names a
+/// folder (to compare another build's binaries in the same run).
 pub(crate) fn release_bin(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("bench binary folder")?.join(name);
+    let folder = match std::env::var_os("KEYBRIDGE_BENCH_BINARIES") {
+        Some(folder) => PathBuf::from(folder),
+        None => std::env::current_exe()?.parent().context("bench binary folder")?.to_path_buf(),
+    };
+    let path = folder.join(name);
     if !path.exists() {
         bail!("{} is not built: run `cargo build --release -p keybridge-cli -p keybridge-mcp` first", path.display());
     }
@@ -144,6 +149,17 @@ impl Mcp {
     }
 }
 
+/// Time a process has spent on a CPU, all its threads together (from the scheduler's figures).
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    Duration::from_nanos(
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
 pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -157,10 +173,9 @@ fn call(id: u64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "read_account", "arguments": {}}})
 }
 
-pub async fn run(report: &mut String) -> Result<()> {
-    let env = Env::new(tempfile::tempdir()?, &[]);
-    // The simulator runs here, not in the broker: the broker's memory is then its own.
-    let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
+/// `keybridge serve --demo` against a simulator in this process, so that the broker's memory is
+/// its own; returns the server, its first line read, and the QuantConnect URL it uses.
+async fn start_serve(env: &Env, sim: &keybridge_qc_sim::SimHandle) -> Result<(Child, String)> {
     let mut serve = env
         .command(&release_bin("keybridge")?)
         .args(["serve", "--demo"])
@@ -175,21 +190,105 @@ pub async fn run(report: &mut String) -> Result<()> {
     }
     let status = env.cli(&["status"]).await?;
     let base_url = status["quantconnect"].as_str().context("simulator URL")?.to_string();
+    Ok((serve, base_url))
+}
+
+/// `read_account` one call at a time: 2,000 straight to the simulator, then 2,000 through a
+/// bridge and the broker (each after 200 to warm up); the medians differ by what Keybridge adds.
+async fn one_at_a_time(env: &Env, base_url: &str, client: &str, key: &str, broker: u32) -> Result<OneAtATime> {
+    let demo = keybridge_qc_sim::SimAccount::demo();
+    let qc = QcClient::new(ClientConfig::new(base_url.to_string()))?;
+    let creds = Credentials::new(demo.user_id, demo.api_token);
+    let tool = keybridge_catalog::find("read_account").context("catalog")?;
+    let mut direct = Vec::new();
+    for i in 0..2200 {
+        let started = Instant::now();
+        qc.call(&creds, tool, json!({})).await?;
+        if i >= 200 {
+            direct.push(started.elapsed());
+        }
+    }
+    let mut mcp = Mcp::spawn(env, client, key).await?;
+    mcp.initialize().await?;
+    let bridge = mcp.child.id().context("the bridge exited")?;
+    let mut bridged = Vec::new();
+    let mut cpu_before = (Duration::ZERO, Duration::ZERO);
+    for id in 10..2210u64 {
+        if id == 210 {
+            cpu_before = (cpu_time(bridge), cpu_time(broker));
+        }
+        let started = Instant::now();
+        mcp.send(call(id)).await?;
+        let reply = mcp.reply(id).await?;
+        if reply["result"]["isError"] != false {
+            bail!("call failed: {reply}");
+        }
+        if id >= 210 {
+            bridged.push(started.elapsed());
+        }
+    }
+    let calls = bridged.len() as u32;
+    let measured = OneAtATime {
+        bridge_cpu: cpu_time(bridge).saturating_sub(cpu_before.0) / calls,
+        broker_cpu: cpu_time(broker).saturating_sub(cpu_before.1) / calls,
+        direct: stats(direct),
+        bridged: stats(bridged),
+        bridge_rss: mcp.rss_kib(),
+    };
+    // An orderly exit, so that a profiler wrapped around the bridge can write its figures.
+    mcp.close().await?;
+    Ok(measured)
+}
+
+struct OneAtATime {
+    direct: Stats,
+    bridged: Stats,
+    /// CPU time per call, in the bridge and in the broker.
+    bridge_cpu: Duration,
+    broker_cpu: Duration,
+    bridge_rss: u64,
+}
+
+/// The client every measure uses, with limits a trader's client would never need.
+async fn add_client(env: &Env, preset: &str) -> Result<(String, String)> {
+    let added = env.cli(&["client", "add", preset, "--account", "demo", "--preset", preset, "--key", "--json"]).await?;
+    let id = added["client_id"].as_str().unwrap_or_default().to_string();
+    env.cli(&["client", "update", &id, "--calls-per-minute", "1000000", "--calls-in-flight", "10000"]).await?;
+    Ok((id, added["client_key"].as_str().unwrap_or_default().to_string()))
+}
+
+/// `keybridge-bench overhead ROUNDS`: only the overhead on `read_account`, ROUNDS times, each with a
+/// fresh broker, for comparing two builds (`KEYBRIDGE_BENCH_BINARIES`) back to back.
+pub async fn overhead(rounds: usize) -> Result<()> {
+    for _ in 0..rounds {
+        let env = Env::new(tempfile::tempdir()?, &[]);
+        let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
+        let (mut serve, base_url) = start_serve(&env, &sim).await?;
+        let (client, key) = add_client(&env, "research").await?;
+        let broker = serve.id().context("keybridge serve exited")?;
+        let measured = one_at_a_time(&env, &base_url, &client, &key, broker).await?;
+        println!(
+            "direct {}  bridged {}  overhead {}  CPU per call: bridge {}, broker {}",
+            us(measured.direct.median),
+            us(measured.bridged.median),
+            us(measured.bridged.median.saturating_sub(measured.direct.median)),
+            us(measured.bridge_cpu),
+            us(measured.broker_cpu),
+        );
+        let _ = serve.kill().await;
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+pub async fn run(report: &mut String) -> Result<()> {
+    let env = Env::new(tempfile::tempdir()?, &[]);
+    let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
+    let (mut serve, base_url) = start_serve(&env, &sim).await?;
 
     let mut clients = HashMap::new();
     for preset in ["read-only", "research", "trader", "admin"] {
-        let added =
-            env.cli(&["client", "add", preset, "--account", "demo", "--preset", preset, "--key", "--json"]).await?;
-        // The load runs far faster than a trader's client may by default.
-        let id = added["client_id"].as_str().unwrap_or_default();
-        env.cli(&["client", "update", id, "--calls-per-minute", "1000000", "--calls-in-flight", "10000"]).await?;
-        clients.insert(
-            preset,
-            (
-                added["client_id"].as_str().unwrap_or_default().to_string(),
-                added["client_key"].as_str().unwrap_or_default().to_string(),
-            ),
-        );
+        clients.insert(preset, add_client(&env, preset).await?);
     }
     let (client, key) = clients["research"].clone();
     let broker_rss_idle = serve.id().map(rss_kib).unwrap_or(0);
@@ -212,35 +311,9 @@ pub async fn run(report: &mut String) -> Result<()> {
     let (to_initialize, to_tools) = (stats(to_initialize), stats(to_tools));
 
     // One call at a time: direct vs through bridge and broker.
-    let demo = keybridge_qc_sim::SimAccount::demo();
-    let qc = QcClient::new(ClientConfig::new(base_url))?;
-    let creds = Credentials::new(demo.user_id, demo.api_token);
-    let tool = keybridge_catalog::find("read_account").context("catalog")?;
-    let mut direct = Vec::new();
-    for i in 0..2200 {
-        let started = Instant::now();
-        qc.call(&creds, tool, json!({})).await?;
-        if i >= 200 {
-            direct.push(started.elapsed());
-        }
-    }
-    let direct = stats(direct);
-    let mut mcp = Mcp::spawn(&env, &client, &key).await?;
-    mcp.initialize().await?;
-    let mut bridged = Vec::new();
-    for id in 10..2210u64 {
-        let started = Instant::now();
-        mcp.send(call(id)).await?;
-        let reply = mcp.reply(id).await?;
-        if reply["result"]["isError"] != false {
-            bail!("call failed: {reply}");
-        }
-        if id >= 210 {
-            bridged.push(started.elapsed());
-        }
-    }
-    let bridged = stats(bridged);
-    let bridge_rss = mcp.rss_kib();
+    let broker = serve.id().context("keybridge serve exited")?;
+    let OneAtATime { direct, bridged, bridge_cpu, broker_cpu, bridge_rss } =
+        one_at_a_time(&env, &base_url, &client, &key, broker).await?;
 
     // tools/list size per preset.
     let mut sizes = Vec::new();
@@ -335,8 +408,14 @@ pub async fn run(report: &mut String) -> Result<()> {
     )?;
     writeln!(
         report,
-        "| **overhead Keybridge adds** | **{}** | | | ≤ 150 µs |\n",
+        "| **overhead Keybridge adds** | **{}** | | | ≤ 150 µs |",
         us(bridged.median.saturating_sub(direct.median))
+    )?;
+    writeln!(
+        report,
+        "| CPU time per bridged call: bridge / broker (scheduler run time over the timed calls) | {} / {} | | | |\n",
+        us(bridge_cpu),
+        us(broker_cpu)
     )?;
     writeln!(report, "| preset | tools listed (with `keybridge_status`) | `tools/list` result bytes |\n|---|---|---|")?;
     for (preset, tools, bytes) in &sizes {

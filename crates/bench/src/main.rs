@@ -73,6 +73,10 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // `keybridge-bench soak MINUTES`: the long run, appended to the report.
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("overhead") {
+        let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
+        return runtime.block_on(bridge::overhead(rounds));
+    }
     if args.get(1).map(String::as_str) == Some("soak") {
         let minutes = args.get(2).and_then(|m| m.parse().ok()).unwrap_or(30);
         let report = runtime.block_on(soak::run(minutes))?;

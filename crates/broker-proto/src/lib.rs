@@ -21,7 +21,8 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change; the broker refuses other versions with a clear error.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2 names each request and answer by an outer key instead of a `type` field inside.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame either side accepts: room for big files and backtest results.
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
@@ -76,15 +77,18 @@ impl Hello {
 }
 
 /// A request after the hello. `id` is chosen by the client and echoed in the answer.
+///
+/// Requests and answers are named by an outer key (`{"id": 1, "body": {"call": {…}}}`), not
+/// by a tag inside or fields flattened in: serde then reads a frame in one pass, where a tag or
+/// a flattened field makes it buffer the whole frame first, on every call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,
-    #[serde(flatten)]
     pub body: RequestBody,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RequestBody {
     /// A fresh access token for the authenticated session.
     Refresh,
@@ -211,9 +215,9 @@ pub enum ApprovalDecision {
     },
 }
 
-/// The broker's answers and pushed events.
+/// The broker's answers and pushed events, each named by its outer key (see [`Request`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Response {
     /// Answer to the hello of a bridge.
     Welcome {
@@ -433,13 +437,13 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&call).unwrap(),
-            json!({"id": 1, "type": "call", "token": "t", "tool": "read_account", "arguments": {}})
+            json!({"id": 1, "body": {"call": {"token": "t", "tool": "read_account", "arguments": {}}}})
         );
         let err =
             Response::Error { id: Some(1), error: ErrorInfo { code: ErrorCode::MissingScope, message: "m".into() } };
         assert_eq!(
             serde_json::to_value(&err).unwrap(),
-            json!({"type": "error", "id": 1, "error": {"code": "missing_scope", "message": "m"}})
+            json!({"error": {"id": 1, "error": {"code": "missing_scope", "message": "m"}}})
         );
     }
 }

@@ -317,11 +317,15 @@ impl AuditLog {
         record.insert("seq".into(), json!(seq));
         record.insert("ts".into(), json!(ts));
         record.insert("prev".into(), json!(w.last_mac));
-        record.insert("event".into(), event.clone());
-        let mac = self.key.mac(&w.last_mac, &body_of(&record));
-        record.insert("mac".into(), json!(mac));
-        let mut line = Value::Object(record).to_string();
-        line.push('\n');
+        record.insert("event".into(), event);
+        let record = Value::Object(record);
+        let body = record.to_string();
+        let mac = self.key.mac(&w.last_mac, &body);
+        // The line is the body with the MAC as its last field: what `body_of` gives back when
+        // the line is read, without serializing the record a second time.
+        let mut line = body;
+        line.pop();
+        line.push_str(&format!(",\"mac\":\"{mac}\"}}\n"));
         // One write per record: a kill cannot leave half a record behind.
         w.files.write_all(line.as_bytes())?;
         let head_mac = self.key.mac("head", &format!("{seq}:{mac}"));
@@ -337,6 +341,10 @@ impl AuditLog {
             // Off the hot path: a keychain round trip takes milliseconds.
             std::thread::spawn(move || anchor.set(&format!("{seq}:{mac}")));
         }
+        let event = match record {
+            Value::Object(mut fields) => fields.remove("event").unwrap_or_default(),
+            _ => Value::Null,
+        };
         let record = Arc::new(AuditRecord { seq, ts, event });
         // No subscriber is fine; a slow one loses the oldest records, never blocks the broker.
         let _ = self.live.send(record.clone());

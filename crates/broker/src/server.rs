@@ -18,7 +18,7 @@ use keybridge_broker_proto::{
 };
 use keybridge_endpoint::{EndpointError, PeerUser, Stream};
 use serde_json::json;
-use tokio::io::ReadHalf;
+use tokio::io::{BufReader, ReadHalf};
 use tokio::sync::mpsc;
 
 use crate::audit::AuditRecord;
@@ -107,7 +107,9 @@ fn too_large(id: Option<u64>, bytes: usize) -> Response {
 }
 
 async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (reader, mut writer) = tokio::io::split(stream);
+    // Buffered: a frame's length and body then arrive in one read, not two.
+    let mut reader = tokio::io::BufReader::new(reader);
     let (outbox, mut queue) = mpsc::unbounded_channel::<Outgoing>();
     let outbox = Outbox(outbox);
     // The one writer of this connection. An answer too large for a frame is replaced by an
@@ -191,7 +193,12 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
 }
 
 /// Serve requests until the peer leaves or sends a bad frame. `session` is set for bridges.
-async fn requests(reader: &mut ReadHalf<Stream>, outbox: &Outbox, broker: &Arc<Broker>, session: Option<String>) {
+async fn requests(
+    reader: &mut BufReader<ReadHalf<Stream>>,
+    outbox: &Outbox,
+    broker: &Arc<Broker>,
+    session: Option<String>,
+) {
     let running: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>> = Arc::default();
     // A call holds a place from its request until its answer is written.
     let places = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));

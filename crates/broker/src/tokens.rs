@@ -55,6 +55,11 @@ impl Claims {
     pub fn scopes(&self) -> BTreeSet<Scope> {
         self.scope.split_whitespace().filter_map(|s| s.parse().ok()).collect()
     }
+
+    /// Whether the token carries `scope`: the per-call check, without building the whole set.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scope.split_whitespace().any(|s| s == scope.as_str())
+    }
 }
 
 /// What to put in a new token.

@@ -871,3 +871,15 @@ async fn a_question_and_the_waiting_client_show_the_same_short_code() {
     let _ = bridge.call("delete_backtest", json!({"projectId": project, "backtestId": "y"})).await;
     assert_ne!(deny.await.unwrap()["code"], code.as_str(), "another request, another code");
 }
+
+/// Every call's future is moved into a task of its own, so its size is copied on every call:
+/// the rare, heavy parts (the question to the human, the look-ups for it) live on the heap.
+#[tokio::test]
+async fn a_calls_future_stays_small_enough_to_move_cheaply() {
+    let env = Env::start(LONG).await;
+    let token = keybridge_broker_proto::Credential::new("not a token".into());
+    let call = env.broker.call(None, &token, "read_account", json!({}), |_| {});
+    let bytes = std::mem::size_of_val(&call);
+    eprintln!("call future: {bytes} bytes");
+    assert!(bytes <= 2048, "the call future is {bytes} bytes");
+}

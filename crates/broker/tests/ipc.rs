@@ -343,3 +343,25 @@ async fn a_peer_that_stops_reading_cannot_make_answers_pile_up() {
     assert!(answered <= limit + 2, "{answered} answers of 1 MB were queued for a peer that read none");
     assert!(refused > 0);
 }
+
+#[tokio::test]
+async fn a_bridge_of_another_protocol_version_is_told_to_update() {
+    use keybridge_broker_proto::{Hello, PROTOCOL_VERSION, write_frame};
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("read-only", true).await;
+    let mut stream = UnixStream::connect(&env.socket).await.unwrap();
+    let hello = Hello::Bridge {
+        version: PROTOCOL_VERSION - 1,
+        client_id: client,
+        client_key: key.map(keybridge_broker_proto::Credential::new),
+    };
+    write_frame(&mut stream, &hello).await.unwrap();
+    match read_frame::<Response, _>(&mut stream).await.unwrap() {
+        Response::Error { id: None, error } => {
+            assert_eq!(error.code, keybridge_broker_proto::ErrorCode::UnsupportedVersion);
+            assert!(error.message.contains(&format!("protocol version {}", PROTOCOL_VERSION - 1)), "{}", error.message);
+            assert!(error.message.contains("update Keybridge"), "{}", error.message);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -176,30 +176,35 @@ impl ServerHandler for Bridge {
         };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
 
-        // While the call waits for the human, tell the client why, as progress.
+        // While the call waits for the human, tell the client why, as progress. In this task,
+        // not one of its own: most calls never wait, and a task per call costs every call.
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Waiting>();
         let progress_token = context.meta.get_progress_token();
-        let peer = context.peer.clone();
-        let forward = tokio::spawn(async move {
-            let mut step = 0.0;
-            while let Some(waiting) = progress_rx.recv().await {
-                step += 1.0;
-                let message = format!(
-                    "Waiting for your approval in Keybridge ({}s left): {}",
-                    waiting.seconds_left, waiting.summary
-                );
-                if let Some(token) = &progress_token {
-                    let _ = peer
-                        .notify_progress(ProgressNotificationParam::new(token.clone(), step).with_message(message))
-                        .await;
+        // Boxed: rmcp moves this handler's future into a task of its own, by value, on every call.
+        let mut call = Box::pin(self.link.call(
+            tool.name,
+            arguments.clone(),
+            tool.hints().read_only,
+            Some(progress_tx),
+            Some(&context.ct),
+        ));
+        let mut step = 0.0;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut call => break outcome,
+                Some(waiting) = progress_rx.recv() => {
+                    step += 1.0;
+                    if let Some(token) = &progress_token {
+                        let message = format!(
+                            "Waiting for your approval in Keybridge ({}s left): {}",
+                            waiting.seconds_left, waiting.summary
+                        );
+                        let progress = ProgressNotificationParam::new(token.clone(), step).with_message(message);
+                        let _ = context.peer.notify_progress(progress).await;
+                    }
                 }
             }
-        });
-        let outcome = self
-            .link
-            .call(tool.name, arguments.clone(), tool.hints().read_only, Some(progress_tx), Some(&context.ct))
-            .await;
-        forward.abort();
+        };
         Ok(match outcome {
             Ok(value) => result::success(Some(tool), &arguments, value),
             Err(e) => result::error(explain(&e)),

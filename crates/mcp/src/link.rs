@@ -195,7 +195,9 @@ impl Link {
         let (reader, writer, session) = loop {
             match keybridge_endpoint::connect(&self.config.socket).await {
                 Ok(stream) => {
-                    let (mut reader, mut writer) = tokio::io::split(stream);
+                    let (reader, mut writer) = tokio::io::split(stream);
+                    // Buffered: a frame's length and body then arrive in one read, not two.
+                    let mut reader = tokio::io::BufReader::new(reader);
                     let answer = match write_frame(&mut writer, &hello).await {
                         Ok(()) => read_frame::<Response, _>(&mut reader).await.ok(),
                         Err(_) => None,

@@ -183,13 +183,15 @@ impl Broker {
                         "{MAX_WAITING_PER_SESSION} calls of this session already wait for approval; answer those first"
                     )));
                 };
-                let (pending, client_note) = self.pending_call(&client, &claims, tool, &args, args_digest).await;
+                // Boxed: a question is rare, and its look-ups and wait would otherwise make every
+                // call's future (moved into a task on every call) several times larger.
+                let (pending, client_note) =
+                    Box::pin(self.pending_call(&client, &claims, tool, &args, args_digest)).await;
                 // The bridge hears the client-safe note, never what the broker looked up.
-                let outcome = self
-                    .ask(pending, |pending| {
-                        on_wait(&Pending { summary: client_note, preview: None, ..pending.clone() })
-                    })
-                    .await?;
+                let outcome = Box::pin(self.ask(pending, |pending| {
+                    on_wait(&Pending { summary: client_note, preview: None, ..pending.clone() })
+                }))
+                .await?;
                 audit.decision = Some(match outcome {
                     Answer::Approved => CallDecision::Approved,
                     Answer::ApprovedFor(_) => CallDecision::ApprovedForSession,
@@ -226,7 +228,8 @@ impl Broker {
     }
 
     fn check_scope(&self, claims: &Claims, client: &Client, tool: &Tool) -> Result<(), BrokerError> {
-        if Self::effective_scopes(claims, client).contains(&tool.scope) {
+        // The same test as `effective_scopes(..).contains(..)`: in the token and still granted.
+        if claims.has_scope(tool.scope) && client.scopes.contains(&tool.scope) {
             return Ok(());
         }
         Err(BrokerError::MissingScope {

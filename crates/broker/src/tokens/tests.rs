@@ -245,3 +245,18 @@ fn rotation_keeps_old_tokens_valid_and_survives_a_restart() {
     let index = std::fs::read_to_string(dir.path().join("signing-keys.json")).unwrap();
     assert!(!index.contains("seed") && index.len() < 400, "the index holds no key material: {index}");
 }
+
+#[test]
+fn a_token_has_exactly_the_scopes_it_lists() {
+    let f = fixture("scopes");
+    let (token, _) = f.issuer.mint(&grant()).unwrap();
+    let claims = f.issuer.verify(&token).unwrap();
+    for scope in Scope::ALL.iter().copied() {
+        assert_eq!(claims.has_scope(scope), claims.scopes().contains(&scope), "{scope}");
+    }
+    assert!(claims.has_scope(Scope::ProjectsRead));
+    assert!(!claims.has_scope(Scope::ProjectsDelete));
+    // A scope's name as part of a longer one is not the scope.
+    let longer = Claims { scope: "qc:projects:read:all".into(), ..claims };
+    assert!(!longer.has_scope(Scope::ProjectsRead));
+}
