@@ -469,8 +469,9 @@ fn world_with_client(preset: &str) -> (World, String, String) {
 }
 
 /// Every view passes axe with no serious or critical violation, with a request waiting, in the
-/// theme the desktop asks for; returns the violations per view for the report.
-fn every_view_passes_axe(ui: &Session) -> Vec<(String, Vec<String>)> {
+/// theme the desktop asks for (a screenshot of each, `<view>-<theme>.png`); returns the
+/// violations per view for the report.
+fn every_view_passes_axe(ui: &Session, theme: &str) -> Vec<(String, Vec<String>)> {
     // First, that axe sees what it should: an unlabelled field is a critical violation.
     ui.script(
         "const probe = document.createElement('input'); probe.id = 'axe-probe'; document.body.append(probe);",
@@ -485,6 +486,7 @@ fn every_view_passes_axe(ui: &Session) -> Vec<(String, Vec<String>)> {
         ui.wait_for(&format!("#view-{view}"));
         std::thread::sleep(std::time::Duration::from_millis(300));
         found.push((view.to_string(), axe_serious(ui)));
+        ui.screenshot(&format!("{view}-{theme}"));
     }
     found
 }
@@ -509,6 +511,17 @@ fn a_request_leans_towards_no_and_every_view_passes_axe_in_light_and_dark() {
         let prefers_dark = ui.script("return matchMedia('(prefers-color-scheme: dark)').matches", json!([]));
         assert_eq!(prefers_dark, dark, "the WebView follows the desktop's {theme} theme");
 
+        if !dark {
+            // Some activity for the feed and the Today card: two reads, one refused call.
+            for (id, tool, arguments) in [
+                (1, "read_account", json!({})),
+                (2, "list_projects", json!({})),
+                (3, "delete_object", json!({"organizationId": world.account.organization_id, "key": "a"})),
+            ] {
+                call(&mut raw, id, tool, arguments);
+                raw.reply(id);
+            }
+        }
         // A live deployment waits for the human.
         let id = if dark { 20 } else { 10 };
         call(
@@ -536,8 +549,7 @@ fn a_request_leans_towards_no_and_every_view_passes_axe_in_light_and_dark() {
         assert_eq!(ui.count(".approval-card.tool-call"), 1, "Enter on the card approved nothing");
         ui.screenshot(&format!("approvals-live-{theme}"));
 
-        report.push((theme, every_view_passes_axe(&ui)));
-        ui.screenshot(&format!("settings-{theme}"));
+        report.push((theme, every_view_passes_axe(&ui, theme)));
 
         // Esc denies: the call comes back refused and never reaches QuantConnect.
         ui.click("#nav-approvals");
@@ -643,5 +655,69 @@ fn a_standing_allowance_is_listed_and_can_be_revoked_in_the_window() {
     ui.click(".approval-card.tool-call button.deny");
     let (refused, failed) = result_text(&raw.reply(3));
     assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+    raw.close_stdin();
+}
+
+#[test]
+fn a_keyboard_alone_adds_an_account_creates_a_client_and_approves_a_call() {
+    if !in_keyring_session("a_keyboard_alone_adds_an_account_creates_a_client_and_approves_a_call") {
+        return;
+    }
+    const ENTER: &str = "\u{E007}";
+    const DOWN: &str = "\u{E015}";
+    let world = World::new();
+    let config = claude_config(&world, OTHER_SERVERS);
+    let (_x, ui) = launch(&world, &config);
+    // From here on, no clicks: Tab to each control, type, press Enter or an arrow key.
+    ui.wait_for("#onboarding");
+    ui.tab_to("#onboarding-skip", 40);
+    ui.press_key(ENTER);
+    ui.tab_to("#nav-accounts", 40);
+    ui.press_key(ENTER);
+    ui.wait_for("#view-accounts #account-form");
+    ui.wait_for_text("#status-pill", "Active");
+    for (field, value) in [
+        ("#account-user", world.account.user_id.as_str()),
+        ("#account-token", world.account.api_token.as_str()),
+        ("#account-org", world.account.organization_id.as_str()),
+    ] {
+        ui.tab_to(field, 40);
+        ui.type_here(value);
+    }
+    ui.tab_to("#account-add", 40);
+    ui.press_key(ENTER);
+    ui.wait_for_text("#account-status .notice.ok", "works and is saved");
+
+    ui.tab_to("#nav-clients", 60);
+    ui.press_key(ENTER);
+    ui.wait_for("#client-form");
+    // The preset picker is one stop; the arrows move through it: research → trader → admin.
+    ui.tab_to(r#"#client-form input[name="preset"]"#, 60);
+    ui.press_key(DOWN);
+    ui.press_key(DOWN);
+    assert!(ui.focused(r#"#client-form input[name="preset"][value="admin"]:checked"#), "the arrows chose admin");
+    ui.tab_to("#client-add", 40);
+    ui.press_key(ENTER);
+    ui.wait_for_text("#client-list .card.client", "Claude Desktop");
+    let client = ui.script("return document.querySelector('#client-list .card.client').dataset.client", json!([]));
+    let client = client.as_str().unwrap().to_string();
+
+    // Claude's first call asks to pair: the question takes the focus, on Deny.
+    let project = world.qc("/projects/create", json!({"name": "Momentum", "language": "Py"}));
+    let project = project["projects"][0]["projectId"].clone();
+    let mut raw = RawMcp::spawn(&world, &client, None, None);
+    call(&mut raw, 1, "delete_project", json!({"projectId": project}));
+    ui.wait_for(".approval-card.pairing button.approve:not([disabled])");
+    assert!(ui.focused(".approval-card.pairing button.deny"), "a new request takes the focus, on Deny");
+    ui.tab_to(".approval-card.pairing button.approve", 10);
+    ui.press_key(ENTER);
+    // Then the call itself: approved from the keyboard too.
+    ui.wait_for(".approval-card.tool-call button.approve:not([disabled])");
+    assert!(ui.focused(".approval-card.tool-call button.deny"), "the call's question takes the focus, on Deny");
+    ui.tab_to(".approval-card.tool-call button.approve", 10);
+    ui.press_key(ENTER);
+    let (deleted, failed) = result_text(&raw.reply(1));
+    assert!(!failed, "{deleted}");
+    assert_eq!(world.sim.request_count("/projects/delete"), 1);
     raw.close_stdin();
 }

@@ -335,6 +335,33 @@ impl Session {
         self.post(&format!("/element/{id}/value"), json!({"text": key}));
     }
 
+    /// Type `text` where the focus is now, as a user at the keyboard would.
+    pub fn type_here(&self, text: &str) {
+        self.press_key(text);
+    }
+
+    /// Press Tab until the focus is on an element matching `css`, as a keyboard user moves
+    /// through the window; fails if `presses` Tabs never reach it.
+    pub fn tab_to(&self, css: &str, presses: usize) {
+        let matches = format!("return document.activeElement && document.activeElement.matches({css:?})");
+        for _ in 0..presses {
+            if self.script(&matches, json!([])) == true {
+                return;
+            }
+            self.press_key("\u{E004}");
+        }
+        let focused = self
+            .script("const a = document.activeElement; return a ? a.outerHTML.slice(0, 200) : 'nothing'", json!([]));
+        self.last_look();
+        panic!("{presses} Tabs did not reach `{css}`; the focus is on {focused}");
+    }
+
+    /// Whether an element matching `css` has the focus now.
+    pub fn focused(&self, css: &str) -> bool {
+        self.script(&format!("return !!document.activeElement && document.activeElement.matches({css:?})"), json!([]))
+            == true
+    }
+
     pub fn count(&self, css: &str) -> usize {
         self.post("/elements", json!({"using": "css selector", "value": css})).as_array().map_or(0, Vec::len)
     }

@@ -49,6 +49,8 @@ export interface RecordLine {
   kind: string;
   client: string;
   tool: string;
+  /** The scope a tool call needed, e.g. `qc:live:execute`; empty for other records. */
+  scope: string;
   decision: string;
   outcome: string;
   text: string;
@@ -85,7 +87,7 @@ export function recordLine(record: AuditRecordView): RecordLine {
     default:
       text = kind.replace(/_/g, " ");
   }
-  return { seq: record.seq, ts: record.ts, kind, client, tool, decision, outcome, text };
+  return { seq: record.seq, ts: record.ts, kind, client, tool, scope: str(e.scope), decision, outcome, text };
 }
 
 export interface Filters {
@@ -243,4 +245,82 @@ export function recordFields(record: AuditRecordView): RecordField[] {
     fields.push({ key, label: FIELD_LABELS[key] ?? key, value: fieldValue(key, value) });
   }
   return fields;
+}
+
+/** A line of the feed: one thing a client did, with the records folded into it. */
+export interface FeedLine extends RecordLine {
+  /** Sequence numbers of the records this line stands for besides its own, oldest first. */
+  folded: number[];
+}
+
+function field(record: AuditRecordView, key: string): string {
+  return str(record.event[key]);
+}
+
+/**
+ * One line per thing a client did. A session's successful authentication is folded into the
+ * session's first call, and the human's answer into the call it answered (same client, tool and
+ * arguments digest). A record with nothing to fold into keeps its own line: a session that made
+ * no call, a pairing answer, a refused connection.
+ */
+export function feed(records: AuditRecordView[]): FeedLine[] {
+  const into = new Map<number, number>();
+  const sessionStart = new Map<string, number>();
+  const answers = new Map<string, number[]>();
+  const answerKey = (r: AuditRecordView) => [field(r, "client"), field(r, "tool"), field(r, "args_digest")].join("\u0000");
+  for (const record of records) {
+    const kind = field(record, "kind");
+    if (kind === "authentication" && record.event.ok === true && field(record, "session")) {
+      sessionStart.set(field(record, "session"), record.seq);
+    } else if (kind === "approval" && field(record, "tool") && field(record, "args_digest")) {
+      const key = answerKey(record);
+      answers.set(key, [...(answers.get(key) ?? []), record.seq]);
+    } else if (kind === "tool_call") {
+      const session = field(record, "session");
+      const start = sessionStart.get(session);
+      if (start !== undefined) {
+        into.set(start, record.seq);
+        sessionStart.delete(session);
+      }
+      const waiting = answers.get(answerKey(record));
+      const answer = waiting?.shift();
+      if (answer !== undefined) into.set(answer, record.seq);
+    }
+  }
+  const folded = new Map<number, number[]>();
+  for (const [seq, host] of into) folded.set(host, [...(folded.get(host) ?? []), seq].sort((a, b) => a - b));
+  return records.filter((r) => !into.has(r.seq)).map((r) => ({ ...recordLine(r), folded: folded.get(r.seq) ?? [] }));
+}
+
+/** What happened today, for the card above the feed; counts that call for a look come first. */
+export interface TodaySummary {
+  calls: number;
+  denied: number;
+  timedOut: number;
+  /** Calls refused before anyone was asked: a missing scope, a limit, a pause, bad arguments. */
+  refused: number;
+  refusedConnections: number;
+  /** Pairing answers that let a new program in. */
+  newHosts: number;
+  firstLiveCall: RecordLine | null;
+}
+
+export function todaySummary(lines: RecordLine[], nowMs: number): TodaySummary {
+  const today = dayKey(nowMs);
+  const summary: TodaySummary = { calls: 0, denied: 0, timedOut: 0, refused: 0, refusedConnections: 0, newHosts: 0, firstLiveCall: null };
+  for (const line of lines) {
+    if (dayKey(line.ts) !== today) continue;
+    if (line.kind === "tool_call") {
+      summary.calls += 1;
+      if (line.decision === "denied") summary.denied += 1;
+      else if (line.decision === "timed_out") summary.timedOut += 1;
+      else if (line.decision === "refused") summary.refused += 1;
+      if (line.scope.startsWith("qc:live:") && (!summary.firstLiveCall || line.ts < summary.firstLiveCall.ts)) summary.firstLiveCall = line;
+    } else if (line.kind === "authentication" && line.outcome === "refused") {
+      summary.refusedConnections += 1;
+    } else if (line.kind === "approval" && !line.tool && line.decision.startsWith("approved")) {
+      summary.newHosts += 1;
+    }
+  }
+  return summary;
 }

@@ -212,3 +212,75 @@ describe("activity as a feed", () => {
     expect(svg.querySelector("title")?.textContent).toBe(svg.getAttribute("aria-label"));
   });
 });
+
+describe("activity folds what belongs to one call, and sums up today", () => {
+  const api = (list: AuditRecordView[], verify: () => Promise<unknown> = () => Promise.resolve({ intact: true, records: list.length, files: 1 })) =>
+    ({ auditTail: vi.fn(async () => [...list]), auditVerify: vi.fn(verify), auditExport: vi.fn() }) as unknown as Api;
+  const seqs = (root: HTMLElement) => [...root.querySelectorAll<HTMLElement>("tr.record-row")].map((r) => r.dataset.seq);
+  const t = (ago: number) => now - ago;
+  const session: AuditRecordView[] = [
+    { seq: 1, ts: t(9000), event: { kind: "authentication", client: "c1", ok: true, session: "s1", host: "/usr/bin/claude-desktop", method: "host" } },
+    { seq: 2, ts: t(8000), event: { kind: "tool_call", client: "c1", session: "s1", tool: "read_project", scope: "qc:projects:read", decision: "allowed", outcome: "ok", args_digest: "d0" } },
+    { seq: 3, ts: t(7000), event: { kind: "approval", client: "c1", tool: "delete_project", decision: "approved", args_digest: "d1", approval: "a1" } },
+    { seq: 4, ts: t(6000), event: { kind: "tool_call", client: "c1", session: "s1", tool: "delete_project", scope: "qc:projects:delete", decision: "approved", outcome: "ok", args_digest: "d1" } },
+    // Same arguments again, allowed without a question: nothing left to fold into it.
+    { seq: 5, ts: t(5000), event: { kind: "tool_call", client: "c1", session: "s1", tool: "delete_project", scope: "qc:projects:delete", decision: "allowed_for_session", outcome: "ok", args_digest: "d1" } },
+    // A session that made no call keeps its own line, as does a refused connection.
+    { seq: 6, ts: t(4000), event: { kind: "authentication", client: "c2", ok: true, session: "s2", host: "/usr/bin/node", method: "host" } },
+    { seq: 7, ts: t(3000), event: { kind: "authentication", client: "c3", ok: false, reason: "unknown client" } },
+  ];
+
+  it("shows one line per call, its sign-in and your answer folded into it and one click away", async () => {
+    const view = activityView(api(session));
+    await view.refresh();
+    expect(seqs(view.root)).toEqual(["7", "6", "5", "4", "2"]);
+    const call = view.root.querySelector<HTMLElement>('tr.record-row[data-seq="4"]')!;
+    expect(call.querySelector(".folded")?.textContent).toBe(" · you answered");
+    expect(view.root.querySelector('tr.record-row[data-seq="2"] .folded')?.textContent).toBe(" · signed in");
+    call.click();
+    const details = view.root.querySelector<HTMLElement>("#record-details")!;
+    expect([...details.querySelectorAll("h4.folded-heading")].map((e) => e.textContent)).toEqual(["Your answer (record 3)"]);
+    expect([...details.querySelectorAll<HTMLElement>("dl.record-fields")].map((d) => d.dataset.seq)).toEqual(["4", "3"]);
+    expect(details.querySelector('dl[data-seq="3"] dd[data-field="approval"]')?.textContent).toBe("a1");
+    expect(JSON.parse(details.querySelector("#record-raw")!.textContent!).map((r: AuditRecordView) => r.seq)).toEqual([3, 4]);
+  });
+
+  it("sums up today on a card, marks what needs a look, and can show today alone", async () => {
+    const yesterday = now - 86_400_000 * 2;
+    const list: AuditRecordView[] = [
+      { seq: 1, ts: yesterday, event: { kind: "tool_call", client: "c1", tool: "read_project", scope: "qc:projects:read", decision: "denied", outcome: "approval_denied" } },
+      ...session.map((r) => ({ ...r, seq: r.seq + 1 })),
+      { seq: 9, ts: t(2500), event: { kind: "tool_call", client: "c1", tool: "stop_live_algorithm", scope: "qc:live:execute", decision: "timed_out", outcome: "timed_out" } },
+      { seq: 10, ts: t(2000), event: { kind: "tool_call", client: "c1", tool: "delete_project", scope: "qc:projects:delete", outcome: "missing_scope" } },
+      { seq: 11, ts: t(1000), event: { kind: "approval", client: "c4", tool: null, decision: "approved", args_digest: "" } },
+    ];
+    const view = activityView(api(list));
+    await view.refresh();
+    const card = view.root.querySelector<HTMLElement>("#today-card")!;
+    const stat = (key: string) => card.querySelector<HTMLElement>(`[data-stat="${key}"]`)!;
+    const value = (key: string) => stat(key).querySelector("dd")!.childNodes[0].textContent;
+    expect(card.getAttribute("aria-labelledby")).toBe("today-heading");
+    expect([value("calls"), value("denied"), value("timed_out"), value("refused"), value("refused_connections"), value("new_hosts")]).toEqual(["5", "0", "1", "1", "1", "1"]);
+    expect(stat("denied").classList.contains("alert")).toBe(false);
+    expect(stat("timed_out").classList.contains("alert")).toBe(true);
+    expect(stat("timed_out").textContent).toContain("needs a look");
+    expect(stat("calls").classList.contains("alert")).toBe(false);
+    expect(stat("first_live_call").textContent).toMatch(/^First live-trading call: Stop live algorithm by c1 at /);
+    expect(stat("first_live_call").classList.contains("alert")).toBe(true);
+    expect(stat("chain").textContent).toContain("Audit chain intact");
+    const today = view.root.querySelector<HTMLInputElement>("#activity-today")!;
+    expect(seqs(view.root)).toContain("1");
+    today.checked = true;
+    today.dispatchEvent(new Event("change"));
+    expect(seqs(view.root)).not.toContain("1");
+    expect(view.root.querySelectorAll("tr.day-header")).toHaveLength(1);
+  });
+
+  it("says on the card, in words, when the chain is broken", async () => {
+    const view = activityView(api(session, () => Promise.reject(new Error("record 2 was edited"))));
+    await view.refresh();
+    const chain = view.root.querySelector<HTMLElement>('#today-card [data-stat="chain"]')!;
+    expect(chain.textContent).toBe("Audit chain BROKEN: record 2 was edited");
+    expect(chain.classList.contains("alert")).toBe(true);
+  });
+});

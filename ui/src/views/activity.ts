@@ -3,7 +3,7 @@
 // each day, the broker's own bookkeeping hidden until asked for.
 import type { AuditRecordView } from "../bindings";
 import { button, fill, h, notice } from "../dom";
-import { type Filters, type RecordLine, type Series, callsOverTime, choices, clock, dayKey, dayLabel, isSystem, matches, recordFields, recordLine } from "../format";
+import { type FeedLine, type Filters, type RecordLine, type Series, type TodaySummary, callsOverTime, choices, clock, dayKey, dayLabel, feed, isSystem, matches, recordFields, recordLine, todaySummary } from "../format";
 import type { Api } from "../ipc";
 import { friendlyTool } from "../tools";
 
@@ -64,7 +64,7 @@ function select(id: string, label: string, values: string[], current: string, on
 // Four columns fit the default window beside the details: the sequence number and the raw kind
 // live in the details, and the kind is shown small above what happened. A row is a stop on the
 // keyboard: Enter or Space opens it, the arrows move between rows.
-export function recordRow(line: RecordLine, onSelect: () => void): HTMLElement {
+export function recordRow(line: RecordLine, onSelect: () => void, foldedNote = ""): HTMLElement {
   const state = line.outcome && line.outcome !== "ok" ? "bad" : line.decision === "denied" || line.decision === "timed_out" ? "bad" : "";
   const row = h(
     "tr",
@@ -89,18 +89,38 @@ export function recordRow(line: RecordLine, onSelect: () => void): HTMLElement {
     h("td", { class: "mono time" }, clock(line.ts)),
     h("td", { class: "client" }, line.client),
     h("td", { class: "decision" }, line.decision ? h("span", { class: `pill ${line.decision}` }, line.decision.replace(/_/g, " ")) : ""),
-    h("td", { class: "text" }, h("span", { class: "kind" }, line.kind.replace(/_/g, " ")), line.text),
+    h("td", { class: "text" }, h("span", { class: "kind" }, line.kind.replace(/_/g, " ")), line.text, foldedNote ? h("span", { class: "folded" }, ` · ${foldedNote}`) : ""),
   );
   return row;
 }
 
-/** A record as labelled fields, with its exact JSON one tab away. */
-export function recordDetails(record: AuditRecordView): HTMLElement[] {
-  const fields = h("dl", { class: "facts record-fields", id: "record-fields" }, ...recordFields(record).flatMap((f) => [
+/** How a folded record reads in its line and above its fields. */
+function foldedName(record: AuditRecordView): string {
+  return record.event.kind === "authentication" ? "signed in" : "you answered";
+}
+
+function fieldList(record: AuditRecordView, id?: string): HTMLElement {
+  return h("dl", { class: "facts record-fields", id, data: { seq: String(record.seq) } }, ...recordFields(record).flatMap((f) => [
     h("dt", null, f.label),
     h("dd", { data: { field: f.key } }, f.key === "tool" && typeof f.value === "string" && f.value ? `${friendlyTool(f.value)} (${f.value})` : typeof f.value === "string" ? f.value : h("pre", null, JSON.stringify(f.value, null, 2))),
   ]));
-  const raw = h("pre", { id: "record-raw", attrs: { hidden: "" } }, JSON.stringify(record, null, 2));
+}
+
+/** The words a line adds for what it folds in, e.g. "signed in, you answered". */
+export function foldedNote(folded: AuditRecordView[]): string {
+  return [...new Set(folded.map(foldedName))].join(", ");
+}
+
+/**
+ * A record as labelled fields, with its exact JSON one tab away; the records folded into its
+ * line follow, each under a heading, so nothing the log holds is out of reach.
+ */
+export function recordDetails(record: AuditRecordView, folded: AuditRecordView[] = []): HTMLElement[] {
+  const fields = h("div", { id: "record-fields" }, fieldList(record), ...folded.flatMap((f) => [
+    h("h4", { class: "folded-heading" }, `${foldedName(f) === "signed in" ? "How the session began" : "Your answer"} (record ${f.seq})`),
+    fieldList(f),
+  ]));
+  const raw = h("pre", { id: "record-raw", attrs: { hidden: "" } }, JSON.stringify(folded.length ? [...folded, record].sort((a, b) => a.seq - b.seq) : record, null, 2));
   // Two tabs over one panel; Raw keeps its disclosure semantics (expanded or not) so that a
   // screen reader says whether the JSON is showing.
   const showRaw = (on: boolean) => {
@@ -121,6 +141,34 @@ export function recordDetails(record: AuditRecordView): HTMLElement[] {
     h("div", { class: "tabs", attrs: { role: "group", "aria-label": "Show the record as" } }, fieldsTab, toggle),
     fields,
     raw,
+  ];
+}
+
+/**
+ * The "Today" card: what clients did today at a glance. What calls for a look (a denial, a
+ * timeout, a refusal, a refused connection, a new program, live trading, a broken chain) is
+ * marked, in words as well as colour.
+ */
+export function todayContent(today: TodaySummary, chain: { intact: boolean; text: string } | null): HTMLElement[] {
+  const stat = (key: string, label: string, value: number, alarming: boolean) =>
+    h("div", { class: `stat${alarming && value > 0 ? " alert" : ""}`, data: { stat: key } },
+      h("dt", null, label),
+      h("dd", null, String(value), alarming && value > 0 ? h("span", { class: "visually-hidden" }, " (needs a look)") : ""));
+  const live = today.firstLiveCall;
+  return [
+    h("h3", { id: "today-heading" }, "Today"),
+    h("dl", { class: "stats" },
+      stat("calls", "Calls", today.calls, false),
+      stat("denied", "Denied by you", today.denied, true),
+      stat("timed_out", "Timed out", today.timedOut, true),
+      stat("refused", "Refused by Keybridge", today.refused, true),
+      stat("refused_connections", "Refused connections", today.refusedConnections, true),
+      stat("new_hosts", "New programs paired", today.newHosts, true),
+    ),
+    h("p", { class: `today-line${live ? " alert" : ""}`, data: { stat: "first_live_call" } },
+      live ? `First live-trading call: ${friendlyTool(live.tool)} by ${live.client || "a client"} at ${clock(live.ts)}.` : "No live-trading call today."),
+    h("p", { class: `today-line${chain && !chain.intact ? " alert" : ""}`, data: { stat: "chain" } },
+      chain === null ? "Audit chain: not checked yet." : chain.intact ? `Audit chain intact: ${chain.text}.` : `Audit chain BROKEN: ${chain.text}`),
   ];
 }
 
@@ -146,9 +194,22 @@ export function activityView(api: Api) {
     attrs: { type: "checkbox" },
     on: { change: () => ((filters.system = systemToggle.checked), render()) },
   });
+  let todayOnly = false;
+  const todayToggle = h("input", {
+    id: "activity-today",
+    attrs: { type: "checkbox" },
+    on: { change: () => ((todayOnly = todayToggle.checked), render()) },
+  });
+  const todayCard = h("section", { class: "card today", id: "today-card", attrs: { "aria-labelledby": "today-heading" } });
+  let chain: { intact: boolean; text: string } | null = null;
 
   function render() {
-    const lines = records.map(recordLine);
+    const nowMs = Date.now();
+    const all = feed(records);
+    const lines: FeedLine[] = todayOnly ? all.filter((l) => dayKey(l.ts) === dayKey(nowMs)) : all;
+    const bySeq = new Map(records.map((r) => [r.seq, r]));
+    const foldedOf = (line: FeedLine) => line.folded.map((seq) => bySeq.get(seq)).filter((r): r is AuditRecordView => !!r);
+    fill(todayCard, ...todayContent(todaySummary(records.map(recordLine), nowMs), chain));
     fill(
       filterBar,
       select("filter-client", "clients", choices(lines, "client"), filters.client, (v) => ((filters.client = v), render())),
@@ -159,7 +220,6 @@ export function activityView(api: Api) {
     const hiddenSystem = filters.system ? 0 : lines.filter((l) => isSystem(l) && matches(l, { ...filters, system: true })).length;
     const rows: HTMLElement[] = [];
     let day = "";
-    const nowMs = Date.now();
     for (const line of shown.slice(0, ROW_CAP)) {
       if (dayKey(line.ts) !== day) {
         day = dayKey(line.ts);
@@ -176,8 +236,8 @@ export function activityView(api: Api) {
         }
         row.classList.add("selected");
         row.setAttribute("aria-selected", "true");
-        fill(details, ...recordDetails(record));
-      });
+        fill(details, ...recordDetails(record, foldedOf(line)));
+      }, foldedNote(foldedOf(line)));
       // A live record re-renders the table: the row whose details are shown stays marked.
       if (line.seq === selected) {
         row.classList.add("selected");
@@ -186,7 +246,8 @@ export function activityView(api: Api) {
       rows.push(row);
     }
     if (!shown.length) {
-      rows.push(h("tr", { class: "no-rows" }, h("td", { attrs: { colspan: "4" } }, records.length ? "No record matches." : "No record yet.")));
+      const none = !records.length ? "No record yet." : todayOnly && !lines.length ? "Nothing yet today." : "No record matches.";
+      rows.push(h("tr", { class: "no-rows" }, h("td", { attrs: { colspan: "4" } }, none)));
     }
     // A re-render must not drop the keyboard user's place in the table.
     const active = document.activeElement as HTMLElement | null;
@@ -199,17 +260,20 @@ export function activityView(api: Api) {
     if (hiddenSystem) notes.push(`${hiddenSystem} system record${hiddenSystem === 1 ? "" : "s"} hidden.`);
     capNote.textContent = notes.join(" ");
     capNote.hidden = !notes.length;
-    fill(chartBox, chart(callsOverTime(lines, Date.now(), 60_000, 30)));
+    fill(chartBox, chart(callsOverTime(lines, nowMs, 60_000, 30)));
   }
 
   async function verify() {
     fill(verifyBox, h("span", { class: "muted" }, "checking the chain…"));
     try {
       const v = await api.auditVerify();
+      chain = { intact: true, text: `${v.records} records, none edited, removed or reordered` };
       fill(verifyBox, h("span", { class: "pill ok" }, "chain intact"), ` ${v.records} records in ${v.files} file${v.files === 1 ? "" : "s"}, none edited, removed or reordered`);
     } catch (e) {
+      chain = { intact: false, text: (e as Error).message };
       fill(verifyBox, h("span", { class: "pill bad" }, "chain broken"), " ", (e as Error).message);
     }
+    render();
   }
 
   async function refresh() {
@@ -235,10 +299,12 @@ export function activityView(api: Api) {
       }
     }, "secondary", "export-audit")),
     exportBox,
+    todayCard,
     chartBox,
     h("div", { class: "feed-controls" },
       h("label", { class: "search" }, h("span", { class: "label" }, "Search"), search),
       filterBar,
+      h("label", { class: "check" }, todayToggle, " Today only"),
       h("label", { class: "check" }, systemToggle, " Show system records")),
     capNote,
     h("div", { class: "split" },
