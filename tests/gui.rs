@@ -721,3 +721,91 @@ fn a_keyboard_alone_adds_an_account_creates_a_client_and_approves_a_call() {
     assert_eq!(world.sim.request_count("/projects/delete"), 1);
     raw.close_stdin();
 }
+
+#[test]
+fn a_notification_answers_a_request_and_goes_once_it_is_answered() {
+    if !in_keyring_session("a_notification_answers_a_request_and_goes_once_it_is_answered") {
+        return;
+    }
+    let (world, client, key) = world_with_client("admin");
+    let project = world.qc("/projects/create", json!({"name": "Momentum", "language": "Py"}));
+    let project = project["projects"][0]["projectId"].clone();
+    let config = claude_config(&world, OTHER_SERVERS);
+    let x = Xvfb::start();
+    let notifications = Notifications::start(&x);
+    // The asking program (this test, which starts the bridge) has a desktop entry and an icon.
+    let desktop = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(desktop.path().join("applications")).unwrap();
+    let icon = desktop.path().join("trading-host.png");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../icons/32x32.png"), &icon).unwrap();
+    std::fs::write(
+        desktop.path().join("applications/trading-host.desktop"),
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Trading Host\nExec={} %U\nIcon={}\n",
+            std::env::current_exe().unwrap().display(),
+            icon.display()
+        ),
+    )
+    .unwrap();
+    let mut env = world.env_vars();
+    env.push(("KEYBRIDGE_CLAUDE_DESKTOP_CONFIG", config.display().to_string()));
+    env.push(("KEYBRIDGE_APPROVAL_TIMEOUT", "120".into()));
+    env.push(("XDG_DATA_HOME", desktop.path().display().to_string()));
+    let ui = Session::start(&bin("keybridge-app"), &[], &env, &x.display, &screenshots());
+    ui.wait_for_text("#status-pill", "Active");
+    let mut raw = RawMcp::spawn(&world, &client, Some(&key), None);
+
+    // Answered in the window: its notification is withdrawn. The card shows the asking
+    // program's icon, as its desktop entry names it, beside the name.
+    call(&mut raw, 1, "delete_project", json!({"projectId": project}));
+    ui.wait_for(".approval-card.tool-call button.deny");
+    ui.wait_for(".approval-card.tool-call header img.host-icon:not([hidden])");
+    let src = ui.script("return document.querySelector('.approval-card img.host-icon').src", json!([]));
+    assert!(src.as_str().unwrap().starts_with("data:image/png;base64,"), "{src}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while notifications.displayed() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request was not notified");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ui.click(".approval-card.tool-call button.deny");
+    let (refused, failed) = result_text(&raw.reply(1));
+    assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+    notifications.wait_until_none_displayed();
+
+    // Denied from the notification itself: the call comes back refused, nothing was sent.
+    call(&mut raw, 2, "delete_project", json!({"projectId": project}));
+    let offered = notifications.choose("Deny");
+    let labels: Vec<&str> = offered.iter().map(|a| a.split(" (").next().unwrap_or_default()).collect();
+    assert_eq!(labels, ["Open Keybridge", "Deny", "Approve"], "{offered:?}");
+    assert!(offered[1].contains("asks to run delete_project"), "{offered:?}");
+    let (refused, failed) = result_text(&raw.reply(2));
+    assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+    assert_eq!(world.sim.request_count("/projects/delete"), 0, "a denied delete never reaches QuantConnect");
+    ui.click("#nav-activity");
+    ui.wait_for(r#"tr.record-row[data-tool="delete_project"][data-decision="denied"]"#);
+
+    // Approved from the notification: the call runs.
+    notifications.wait_until_none_displayed();
+    call(&mut raw, 3, "delete_project", json!({"projectId": project}));
+    notifications.choose("Approve");
+    let (deleted, failed) = result_text(&raw.reply(3));
+    assert!(!failed, "{deleted}");
+    assert_eq!(world.sim.request_count("/projects/delete"), 1);
+
+    // Live trading is never approved from a notification: only Deny and Open are offered.
+    notifications.wait_until_none_displayed();
+    call(
+        &mut raw,
+        4,
+        "create_live_algorithm",
+        json!({"versionId": "-1", "projectId": 1, "compileId": "c-1", "nodeId": "LN-1",
+               "brokerage": {"id": "QuantConnectBrokerage"}}),
+    );
+    let offered = notifications.choose("Deny");
+    assert!(offered.iter().all(|a| !a.starts_with("Approve")), "{offered:?}");
+    assert!(offered.iter().any(|a| a.starts_with("Deny")), "{offered:?}");
+    let (refused, failed) = result_text(&raw.reply(4));
+    assert!(failed && refused.to_lowercase().contains("denied"), "{refused}");
+    assert_eq!(world.sim.request_count("/live/create"), 0);
+    raw.close_stdin();
+}

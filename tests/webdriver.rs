@@ -67,14 +67,32 @@ impl Drop for Xvfb {
 }
 
 /// A real notification service (dunst) on the test's own D-Bus session and X display: what the
-/// app shows as OS notifications lands there, and the test reads it back with `dunstctl`.
+/// app shows as OS notifications lands there, and the test reads it back with `dunstctl`. A
+/// notification's actions are chosen through dunst's own action menu, whose menu program here
+/// picks the action the test names.
 pub struct Notifications {
     child: Child,
+    dir: tempfile::TempDir,
 }
 
 impl Notifications {
     pub fn start(x: &Xvfb) -> Notifications {
+        let dir = tempfile::tempdir().unwrap();
+        let menu = dir.path().join("menu.sh");
+        std::fs::write(
+            &menu,
+            format!(
+                "#!/bin/sh\ncat > '{0}/offered'\ngrep -m1 -F \"#$(cat '{0}/choice') (\" '{0}/offered'\ntouch '{0}/chosen'\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&menu, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let config = dir.path().join("dunstrc");
+        std::fs::write(&config, format!("[global]\n    dmenu = {}\n", menu.display())).unwrap();
         let child = Command::new("dunst")
+            .arg("-config")
+            .arg(&config)
             .env("DISPLAY", &x.display)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -98,7 +116,46 @@ impl Notifications {
             assert!(Instant::now() < deadline, "dunst did not take the notification service within 10 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Notifications { child }
+        Notifications { child, dir }
+    }
+
+    /// How many notifications are on screen now.
+    pub fn displayed(&self) -> usize {
+        let out = Command::new("dunstctl").args(["count", "displayed"]).output().expect("dunstctl runs");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    }
+
+    /// Wait until no notification is on screen (the app withdrew them), for at most 10 s.
+    pub fn wait_until_none_displayed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.displayed() > 0 {
+            assert!(Instant::now() < deadline, "a notification is still on screen after 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Choose the action labelled `label` on the notification on screen, through dunst's action
+    /// menu, as a user would; returns every action that menu offered, as "label (title)" lines.
+    pub fn choose(&self, label: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.displayed() == 0 {
+            assert!(Instant::now() < deadline, "no notification on screen to choose {label:?} on");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::write(self.dir.path().join("choice"), label).unwrap();
+        let _ = std::fs::remove_file(self.dir.path().join("chosen"));
+        let status = Command::new("dunstctl").arg("context").status().expect("dunstctl runs");
+        assert!(status.success(), "dunstctl context failed");
+        // dunst runs its menu program on its own; what it was offered shows when it has run.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.dir.path().join("chosen").exists() {
+                let offered = std::fs::read_to_string(self.dir.path().join("offered")).unwrap_or_default();
+                return offered.lines().map(|l| l.trim_start_matches('#').to_string()).collect();
+            }
+            assert!(Instant::now() < deadline, "dunst's action menu did not run within 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Wait for a notification whose title contains `title`; its (title, body).

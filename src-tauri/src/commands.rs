@@ -225,6 +225,19 @@ pub async fn approval_decide(
     state.admin(AdminCommand::ApprovalDecide { approval_id, decision }).await
 }
 
+/// The icon the desktop shows for `program` (a request's host), as a `data:` URL, or none.
+#[tauri::command]
+pub async fn host_icon(program: String) -> Option<String> {
+    let program = std::path::PathBuf::from(program);
+    if !program.is_absolute() {
+        return None;
+    }
+    tauri::async_runtime::spawn_blocking(move || crate::host_icon::icon_for(&program, &crate::host_icon::data_dirs()))
+        .await
+        .ok()
+        .flatten()
+}
+
 #[tauri::command]
 pub async fn audit_tail(state: State<'_, AppState>, last: usize) -> Reply<Vec<AuditRecordView>> {
     state.admin(AdminCommand::AuditTail { last, follow: false }).await
@@ -486,6 +499,7 @@ macro_rules! all_commands {
             $crate::commands::scopes,
             $crate::commands::approvals_list,
             $crate::commands::approval_decide,
+            $crate::commands::host_icon,
             $crate::commands::audit_tail,
             $crate::commands::audit_verify,
             $crate::commands::audit_export,

@@ -12,13 +12,15 @@ mod bindings;
 #[cfg(test)]
 mod command_tests;
 pub mod commands;
+mod host_icon;
 pub mod ipc;
+mod notify;
 mod tray;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use keybridge_broker_proto::{AdminCommand, ApprovalKind, ApprovalView, AuditRecordView, BrokerEvent};
+use keybridge_broker_proto::{AdminCommand, AuditRecordView, BrokerEvent};
 use keybridge_host::Broker;
 use keybridge_host::{Host, HostError, HostOptions};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -128,27 +130,6 @@ async fn refresh_tray<R: Runtime>(app: &AppHandle<R>, broker: &Broker) {
     }
 }
 
-fn notify_approval<R: Runtime>(app: &AppHandle<R>, approval: &ApprovalView) {
-    use tauri_plugin_notification::NotificationExt;
-    let title = match approval.kind {
-        ApprovalKind::Pairing => format!("{} wants to connect", approval.client_name),
-        _ => format!("{} asks to run {}", approval.client_name, approval.tool.as_deref().unwrap_or("a tool")),
-    };
-    // A desktop without a notification service still gets the window and the tray.
-    if let Err(e) = app.notification().builder().title(title).body(&approval.summary).show() {
-        tracing::debug!("no desktop notification: {e}");
-    }
-}
-
-fn notify_refusals<R: Runtime>(app: &AppHandle<R>, count: usize) {
-    use tauri_plugin_notification::NotificationExt;
-    let title = format!("Keybridge refused {count} connections in the last minute");
-    let body = "A program may be trying a wrong key or a client that does not exist. Clients shows who and why.";
-    if let Err(e) = app.notification().builder().title(title).body(body).show() {
-        tracing::debug!("no desktop notification: {e}");
-    }
-}
-
 /// Pass the broker's records and events to the window as `broker-event`, and keep the tray,
 /// notifications and the window's place in step with them.
 pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
@@ -182,18 +163,22 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
             let _ = app.emit("broker-event", &event);
             match &event {
                 BrokerEvent::ApprovalOpened { approval } => {
-                    notify_approval(&app, approval);
+                    notify::request(&app, &broker, approval);
                     // The window picks the view: the first-run guide shows its own client's
                     // first connection itself; anything else opens Approvals.
                     tray::show_window(&app, None);
                     refresh_tray(&app, &broker).await;
                 }
-                BrokerEvent::ApprovalClosed { .. } | BrokerEvent::Paused { .. } => refresh_tray(&app, &broker).await,
+                BrokerEvent::ApprovalClosed { id } => {
+                    notify::request_closed(id);
+                    refresh_tray(&app, &broker).await;
+                }
+                BrokerEvent::Paused { .. } => refresh_tray(&app, &broker).await,
                 BrokerEvent::Audit { record }
                     if record.event["kind"] == "authentication" && record.event["ok"] == false =>
                 {
                     if let Some(count) = refusals.refused(std::time::Instant::now()) {
-                        notify_refusals(&app, count);
+                        notify::refusals(&app, count);
                     }
                 }
                 _ => {}

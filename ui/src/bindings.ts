@@ -58,6 +58,10 @@ code?: string,
  */
 host?: string, 
 /**
+ * That program's path alone, for the window to show the program's icon beside its name.
+ */
+host_program?: string, 
+/**
  * What the call will touch, as the broker looked it up on its own authority: for the human
  * only, never sent to the client that asks.
  */

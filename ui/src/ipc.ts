@@ -74,6 +74,7 @@ export const api = {
   revokeAllowance: (sessionId: string, tool: string) => call<unknown>("allowance_revoke", { sessionId, tool }),
   decide: (approvalId: string, decision: Decision, minutes?: number) =>
     call<unknown>("approval_decide", { approvalId, decision, minutes: minutes ?? null }),
+  hostIcon: (program: string) => call<string | null>("host_icon", { program }),
   auditTail: (last: number) => call<AuditRecordView[]>("audit_tail", { last }),
   auditVerify: () => call<AuditVerified>("audit_verify"),
   auditExport: () => call<string>("audit_export"),

@@ -210,6 +210,10 @@ pub struct ApprovalView {
     #[serde(default)]
     #[cfg_attr(feature = "typescript", ts(optional))]
     pub host: Option<String>,
+    /// That program's path alone, for the window to show the program's icon beside its name.
+    #[serde(default)]
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub host_program: Option<String>,
     /// What the call will touch, as the broker looked it up on its own authority: for the human
     /// only, never sent to the client that asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -193,6 +193,7 @@ mod tests {
             preview: None,
             code: None,
             host: None,
+            host_program: None,
             id: id.into(),
             kind: ApprovalKind::ToolCall,
             client_id: "c".into(),

@@ -310,3 +310,30 @@ describe("standing allowances", () => {
     await vi.waitFor(() => expect(view.root.querySelector(".allowance-list")).toBeNull());
   });
 });
+
+describe("the asking program's icon", () => {
+  const base = {
+    id: "a-9", kind: "tool_call", client_id: "c", client_name: "Claude", session_id: "s", account: "main",
+    tool: "delete_project", scope: "qc:projects:delete", summary: "s", arguments: {}, arguments_digest: "d",
+    created: 0, expires: 9_999_999_999, host: "Claude Desktop: /usr/bin/claude-desktop", host_program: "/usr/bin/claude-desktop",
+  } as unknown as ApprovalView;
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+
+  it("shows the icon the desktop has for the program beside its name, and nothing where there is none", async () => {
+    const hostIcon = vi.fn().mockResolvedValue("data:image/png;base64,iVBORw0KGgo=");
+    const card = approvalCard(base, Date.now(), { decide: vi.fn(), hostIcon }, 0);
+    await settle();
+    expect(hostIcon).toHaveBeenCalledWith("/usr/bin/claude-desktop");
+    const img = card.querySelector<HTMLImageElement>("header img.host-icon")!;
+    expect(img.hidden).toBe(false);
+    expect(img.getAttribute("alt")).toBe("");
+    expect(img.src).toMatch(/^data:image\/png;base64,/);
+    const none = approvalCard(base, Date.now(), { decide: vi.fn(), hostIcon: vi.fn().mockResolvedValue(null) }, 0);
+    await settle();
+    expect(none.querySelector<HTMLImageElement>("img.host-icon")!.hidden).toBe(true);
+    const odd = approvalCard(base, Date.now(), { decide: vi.fn(), hostIcon: vi.fn().mockResolvedValue("https://example.com/x.png") }, 0);
+    await settle();
+    expect(odd.querySelector<HTMLImageElement>("img.host-icon")!.hidden).toBe(true);
+    expect(approvalCard({ ...base, host_program: undefined } as ApprovalView, Date.now(), { decide: vi.fn(), hostIcon }, 0).querySelector("img")).toBeNull();
+  });
+});

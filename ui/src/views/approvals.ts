@@ -9,6 +9,8 @@ import { RISK_LABEL, approveVerb, headline, isLiveMoney, risk } from "../tools";
 
 export interface ApprovalActions {
   decide(id: string, decision: Decision, minutes?: number): Promise<void>;
+  /** The icon the desktop shows for a program, as a `data:` URL, or null. */
+  hostIcon?(program: string): Promise<string | null>;
 }
 
 const ALLOW_MINUTES = [5, 15, 60];
@@ -42,6 +44,22 @@ function consequences(approval: ApprovalView): HTMLElement | null {
     preview.lines.length > 0 ? h("ul", null, ...preview.lines.map(line)) : null,
     preview.unavailable ? h("p", { class: "preview-unavailable" }, preview.unavailable) : null,
   );
+}
+
+/**
+ * The asking program's icon, as the desktop shows it, beside its name: filled in once found, and
+ * nothing at all where there is none. Decorative: the name says who asks in words.
+ */
+function hostIcon(approval: ApprovalView, actions: ApprovalActions): HTMLElement | null {
+  if (!approval.host_program || !actions.hostIcon) return null;
+  const img = h("img", { class: "host-icon", attrs: { alt: "", width: "20", height: "20", hidden: "" } }) as HTMLImageElement;
+  void actions.hostIcon(approval.host_program).then((url) => {
+    if (url && url.startsWith("data:image/")) {
+      img.src = url;
+      img.hidden = false;
+    }
+  }).catch(() => undefined);
+  return img;
 }
 
 export function approvalCard(approval: ApprovalView, nowMs: number, actions: ApprovalActions, armDelayMs = ARM_DELAY_MS): HTMLElement {
@@ -113,6 +131,7 @@ export function approvalCard(approval: ApprovalView, nowMs: number, actions: App
       "header",
       null,
       h("span", { class: `badge risk ${level}` }, RISK_LABEL[level]),
+      hostIcon(approval, actions),
       h("strong", { class: "who" }, approval.client_name),
       pairing ? " wants to connect" : h("span", null, " wants to run ", h("code", { class: "tool" }, approval.tool ?? "")),
       approval.code ? h("span", { class: "request-code", attrs: { title: "The waiting client shows the same code" } }, `code ${approval.code}`) : null,
@@ -180,6 +199,7 @@ export function approvalsView(api: Api, onCount: (n: number) => void) {
       await api.decide(id, decision, minutes);
       await refresh();
     },
+    hostIcon: (program) => (api.hostIcon ? api.hostIcon(program) : Promise.resolve(null)),
   };
   let timer: number | undefined;
 

@@ -256,6 +256,7 @@ export function onboardingView(api: Api, leaveTo: (view: LeaveTo) => void, optio
   // ---- the waiting step -------------------------------------------------------------------
 
   const actions: ApprovalActions = {
+    hostIcon: (program) => (api.hostIcon ? api.hostIcon(program) : Promise.resolve(null)),
     decide: async (id, decision, minutes) => {
       deciding.add(id);
       try {

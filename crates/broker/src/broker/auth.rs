@@ -128,10 +128,11 @@ impl Broker {
             Some(host) => host.describe(),
             None => "a program Keybridge cannot name".into(),
         };
+        let host_program = peer.host.as_ref().map(|h| h.program.display().to_string());
         let session_id = format!("s-{}", random_id(8));
         lock(&self.sessions).insert(
             session_id.clone(),
-            Session { client_id: client.id.clone(), host: Some(host), started: now(), revoked: false },
+            Session { client_id: client.id.clone(), host: Some(host), host_program, started: now(), revoked: false },
         );
         let unrefused = |error| Refusal { reason: None, error };
         lock(&self.clients).touch(&client.id, now()).map_err(unrefused)?;
@@ -220,6 +221,7 @@ impl Broker {
             preview: None,
             code: None,
             host: None,
+            host_program: Some(host.program.display().to_string()),
             id: format!("a-{}", random_id(6)),
             kind: ApprovalKind::Pairing,
             client_id: client.id.clone(),

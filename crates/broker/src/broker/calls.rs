@@ -303,11 +303,13 @@ impl Broker {
         // cannot be told apart by their tool alone.
         let code = id[2..6].to_ascii_uppercase();
         client_note.push_str(&format!(" Request code {code}."));
-        let host = lock(&self.sessions).get(&claims.sid).and_then(|s| s.host.clone());
+        let (host, host_program) =
+            lock(&self.sessions).get(&claims.sid).map_or((None, None), |s| (s.host.clone(), s.host_program.clone()));
         let pending = Pending {
             preview: consequences,
             code: Some(code),
             host,
+            host_program,
             id,
             kind: ApprovalKind::ToolCall,
             client_id: client.id.clone(),

@@ -78,6 +78,8 @@ impl BrokerConfig {
 struct Session {
     client_id: String,
     host: Option<String>,
+    /// The host's program path, when the broker could tell it.
+    host_program: Option<String>,
     started: u64,
     revoked: bool,
 }

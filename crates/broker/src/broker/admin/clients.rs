@@ -149,6 +149,7 @@ impl Broker {
             Session {
                 client_id: client.id.clone(),
                 host: Some("keybridge token mint".into()),
+                host_program: None,
                 started: now(),
                 revoked: false,
             },
