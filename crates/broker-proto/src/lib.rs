@@ -348,6 +348,60 @@ pub enum FrameError {
     Invalid(String),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// Every byte a reader may hold for large frames in progress is taken by other frames.
+    #[error(
+        "a frame of {0} bytes must wait: other large requests fill what the broker reads at once; send it again in a moment"
+    )]
+    Busy(usize),
+    /// A large frame that did not arrive whole in time, holding its share of the budget.
+    #[error("a frame of {0} bytes did not arrive whole within {1} s")]
+    Stalled(usize, u64),
+}
+
+/// Frames up to this size are read without asking the [`FrameBudget`]: every ordinary request.
+pub const SMALL_FRAME_BYTES: usize = 64 * 1024;
+
+/// What all the connections of one reader may hold at once in large frames still arriving, so
+/// that many peers each sending most of an 8 MiB frame cannot add up to gigabytes. A frame that
+/// cannot get its share within [`FrameBudget::WAIT`] is refused; one whose bytes stop coming for
+/// [`FrameBudget::STALL`] is dropped and its share returned.
+#[derive(Clone, Debug)]
+pub struct FrameBudget {
+    kib: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl FrameBudget {
+    pub const WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+    pub const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
+    pub fn new(bytes: usize) -> Self {
+        Self { kib: std::sync::Arc::new(tokio::sync::Semaphore::new(bytes.div_ceil(1024))) }
+    }
+
+    /// Bytes not held by frames in progress now.
+    pub fn available(&self) -> usize {
+        self.kib.available_permits() * 1024
+    }
+}
+
+/// [`read_frame`], with a large frame's bytes counted against `budget` while it arrives.
+pub async fn read_frame_within<T, R>(reader: &mut R, budget: &FrameBudget) -> Result<T, FrameError>
+where
+    T: for<'de> Deserialize<'de>,
+    R: AsyncRead + Unpin,
+{
+    let len = read_length(reader).await?;
+    if len <= SMALL_FRAME_BYTES {
+        return read_body(reader, len).await;
+    }
+    let share = u32::try_from(len.div_ceil(1024)).map_err(|_| FrameError::TooLarge(len))?;
+    let _held = tokio::time::timeout(FrameBudget::WAIT, budget.kib.acquire_many(share))
+        .await
+        .map_err(|_| FrameError::Busy(len))?
+        .map_err(|_| FrameError::Busy(len))?;
+    tokio::time::timeout(FrameBudget::STALL, read_body(reader, len))
+        .await
+        .map_err(|_| FrameError::Stalled(len, FrameBudget::STALL.as_secs()))?
 }
 
 /// Read one frame and decode it as `T`.
@@ -356,6 +410,12 @@ where
     T: for<'de> Deserialize<'de>,
     R: AsyncRead + Unpin,
 {
+    let len = read_length(reader).await?;
+    read_body(reader, len).await
+}
+
+/// A frame's length, refused past [`MAX_FRAME_BYTES`] before a byte of the body is read.
+async fn read_length<R: AsyncRead + Unpin>(reader: &mut R) -> Result<usize, FrameError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -366,6 +426,14 @@ where
     if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(len));
     }
+    Ok(len)
+}
+
+async fn read_body<T, R>(reader: &mut R, len: usize) -> Result<T, FrameError>
+where
+    T: for<'de> Deserialize<'de>,
+    R: AsyncRead + Unpin,
+{
     // The buffer grows with what arrives, not with what the length claims: a peer that
     // announces 8 MiB and sends a few bytes holds a few bytes.
     let mut body = Vec::with_capacity(len.min(64 * 1024));

@@ -172,10 +172,92 @@ pub struct AuditLog {
     writer: Mutex<Writer>,
     live: broadcast::Sender<Arc<AuditRecord>>,
     anchor: Option<crate::anchor::Anchor>,
+    anchoring: Option<Arc<Anchoring>>,
 }
 
-/// Records between two anchors of the chain in the keychain.
-pub const ANCHOR_EVERY: u64 = 1000;
+/// How soon after a record the chain's end is anchored in the keychain: records cut off later
+/// are refused at the next start, even after a kill that skipped the anchor at shutdown.
+pub const ANCHOR_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The chain's newest end not yet anchored, handed to the one thread that anchors it: the
+/// keychain round trip (milliseconds) stays off the path of every call, and anchors are written
+/// in order, at most one per [`ANCHOR_WITHIN`].
+#[derive(Default)]
+struct Anchoring {
+    state: Mutex<AnchoringState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct AnchoringState {
+    pending: Option<(u64, String)>,
+    closed: bool,
+}
+
+impl Anchoring {
+    fn start(anchor: crate::anchor::Anchor) -> Arc<Self> {
+        let anchoring = Arc::new(Self::default());
+        let worker = anchoring.clone();
+        let spawned = std::thread::Builder::new().name("audit-anchor".into()).spawn(move || worker.run(&anchor));
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start anchoring the audit log: {e}; it is anchored at start and shutdown only");
+        }
+        anchoring
+    }
+
+    /// A new end of the chain; wakes the thread only when it had nothing to do.
+    fn offer(&self, seq: u64, mac: &str) {
+        let mut state = lock(&self.state);
+        let idle = state.pending.is_none();
+        state.pending = Some((seq, mac.to_string()));
+        if idle {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The end was anchored directly (at shutdown): nothing left to do for it.
+    fn settled(&self, seq: u64) {
+        let mut state = lock(&self.state);
+        if state.pending.as_ref().is_some_and(|(pending, _)| *pending <= seq) {
+            state.pending = None;
+        }
+    }
+
+    fn run(&self, anchor: &crate::anchor::Anchor) {
+        loop {
+            let mut state = lock(&self.state);
+            while state.pending.is_none() && !state.closed {
+                state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if state.closed && state.pending.is_none() {
+                return;
+            }
+            if !state.closed {
+                // Let the records of the next moment gather under one anchor.
+                state =
+                    self.wake.wait_timeout(state, ANCHOR_WITHIN).map(|(s, _)| s).unwrap_or_else(|e| e.into_inner().0);
+            }
+            let Some((seq, mac)) = state.pending.take() else { continue };
+            drop(state);
+            if let Err(e) = anchor.set(&format!("{seq}:{mac}")) {
+                tracing::warn!("cannot anchor the audit log in the keychain: {e}");
+            }
+        }
+    }
+
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Some(anchoring) = &self.anchoring {
+            anchoring.close();
+        }
+    }
+}
 
 fn parse_anchor(value: &str) -> Option<(u64, String)> {
     let (seq, mac) = value.split_once(':')?;
@@ -227,8 +309,8 @@ impl AuditLog {
 
     /// Like [`AuditLog::open_named`], also refusing a log that ends before the record `anchor`
     /// names (records cut off, the files deleted, an older copy put back with its head), unless
-    /// `accept_restored`. The anchor follows the log: at opening, every
-    /// [`ANCHOR_EVERY`] records, and at [`AuditLog::anchor_now`].
+    /// `accept_restored`. The anchor follows the log: at opening, within [`ANCHOR_WITHIN`] of
+    /// every record, and at [`AuditLog::anchor_now`].
     pub fn open_anchored(
         dir: &Path,
         store: &dyn SecretStore,
@@ -257,12 +339,14 @@ impl AuditLog {
         let head_path = dir.join(HEAD_FILE);
         let head = keybridge_vault::open_private_rw(&head_path).map_err(|e| io(&head_path, e))?;
         let (live, _) = broadcast::channel(4096);
+        let anchoring = anchor.clone().map(Anchoring::start);
         let log = Self {
             dir: dir.to_path_buf(),
             key,
             writer: Mutex::new(Writer { files, head, seq: verified.records, last_mac: verified.last_mac }),
             live,
             anchor,
+            anchoring,
         };
         if vanished {
             log.append(&AuditEvent::AuditLogMissing {
@@ -291,6 +375,9 @@ impl AuditLog {
             && let Err(e) = anchor.set(&format!("{seq}:{mac}"))
         {
             tracing::warn!("cannot anchor the audit log in the keychain: {e}");
+        }
+        if let Some(anchoring) = &self.anchoring {
+            anchoring.settled(seq);
         }
     }
 
@@ -333,14 +420,12 @@ impl AuditLog {
         head.push_str(&" ".repeat(HEAD_BYTES.saturating_sub(head.len())));
         write_at_start(&w.head, head.as_bytes()).map_err(|e| io(&self.dir.join(HEAD_FILE), e))?;
         w.seq = seq;
-        w.last_mac = mac.clone();
-        drop(w);
-        if seq.is_multiple_of(ANCHOR_EVERY)
-            && let Some(anchor) = self.anchor.clone()
-        {
-            // Off the hot path: a keychain round trip takes milliseconds.
-            std::thread::spawn(move || anchor.set(&format!("{seq}:{mac}")));
+        // Offered while the writer is held, so that ends reach the anchoring thread in order.
+        if let Some(anchoring) = &self.anchoring {
+            anchoring.offer(seq, &mac);
         }
+        w.last_mac = mac;
+        drop(w);
         let event = match record {
             Value::Object(mut fields) => fields.remove("event").unwrap_or_default(),
             _ => Value::Null,

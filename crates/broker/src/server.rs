@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keybridge_broker_proto::{
-    AdminCommand, BrokerEvent, ErrorCode, ErrorInfo, FrameError, Hello, PROTOCOL_VERSION, Request, RequestBody,
-    Response, read_frame, write_frame,
+    AdminCommand, BrokerEvent, ErrorCode, ErrorInfo, FrameBudget, FrameError, Hello, PROTOCOL_VERSION, Request,
+    RequestBody, Response, read_frame_within, write_frame,
 };
 use keybridge_endpoint::{EndpointError, PeerUser, Stream};
 use serde_json::json;
@@ -28,6 +28,10 @@ use crate::{Broker, BrokerError, own_uid};
 
 /// Calls one connection may have in flight at once.
 pub const MAX_CALLS_IN_FLIGHT: usize = 64;
+
+/// What all connections together may hold in large requests still arriving: eight of the
+/// largest frames at once.
+pub const LARGE_FRAMES_BUDGET: usize = 64 * 1024 * 1024;
 
 /// How long a new connection has to say hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,13 +51,14 @@ pub fn bind(address: &Path) -> Result<Listener, BrokerError> {
 /// Accept connections until `shutdown` completes.
 pub async fn serve(mut listener: Listener, broker: Arc<Broker>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let budget = FrameBudget::new(LARGE_FRAMES_BUDGET);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let broker = broker.clone();
-                    tokio::spawn(async move { connection(stream, peer, broker).await });
+                    let (broker, budget) = (broker.clone(), budget.clone());
+                    tokio::spawn(async move { connection(stream, peer, broker, budget).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -106,7 +111,7 @@ fn too_large(id: Option<u64>, bytes: usize) -> Response {
     )
 }
 
-async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
+async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>, budget: FrameBudget) {
     let (reader, mut writer) = tokio::io::split(stream);
     // Buffered: a frame's length and body then arrive in one read, not two.
     let mut reader = tokio::io::BufReader::new(reader);
@@ -146,7 +151,7 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
         }
     };
 
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame::<Hello, _>(&mut reader)).await {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame_within::<Hello, _>(&mut reader, &budget)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(FrameError::Closed)) | Err(_) => return,
         Ok(Err(e)) => {
@@ -173,7 +178,7 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
                         let session_id = session.session_id.clone();
                         let _ = outbox.send(Response::Welcome { session });
                         let notices = tokio::spawn(forward_client_changes(broker.clone(), outbox.clone(), client_id));
-                        requests(&mut reader, &outbox, &broker, Some(session_id.clone())).await;
+                        requests(&mut reader, &outbox, &broker, Some(session_id.clone()), &budget).await;
                         notices.abort();
                         broker.connection_closed(&session_id);
                     }
@@ -184,7 +189,7 @@ async fn connection(stream: Stream, peer: PeerUser, broker: Arc<Broker>) {
             }
             Hello::Admin { .. } => {
                 let _ = outbox.send(Response::AdminWelcome { broker_version: broker.version().into() });
-                requests(&mut reader, &outbox, &broker, None).await;
+                requests(&mut reader, &outbox, &broker, None, &budget).await;
             }
         }
     }
@@ -198,12 +203,13 @@ async fn requests(
     outbox: &Outbox,
     broker: &Arc<Broker>,
     session: Option<String>,
+    budget: &FrameBudget,
 ) {
     let running: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>> = Arc::default();
     // A call holds a place from its request until its answer is written.
     let places = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));
     loop {
-        let request = match read_frame::<Request, _>(reader).await {
+        let request = match read_frame_within::<Request, _>(reader, budget).await {
             Ok(request) => request,
             Err(FrameError::Closed) => break,
             Err(e) => {

@@ -365,3 +365,61 @@ async fn a_bridge_of_another_protocol_version_is_told_to_update() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// An admin connection that has said hello.
+async fn admin_connection(env: &Env) -> UnixStream {
+    use keybridge_broker_proto::{Hello, PROTOCOL_VERSION, write_frame};
+    let mut stream = UnixStream::connect(&env.socket).await.unwrap();
+    write_frame(&mut stream, &Hello::Admin { version: PROTOCOL_VERSION }).await.unwrap();
+    let _welcome: Response = read_frame(&mut stream).await.unwrap();
+    stream
+}
+
+/// A status request padded with blank space to the largest frame: its length and all of its
+/// bytes but the last `held_back` (blank space too).
+fn largest_request(held_back: usize) -> Vec<u8> {
+    let len = keybridge_broker_proto::MAX_FRAME_BYTES;
+    let mut body = json!({"id": 1, "body": {"admin": {"command": "status"}}}).to_string().into_bytes();
+    body.resize(len, b' ');
+    let mut frame = (len as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body[..len - held_back]);
+    frame
+}
+
+#[tokio::test]
+async fn large_requests_in_progress_share_one_budget_across_connections() {
+    let env = Env::start(LONG).await;
+    // Eight peers each send all but the last byte of the largest frame: the budget is full.
+    let mut holding = Vec::new();
+    for _ in 0..server::LARGE_FRAMES_BUDGET / keybridge_broker_proto::MAX_FRAME_BYTES {
+        let mut stream = admin_connection(&env).await;
+        stream.write_all(&largest_request(1)).await.unwrap();
+        holding.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A ninth large frame is refused with what to do, and only its connection closes.
+    let mut ninth = admin_connection(&env).await;
+    ninth.write_all(&largest_request(1)[..4 + 1024]).await.unwrap();
+    let started = Instant::now();
+    match tokio::time::timeout(LONG, read_frame::<Response, _>(&mut ninth)).await.unwrap().unwrap() {
+        Response::Error { error, .. } => assert!(error.message.contains("must wait"), "{}", error.message),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "refused after {:?}", started.elapsed());
+    // Ordinary requests are never held up by large ones.
+    env.admin(AdminCommand::Status).await.expect("a small request is served meanwhile");
+
+    // One of the eight completes its frame and is answered; its share serves the next one.
+    holding[0].write_all(b" ").await.unwrap();
+    match tokio::time::timeout(LONG, read_frame::<Response, _>(&mut holding[0])).await.unwrap().unwrap() {
+        Response::Admin { id: 1, .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    let mut next = admin_connection(&env).await;
+    next.write_all(&largest_request(0)).await.unwrap();
+    match tokio::time::timeout(LONG, read_frame::<Response, _>(&mut next)).await.unwrap().unwrap() {
+        Response::Admin { id: 1, .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+}

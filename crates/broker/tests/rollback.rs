@@ -94,3 +94,24 @@ async fn an_audit_log_cut_back_or_deleted_is_refused() {
     let message = refused(env.open_again(false));
     assert!(message.contains("ends at record 0"), "{message}");
 }
+
+#[tokio::test]
+async fn records_cut_off_after_a_kill_are_refused_once_a_moment_has_passed() {
+    let env = Env::start(LONG).await;
+    let (client, key) = env.add_client("read-only", true).await;
+    let mut bridge = common::Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    bridge.call("read_account", serde_json::json!({})).await.unwrap();
+    let audit = data_dir(env.dir.path()).join("audit");
+    let files: Vec<_> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().path()).collect();
+    let snapshot: Vec<(std::path::PathBuf, Vec<u8>)> =
+        files.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    bridge.call("read_account", serde_json::json!({})).await.unwrap();
+    bridge.call("read_account", serde_json::json!({})).await.unwrap();
+    // No orderly stop: the broker is killed once its records have had a moment to be anchored.
+    tokio::time::sleep(keybridge_broker::audit::ANCHOR_WITHIN * 2).await;
+    for (path, bytes) in &snapshot {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let message = refused(env.open_again(false));
+    assert!(message.contains("audit log") && message.contains("ends at record"), "{message}");
+}
