@@ -61,16 +61,20 @@ async fn deleting_the_settings_cannot_drop_a_stricter_policy() {
     assert!(message.contains("settings.json") && message.contains("policy"), "{message}");
 }
 
-#[tokio::test]
-async fn an_audit_log_cut_back_or_deleted_is_refused() {
-    let mut env = Env::start(LONG).await;
+/// A bridge that made one call, and the audit files as they were after it.
+async fn one_call_then_a_copy_of_the_log(env: &Env) -> (common::Bridge, Vec<(std::path::PathBuf, Vec<u8>)>) {
     let (client, key) = env.add_client("read-only", true).await;
     let mut bridge = common::Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
     bridge.call("read_account", serde_json::json!({})).await.unwrap();
     let audit = data_dir(env.dir.path()).join("audit");
     let files: Vec<_> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().path()).collect();
-    let snapshot: Vec<(std::path::PathBuf, Vec<u8>)> =
-        files.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    (bridge, files.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect())
+}
+
+#[tokio::test]
+async fn an_audit_log_cut_back_or_deleted_is_refused() {
+    let mut env = Env::start(LONG).await;
+    let (mut bridge, snapshot) = one_call_then_a_copy_of_the_log(&env).await;
     bridge.call("read_account", serde_json::json!({})).await.unwrap();
     drop(bridge);
     env.stop().await;
@@ -83,6 +87,7 @@ async fn an_audit_log_cut_back_or_deleted_is_refused() {
     assert!(message.contains("audit log") && message.contains("ends at record"), "{message}");
 
     // Every record deleted and the head emptied.
+    let audit = data_dir(env.dir.path()).join("audit");
     for entry in std::fs::read_dir(&audit).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap().to_string_lossy().starts_with("audit.") {
@@ -98,13 +103,7 @@ async fn an_audit_log_cut_back_or_deleted_is_refused() {
 #[tokio::test]
 async fn records_cut_off_after_a_kill_are_refused_once_a_moment_has_passed() {
     let env = Env::start(LONG).await;
-    let (client, key) = env.add_client("read-only", true).await;
-    let mut bridge = common::Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
-    bridge.call("read_account", serde_json::json!({})).await.unwrap();
-    let audit = data_dir(env.dir.path()).join("audit");
-    let files: Vec<_> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().path()).collect();
-    let snapshot: Vec<(std::path::PathBuf, Vec<u8>)> =
-        files.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    let (mut bridge, snapshot) = one_call_then_a_copy_of_the_log(&env).await;
     bridge.call("read_account", serde_json::json!({})).await.unwrap();
     bridge.call("read_account", serde_json::json!({})).await.unwrap();
     // No orderly stop: the broker is killed once its records have had a moment to be anchored.
