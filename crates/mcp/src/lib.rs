@@ -14,6 +14,7 @@
 pub mod launch;
 pub mod link;
 pub mod result;
+pub mod stdio;
 
 use std::sync::Arc;
 

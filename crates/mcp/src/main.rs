@@ -61,8 +61,10 @@ async fn main() -> Result<()> {
     // The broker is reached once a real conversation begins (`initialize`, or a 2026-07-28
     // request): a client probing with `server/discover` alone leaves no trace in Keybridge.
     // Where stdin and stdout are pipes (as MCP clients start servers), they are read and written
-    // on the reactor, not through a blocking thread per message.
-    let running = match Bridge::new(link.clone()).serve(rmcp::transport::io::stdio_pipes()).await {
+    // on the reactor, not through a blocking thread per message; tool calls are read directly
+    // (`stdio`), everything else by rmcp.
+    let stdio = keybridge_mcp::stdio::Stdio::new(rmcp::transport::io::stdio_pipes());
+    let running = match Bridge::new(link.clone()).serve(stdio).await {
         Ok(running) => running,
         // The client went away before the conversation began: a probe, or a client giving up.
         Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => std::process::exit(0),
