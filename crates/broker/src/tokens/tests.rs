@@ -260,3 +260,75 @@ fn a_token_has_exactly_the_scopes_it_lists() {
     let longer = Claims { scope: "qc:projects:read:all".into(), ..claims };
     assert!(!longer.has_scope(Scope::ProjectsRead));
 }
+
+#[test]
+fn the_time_bounds_hold_at_their_edges() {
+    let f = fixture("i");
+    let now = now();
+    // Issued exactly at the edge of the leeway: taken; a little later: not yet valid, even with
+    // `nbf` in the past.
+    let mut edge = valid_claims(&f);
+    edge["iat"] = json!(now + LEEWAY_SECS);
+    assert!(f.issuer.verify(&f.issuer.sign_raw(header(&f), edge)).is_ok(), "iat at the leeway");
+    let mut later = valid_claims(&f);
+    later["iat"] = json!(now + LEEWAY_SECS + 120);
+    check(&f, &f.issuer.sign_raw(header(&f), later), TokenError::NotYetValid);
+    // A lifetime of exactly the longest allowed: taken.
+    let mut longest = valid_claims(&f);
+    longest["exp"] = json!(now + MAX_TTL_SECS);
+    assert!(f.issuer.verify(&f.issuer.sign_raw(header(&f), longest)).is_ok(), "the longest lifetime");
+    // A token of exactly the largest size gets past the size check (and fails as what it is).
+    let largest = "a".repeat(MAX_TOKEN_BYTES);
+    assert!(matches!(f.issuer.verify(&largest), Err(TokenError::Malformed(_))));
+}
+
+#[test]
+fn the_memory_of_verified_tokens_stays_bounded() {
+    let f = fixture("i");
+    let tokens: Vec<String> = (0..MAX_VERIFIED + 10).map(|_| f.issuer.mint(&grant()).unwrap().0).collect();
+    for (n, token) in tokens.iter().enumerate() {
+        f.issuer.verify(token).unwrap();
+        let remembered = f.issuer.verified.lock().unwrap().len();
+        assert!(remembered <= MAX_VERIFIED, "{remembered} remembered after {} tokens", n + 1);
+        if n < MAX_VERIFIED {
+            assert_eq!(remembered, n + 1, "every token is remembered until the memory is full");
+        }
+    }
+    // Full of live tokens, the memory starts over rather than sweeping on every new one.
+    assert!(f.issuer.verified.lock().unwrap().len() <= 10, "the full memory of live tokens was cleared");
+}
+
+#[test]
+fn retired_keys_are_deleted_only_once_their_tokens_cannot_be_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TokenIssuer::open("i", dir.path(), Arc::new(MemoryStore::default())).unwrap();
+    let first = issuer.active_kid();
+    issuer.rotate().unwrap();
+    let second = issuer.active_kid();
+    issuer.rotate().unwrap();
+    // The first key retired just long enough ago that nothing it signed can still be valid; the
+    // second only just inside that time.
+    let path = dir.path().join("signing-keys.json");
+    let mut index: KeyIndex = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let now = now();
+    for entry in &mut index.keys {
+        if entry.kid == first {
+            entry.retired = Some(now - MAX_TTL_SECS - LEEWAY_SECS - 5);
+        } else if entry.kid == second {
+            entry.retired = Some(now - MAX_TTL_SECS - LEEWAY_SECS + 5);
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    issuer.rotate().unwrap();
+    let kept: Vec<String> = issuer.load_index().unwrap().keys.into_iter().map(|e| e.kid).collect();
+    assert!(!kept.contains(&first), "a key past every token's lifetime is deleted: {kept:?}");
+    assert!(kept.contains(&second), "a key whose tokens may still be valid is kept: {kept:?}");
+}
+
+#[test]
+fn an_unreadable_key_index_is_an_error_not_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("signing-keys.json")).unwrap();
+    let err = TokenIssuer::open("i", dir.path(), Arc::new(MemoryStore::default())).unwrap_err();
+    assert!(matches!(err, TokenError::Keys(_)), "{err:?}");
+}
