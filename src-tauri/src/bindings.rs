@@ -5,13 +5,13 @@
 use keybridge_broker_proto::{
     AccountView, AllowanceView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure,
     AuthFailureCount, BrokerEvent, ClientAdded, ClientLimits, ClientLimitsUpdate, ClientView, ConsequencePreview,
-    SessionView, SettingsView, StatusView,
+    ErrorCode, SessionView, SettingsView, StatusView,
 };
 use ts_rs::{Config, TS};
 
 use crate::ipc::{
-    AppInfo, ConnectDone, ConnectPreview, ConnectionTest, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets,
-    UiError,
+    AppErrorCode, AppInfo, ConnectDone, ConnectPreview, ConnectionTest, NewAccount, NewClient, PresetInfo, ScopeInfo,
+    Snippets, UiError, UiErrorCode,
 };
 
 fn render() -> String {
@@ -35,6 +35,9 @@ fn render() -> String {
         ClientLimitsUpdate::decl(&cfg),
         SettingsView::decl(&cfg),
         BrokerEvent::decl(&cfg),
+        ErrorCode::decl(&cfg),
+        AppErrorCode::decl(&cfg),
+        UiErrorCode::decl(&cfg),
         UiError::decl(&cfg),
         AppInfo::decl(&cfg),
         PresetInfo::decl(&cfg),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use keybridge_broker_proto::{
     AccountView, AdminCommand, AllowanceView, ApprovalDecision, ApprovalView, AuditExported, AuditRecordView,
-    AuditVerified, ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, SettingsView, StatusView,
+    AuditVerified, ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, ErrorCode, SettingsView, StatusView,
 };
 use keybridge_host::Broker;
 use keybridge_host::catalog::{Preset, Scope};
@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use tauri::{Runtime, State};
 
 use crate::ipc::{
-    AppInfo, ConnectDone, ConnectPreview, ConnectionTest, NewAccount, NewClient, PresetInfo, ScopeInfo, Snippets,
-    UiError,
+    AppErrorCode, AppInfo, ConnectDone, ConnectPreview, ConnectionTest, NewAccount, NewClient, PresetInfo, ScopeInfo,
+    Snippets, UiError,
 };
 
 /// What the commands work on: the broker this app hosts, or why there is none.
@@ -36,13 +36,16 @@ pub struct AppState {
 impl AppState {
     fn broker(&self) -> Result<&Arc<Broker>, UiError> {
         self.broker.as_ref().ok_or_else(|| {
-            UiError::new("not_running", self.problem.clone().unwrap_or_else(|| "the broker is not running".into()))
+            UiError::new(
+                AppErrorCode::NotRunning,
+                self.problem.clone().unwrap_or_else(|| "the broker is not running".into()),
+            )
         })
     }
 
     async fn admin<T: DeserializeOwned>(&self, command: AdminCommand) -> Result<T, UiError> {
         let value = self.broker()?.admin(command).await?;
-        serde_json::from_value(value).map_err(|e| UiError::new("internal", format!("unexpected answer: {e}")))
+        serde_json::from_value(value).map_err(|e| UiError::new(ErrorCode::Internal, format!("unexpected answer: {e}")))
     }
 }
 
@@ -217,7 +220,7 @@ pub async fn approval_decide(
         ("allow_for", Some(minutes)) if (1..=240).contains(&minutes) => ApprovalDecision::AllowFor { minutes },
         (other, _) => {
             return Err(UiError::new(
-                "invalid",
+                ErrorCode::Invalid,
                 format!("`{other}` is not a decision: use approve, deny, or allow_for with 1 to 240 minutes"),
             ));
         }
@@ -284,7 +287,7 @@ pub async fn keys_rotate(state: State<'_, AppState>) -> Reply<serde_json::Value>
 #[tauri::command]
 pub fn autostart_get<R: Runtime>(app: tauri::AppHandle<R>) -> Reply<bool> {
     use tauri_plugin_autostart::ManagerExt;
-    app.autolaunch().is_enabled().map_err(|e| UiError::new("autostart", e.to_string()))
+    app.autolaunch().is_enabled().map_err(|e| UiError::new(AppErrorCode::Autostart, e.to_string()))
 }
 
 #[tauri::command]
@@ -292,8 +295,8 @@ pub fn autostart_set<R: Runtime>(app: tauri::AppHandle<R>, enabled: bool) -> Rep
     use tauri_plugin_autostart::ManagerExt;
     let launcher = app.autolaunch();
     let done = if enabled { launcher.enable() } else { launcher.disable() };
-    done.map_err(|e| UiError::new("autostart", format!("cannot change start at login: {e}")))?;
-    launcher.is_enabled().map_err(|e| UiError::new("autostart", e.to_string()))
+    done.map_err(|e| UiError::new(AppErrorCode::Autostart, format!("cannot change start at login: {e}")))?;
+    launcher.is_enabled().map_err(|e| UiError::new(AppErrorCode::Autostart, e.to_string()))
 }
 
 fn client_entry(state: &AppState, client: &ClientView) -> Entry {
@@ -308,7 +311,7 @@ fn client_entry(state: &AppState, client: &ClientView) -> Entry {
 async fn live_client(state: &AppState, client_id: &str) -> Reply<ClientView> {
     let client: ClientView = state.admin(AdminCommand::ClientShow { client_id: client_id.into() }).await?;
     if client.revoked {
-        return Err(UiError::new("revoked", format!("client `{client_id}` was revoked; create a new one")));
+        return Err(UiError::new(ErrorCode::Revoked, format!("client `{client_id}` was revoked; create a new one")));
     }
     Ok(client)
 }
@@ -316,7 +319,7 @@ async fn live_client(state: &AppState, client_id: &str) -> Reply<ClientView> {
 fn claude_config(state: &AppState) -> Reply<PathBuf> {
     state.claude_desktop_config.clone().ok_or_else(|| {
         UiError::new(
-            "config",
+            AppErrorCode::Config,
             "cannot tell where Claude Desktop keeps its config on this system; use a snippet instead",
         )
     })
@@ -372,7 +375,7 @@ pub async fn connect_apply(
     let (path, _, plan) = claude_plan(&state, &client_id).await?;
     if plan.original_digest != file_digest {
         return Err(UiError::new(
-            "config",
+            AppErrorCode::Config,
             format!("{} changed since you looked at it; nothing was written: look at the new preview", path.display()),
         ));
     }
@@ -403,7 +406,7 @@ pub async fn client_test_connection(state: State<'_, AppState>, client_id: Strin
     let command = entry.command_line();
     let probe = tauri::async_runtime::spawn_blocking(move || entry.probe(CONNECTION_TEST_TIMEOUT))
         .await
-        .map_err(|e| UiError::new("internal", format!("the connection test stopped: {e}")))?;
+        .map_err(|e| UiError::new(ErrorCode::Internal, format!("the connection test stopped: {e}")))?;
     Ok(match probe {
         Ok(probe) => ConnectionTest {
             ok: true,

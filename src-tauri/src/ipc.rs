@@ -2,6 +2,7 @@
 //! views (which live in `keybridge-broker-proto`). The window's TypeScript types are generated
 //! from these and the broker's views (`ui/src/bindings.ts`, checked by a test).
 
+use keybridge_broker_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
@@ -12,12 +13,47 @@ use ts_rs::TS;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(TS))]
 pub struct UiError {
-    pub code: String,
+    pub code: UiErrorCode,
     pub message: String,
 }
 
+/// What kind of failure: the broker's own codes as it spells them on its wire, or one of the
+/// app's. One string either way (`"missing_scope"`, `"not_running"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+#[serde(untagged)]
+pub enum UiErrorCode {
+    Broker(ErrorCode),
+    App(AppErrorCode),
+}
+
+/// Failures of the app itself, not of the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+#[serde(rename_all = "snake_case")]
+pub enum AppErrorCode {
+    /// This window has no broker (another one runs, or it could not start).
+    NotRunning,
+    /// An MCP client's config file could not be planned or written.
+    Config,
+    /// Start at login could not be read or changed.
+    Autostart,
+}
+
+impl From<ErrorCode> for UiErrorCode {
+    fn from(code: ErrorCode) -> Self {
+        Self::Broker(code)
+    }
+}
+
+impl From<AppErrorCode> for UiErrorCode {
+    fn from(code: AppErrorCode) -> Self {
+        Self::App(code)
+    }
+}
+
 impl UiError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<UiErrorCode>, message: impl Into<String>) -> Self {
         Self { code: code.into(), message: message.into() }
     }
 }
@@ -25,14 +61,13 @@ impl UiError {
 impl From<keybridge_host::BrokerError> for UiError {
     fn from(e: keybridge_host::BrokerError) -> Self {
         let info = e.info();
-        let code = serde_json::to_value(info.code).ok().and_then(|v| v.as_str().map(String::from));
-        Self { code: code.unwrap_or_else(|| "internal".into()), message: info.message }
+        Self::new(info.code, info.message)
     }
 }
 
 impl From<keybridge_mcp_config::ConfigError> for UiError {
     fn from(e: keybridge_mcp_config::ConfigError) -> Self {
-        Self::new("config", e.to_string())
+        Self::new(AppErrorCode::Config, e.to_string())
     }
 }
 
@@ -156,4 +191,24 @@ pub struct ConnectionTest {
     pub tools: Vec<String>,
     /// Plain words: what worked, or what failed and what to do.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_code_crosses_to_the_window_as_one_string() {
+        let broker = UiError::new(ErrorCode::MissingScope, "m");
+        assert_eq!(
+            serde_json::to_value(&broker).unwrap(),
+            serde_json::json!({"code": "missing_scope", "message": "m"})
+        );
+        let app = UiError::new(AppErrorCode::NotRunning, "m");
+        assert_eq!(serde_json::to_value(&app).unwrap(), serde_json::json!({"code": "not_running", "message": "m"}));
+        for code in ["missing_scope", "not_running", "config", "autostart", "internal"] {
+            let back: UiError = serde_json::from_value(serde_json::json!({"code": code, "message": ""})).unwrap();
+            assert_eq!(serde_json::to_value(back.code).unwrap(), code);
+        }
+    }
 }

@@ -137,7 +137,13 @@ policy: { [key in string]: string }, };
 
 export type BrokerEvent = { "type": "audit", record: AuditRecordView, } | { "type": "approval_opened", approval: ApprovalView, } | { "type": "approval_closed", id: string, } | { "type": "client_changed", client: string, } | { "type": "paused", paused: boolean, } | { "type": "settings_changed", settings: SettingsView, } | { "type": "lagged", missed: number, };
 
-export type UiError = { code: string, message: string, };
+export type ErrorCode = "bad_frame" | "unsupported_version" | "not_authenticated" | "pairing_denied" | "token_invalid" | "token_expired" | "revoked" | "paused" | "unknown_tool" | "missing_scope" | "policy_denied" | "approval_denied" | "approval_timed_out" | "cancelled" | "too_large" | "invalid_arguments" | "quant_connect" | "rate_limited" | "not_found" | "invalid" | "limit_reached" | "internal";
+
+export type AppErrorCode = "not_running" | "config" | "autostart";
+
+export type UiErrorCode = ErrorCode | AppErrorCode;
+
+export type UiError = { code: UiErrorCode, message: string, };
 
 export type AppInfo = { version: string, 
 /**

@@ -219,6 +219,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cancelled_call_and_a_mismatched_answer_are_said_as_what_they_are() {
+        assert_eq!(LinkError::Cancelled.code(), Some(ErrorCode::Cancelled));
+        let mismatch = LinkError::Protocol("Tools { id: 3 }".into());
+        assert_eq!(mismatch.code(), None, "a mismatch is not a refusal by the broker");
+        assert!(explain(&mismatch).contains("update Keybridge"), "{}", explain(&mismatch));
+    }
+
+    #[test]
     fn catalog_tools_keep_their_annotations() {
         let tool = mcp_tool(keybridge_catalog::find("liquidate_live_algorithm").unwrap());
         let listed = serde_json::to_value(&tool).unwrap();

@@ -42,12 +42,21 @@ pub enum LinkError {
         "the connection to Keybridge was lost during the call; it may or may not have run, check Keybridge's activity log"
     )]
     LostDuringCall,
+    /// The MCP client cancelled the call; the broker was told to stop waiting for it.
+    #[error("the call was cancelled by the MCP client")]
+    Cancelled,
+    /// An answer this bridge does not expect where it came: not a refusal, a mismatch.
+    #[error(
+        "Keybridge answered in a way this keybridge-mcp does not expect ({0}); update Keybridge so the app and keybridge-mcp are of one version"
+    )]
+    Protocol(String),
 }
 
 impl LinkError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             LinkError::Refused(info) => Some(info.code),
+            LinkError::Cancelled => Some(ErrorCode::Cancelled),
             _ => None,
         }
     }
@@ -205,12 +214,7 @@ impl Link {
                     match answer {
                         Some(Response::Welcome { session }) => break (reader, writer, session),
                         Some(Response::Error { error, .. }) => return Err(LinkError::Refused(error)),
-                        Some(other) => {
-                            return Err(LinkError::Refused(ErrorInfo {
-                                code: ErrorCode::Internal,
-                                message: format!("unexpected first answer from Keybridge: {other:?}"),
-                            }));
-                        }
+                        Some(other) => return Err(unexpected(other)),
                         // Closed before a word: a broker that is stopping as it accepted (its
                         // restart under way). Only one that was reached before is waited for.
                         None if reached => {
@@ -320,7 +324,7 @@ impl Link {
                     let cancel = Request { id: self.next_id.fetch_add(1, Ordering::Relaxed), body: RequestBody::Cancel { target: id } };
                     let _ = write_frame(&mut *conn.writer.lock().await, &cancel).await;
                     conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    return Err(LinkError::Refused(ErrorInfo { code: ErrorCode::Cancelled, message: "cancelled".into() }));
+                    return Err(LinkError::Cancelled);
                 }
             },
             None => rx.await,
@@ -459,8 +463,5 @@ impl Link {
 }
 
 fn unexpected(response: Response) -> LinkError {
-    LinkError::Refused(ErrorInfo {
-        code: ErrorCode::Internal,
-        message: format!("unexpected answer from Keybridge: {response:?}"),
-    })
+    LinkError::Protocol(format!("{response:?}"))
 }
