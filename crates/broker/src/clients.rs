@@ -81,8 +81,7 @@ pub struct SealKey(keybridge_secret::Secret<Vec<u8>>);
 
 impl SealKey {
     pub fn load_or_create(store: &dyn keybridge_vault::SecretStore, name: &str) -> Result<Self, BrokerError> {
-        let (key, _) =
-            crate::primitives::keychain_key(store, name).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let (key, _) = crate::primitives::keychain_key(store, name)?;
         Ok(Self(key))
     }
 
@@ -118,7 +117,9 @@ impl Clients {
     ) -> Result<Self, BrokerError> {
         let file = data_dir.join("clients.json");
         let unsealed = crate::sealed::read::<Vec<Client>>(&file, FIELD, PURPOSE, &seal).map_err(|e| match e {
-            SealedFileError::Unreadable(e) => BrokerError::Internal(format!("cannot read {}: {e}", file.display())),
+            SealedFileError::Unreadable(e) => {
+                BrokerError::Storage { action: "read", path: file.to_path_buf(), source: e.into() }
+            }
             SealedFileError::Tampered => BrokerError::Invalid(format!(
                 "{} was changed outside Keybridge (its seal does not match); restore it from a backup, or remove it and pair your clients again",
                 file.display()

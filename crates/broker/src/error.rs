@@ -46,6 +46,37 @@ pub enum BrokerError {
     Vault(#[from] keybridge_vault::VaultError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A file or folder of Keybridge's own could not be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Storage {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The keys that sign access tokens could not be opened, made or used.
+    #[error("the token signing keys: {0}")]
+    Tokens(#[from] crate::tokens::TokenError),
+    /// A key Keybridge keeps in the keychain could not be had.
+    #[error("{0}")]
+    KeychainKey(#[from] crate::primitives::KeychainKeyError),
+    /// The audit log could not be opened, written or read.
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
+    /// The audit log on disk cannot be continued (it does not verify, or cannot be read).
+    #[error("{0}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log")]
+    AuditUnusable(#[source] crate::audit::AuditError),
+    /// The audit log failed earlier: no call runs until it can be written again.
+    #[error(
+        "the audit log cannot be written ({0}); every call is refused until it can: fix the cause, then restart Keybridge"
+    )]
+    AuditFailed(String),
+    /// The task running a call ended without an answer (it panicked).
+    #[error("the call stopped without an answer: {0}")]
+    CallStopped(#[source] tokio::task::JoinError),
+    /// The local socket or pipe could not be served.
+    #[error("{0}")]
+    Endpoint(#[source] keybridge_endpoint::EndpointError),
     /// Another broker of this user holds the socket: `keybridge serve` or the app.
     #[error("Keybridge is already running for this user (socket {0}); stop it first, or use it: it is the same broker")]
     AlreadyRunning(String),
@@ -77,7 +108,15 @@ impl BrokerError {
             BrokerError::QuantConnect(_) => ErrorCode::QuantConnect,
             BrokerError::RateLimited(_) => ErrorCode::RateLimited,
             BrokerError::LimitReached(_) => ErrorCode::LimitReached,
-            BrokerError::Internal(_) => ErrorCode::Internal,
+            BrokerError::Internal(_)
+            | BrokerError::Storage { .. }
+            | BrokerError::Tokens(_)
+            | BrokerError::KeychainKey(_)
+            | BrokerError::Audit(_)
+            | BrokerError::AuditUnusable(_)
+            | BrokerError::AuditFailed(_)
+            | BrokerError::CallStopped(_)
+            | BrokerError::Endpoint(_) => ErrorCode::Internal,
         }
     }
 
@@ -97,8 +136,19 @@ impl From<keybridge_quantconnect::QcError> for BrokerError {
     }
 }
 
-impl From<crate::audit::AuditError> for BrokerError {
-    fn from(e: crate::audit::AuditError) -> Self {
-        BrokerError::Internal(e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_below_keeps_its_cause_and_says_where() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = BrokerError::Storage { action: "read", path: "/data/clients.json".into(), source: denied.into() };
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept, not flattened into text");
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert!(e.to_string().starts_with("cannot read /data/clients.json: "), "{e}");
+        let e = BrokerError::from(crate::tokens::TokenError::Expired);
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(e.code(), ErrorCode::Internal);
     }
 }

@@ -30,4 +30,5 @@ pub mod tokens;
 pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, default_data_dir};
 pub use error::BrokerError;
 pub use keybridge_endpoint::current_uid as own_uid;
+pub use primitives::KeychainKeyError;
 pub use text::{canonical, masked, plain_text, redact};

@@ -34,7 +34,7 @@ pub(crate) fn same_secret(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
 
 /// Why a key could not be had from the keychain.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum KeychainKeyError {
+pub enum KeychainKeyError {
     #[error("the keychain refused: {0}")]
     Keychain(#[from] keybridge_vault::VaultError),
     #[error("the keychain entry `{0}` is not a hex-encoded key; it was not written by Keybridge")]

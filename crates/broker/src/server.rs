@@ -44,7 +44,7 @@ pub fn bind(address: &Path) -> Result<Listener, BrokerError> {
     Listener::bind(address).map_err(|e| match e {
         EndpointError::AlreadyRunning { address } => BrokerError::AlreadyRunning(address),
         EndpointError::Invalid(message) => BrokerError::Invalid(message),
-        other => BrokerError::Internal(other.to_string()),
+        other => BrokerError::Endpoint(other),
     })
 }
 

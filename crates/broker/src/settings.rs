@@ -87,7 +87,9 @@ pub fn load_anchored(
     let path = settings_file(data_dir);
     const LOST: &str = "a stricter broker-wide policy";
     let unsealed = crate::sealed::read::<SettingsView>(&path, FIELD, PURPOSE, seal).map_err(|e| match e {
-        SealedFileError::Unreadable(e) => BrokerError::Internal(format!("cannot read {}: {e}", path.display())),
+        SealedFileError::Unreadable(e) => {
+            BrokerError::Storage { action: "read", path: path.to_path_buf(), source: e.into() }
+        }
         SealedFileError::Tampered => BrokerError::Invalid(format!(
             "{} was changed outside Keybridge (its seal does not match), so it is not obeyed; remove it to go back to the defaults, then set your settings again in Keybridge",
             path.display()

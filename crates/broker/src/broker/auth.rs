@@ -264,7 +264,7 @@ impl Broker {
             scopes: client.scopes.clone(),
             ttl_secs: client.token_ttl_secs,
         };
-        let (token, claims) = self.tokens.mint(&grant).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let (token, claims) = self.tokens.mint(&grant)?;
         self.record(AuditEvent::TokenMinted {
             client: client.id.clone(),
             session: session_id.to_string(),

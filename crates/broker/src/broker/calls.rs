@@ -135,7 +135,7 @@ impl Broker {
             audit.finish(result.as_ref().map(|_| ()));
             result
         });
-        execution.await.unwrap_or_else(|e| Err(BrokerError::Internal(format!("the call failed: {e}"))))
+        execution.await.unwrap_or_else(|e| Err(BrokerError::CallStopped(e)))
     }
 
     /// Every check before a call may be sent: token and session, pause, scope, arguments,

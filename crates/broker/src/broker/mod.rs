@@ -140,11 +140,13 @@ impl Broker {
     pub fn open(config: BrokerConfig, store: Arc<dyn SecretStore>) -> Result<Self, BrokerError> {
         let dir = &config.data_dir;
         // The data folder is the user's alone, whatever the umask: it holds the audit log.
-        keybridge_vault::create_private_dir(dir)
-            .map_err(|e| BrokerError::Internal(format!("cannot create the data folder: {e}")))?;
+        keybridge_vault::create_private_dir(dir).map_err(|source| BrokerError::Storage {
+            action: "create the data folder",
+            path: dir.clone(),
+            source: source.into(),
+        })?;
         let install_id = install_id(dir)?;
-        let tokens =
-            TokenIssuer::open(&install_id, dir, store.clone()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let tokens = TokenIssuer::open(&install_id, dir, store.clone())?;
         let accept = config.accept_restored_state;
         let anchor = |what: &str| crate::anchor::Anchor::new(store.clone(), what, &install_id);
         let audit = AuditLog::open_anchored(
@@ -156,9 +158,7 @@ impl Broker {
         )
         .map_err(|e| match e {
             crate::audit::AuditError::RolledBack(message) => BrokerError::RolledBack(message),
-            other => BrokerError::Internal(format!(
-                "{other}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log"
-            )),
+            other => BrokerError::AuditUnusable(other),
         })?;
         let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
         // The pause lives in the keychain: deleting a file must not lift it.
@@ -261,9 +261,7 @@ impl Broker {
     fn audit_healthy(&self) -> Result<(), BrokerError> {
         match lock(&self.audit_failure).as_ref() {
             None => Ok(()),
-            Some(e) => Err(BrokerError::Internal(format!(
-                "the audit log cannot be written ({e}); every call is refused until it can: fix the cause, then restart Keybridge"
-            ))),
+            Some(e) => Err(BrokerError::AuditFailed(e.to_string())),
         }
     }
 }
@@ -275,7 +273,11 @@ fn install_id(dir: &Path) -> Result<String, BrokerError> {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => {
             let id = random_id(8);
-            keybridge_vault::write_private(&path, id.as_bytes()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            keybridge_vault::write_private(&path, id.as_bytes()).map_err(|source| BrokerError::Storage {
+                action: "write",
+                path: path.clone(),
+                source: source.into(),
+            })?;
             Ok(id)
         }
     }

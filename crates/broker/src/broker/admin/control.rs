@@ -53,7 +53,7 @@ impl Broker {
     }
 
     pub(super) fn rotate_signing_key(&self) -> Result<Value, BrokerError> {
-        let kid = self.tokens.rotate().map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let kid = self.tokens.rotate()?;
         self.record(AuditEvent::Admin(AdminEvent::SigningKeyRotated { kid: kid.clone() }));
         Ok(json!({"kid": kid}))
     }
