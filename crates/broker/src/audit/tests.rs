@@ -170,3 +170,48 @@ fn a_tampered_log_is_not_appended_to() {
     edit_lines(dir.path(), |l| l[0] = l[0].replace("read_account", "x"));
     assert!(matches!(AuditLog::open(dir.path(), &store), Err(AuditError::Broken(_))));
 }
+
+#[test]
+fn days_are_named_by_their_calendar_date() {
+    for (days, date) in [
+        (0, "1970-01-01"),
+        (-1, "1969-12-31"),
+        (11_016, "2000-02-29"),
+        (11_017, "2000-03-01"),
+        (-25_508, "1900-03-01"),
+        (20_088, "2024-12-31"),
+        (47_540, "2100-02-28"),
+        (47_541, "2100-03-01"),
+        (20_787, "2026-11-30"),
+    ] {
+        assert_eq!(civil_date(days), date, "day {days}");
+    }
+}
+
+#[test]
+fn a_new_day_writes_to_a_new_file_named_by_the_utc_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = DailyFile::new(dir.path());
+    // As if the log had been written yesterday and the day turned since.
+    let today = (now_ms() / 86_400_000) as i64;
+    let yesterday = dir.path().join(format!("{PREFIX}.{}.{SUFFIX}", civil_date(today - 1)));
+    files.file = Some(keybridge_vault::open_private_append(&yesterday).unwrap());
+    files.day = today - 1;
+    files.write_all(b"{}\n").unwrap();
+    assert_eq!(std::fs::read(&yesterday).unwrap(), b"", "nothing of today goes to yesterday's file");
+    let expected = std::process::Command::new("date").args(["-u", "+%F"]).output().unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
+    let written = dir.path().join(format!("{PREFIX}.{expected}.{SUFFIX}"));
+    // The UTC day may have turned between the write and `date`: then the file is yesterday's.
+    if !written.exists() {
+        assert_ne!(civil_date(today), expected, "no file named for today, {expected}");
+        return;
+    }
+    assert_eq!(std::fs::read(&written).unwrap(), b"{}\n");
+}
+
+#[test]
+fn a_broken_chain_says_where() {
+    let broken = Broken { file: "audit.2026-11-30.jsonl".into(), line: 3, expected_seq: 41, reason: "edited".into() };
+    assert_eq!(broken.to_string(), "audit.2026-11-30.jsonl line 3 (record #41): edited");
+}
