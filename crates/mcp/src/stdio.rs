@@ -50,27 +50,28 @@ impl AsyncRead for Handed {
     }
 }
 
-/// What the shortcut needs to know of a line: whether it is a request, and for what.
+/// What the shortcut needs to know of a line: whether it is a request, and for what. Keys
+/// count by being there, `null` or not, as rmcp counts them.
 #[derive(Deserialize)]
 struct Shape<'a> {
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<IgnoredAny>,
-    #[serde(default)]
-    result: Option<IgnoredAny>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    id: bool,
+    #[serde(default, deserialize_with = "present")]
+    result: bool,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(value).map(|_| true)
 }
 
 /// A `tools/call` request read directly, or `None` for rmcp to read the line its own way.
 fn tool_call(line: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
     let shape: Shape = serde_json::from_slice(line).ok()?;
-    if shape.method.as_deref() != Some("tools/call")
-        || shape.id.is_none()
-        || shape.result.is_some()
-        || shape.error.is_some()
-    {
+    if shape.method.as_deref() != Some("tools/call") || !shape.id || shape.result || shape.error {
         return None;
     }
     let request: JsonRpcRequest<CallToolRequest> = serde_json::from_slice(line).ok()?;
@@ -246,6 +247,7 @@ mod tests {
             json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "x"}}),
             json!({"jsonrpc": "2.0", "id": null, "method": "tools/call", "params": {"name": "x"}}),
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "result": {}, "params": {"name": "x"}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "error": null, "params": {"name": "x"}}),
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}),
         ] {
             assert!(tool_call(line.to_string().as_bytes()).is_none(), "{line}");
