@@ -52,6 +52,12 @@ impl From<AppErrorCode> for UiErrorCode {
     }
 }
 
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl UiError {
     pub fn new(code: impl Into<UiErrorCode>, message: impl Into<String>) -> Self {
         Self { code: code.into(), message: message.into() }
