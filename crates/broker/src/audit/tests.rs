@@ -215,3 +215,61 @@ fn a_broken_chain_says_where() {
     let broken = Broken { file: "audit.2026-11-30.jsonl".into(), line: 3, expected_seq: 41, reason: "edited".into() };
     assert_eq!(broken.to_string(), "audit.2026-11-30.jsonl line 3 (record #41): edited");
 }
+
+/// The head written as the broker writes it, sealed with the chain key, naming `seq` and `mac`.
+fn sealed_head(dir: &Path, store: &MemoryStore, seq: u64, mac: &str) {
+    let (key, _) = ChainKey::load_or_create(store, KEY_NAME).unwrap();
+    let head = json!({"seq": seq, "mac": mac, "head_mac": key.mac("head", &format!("{seq}:{mac}"))});
+    std::fs::write(dir.join(HEAD_FILE), head.to_string()).unwrap();
+}
+
+fn mac_of(dir: &Path, line: usize) -> String {
+    let lines: Vec<String> = std::fs::read_to_string(file(dir)).unwrap().lines().map(str::to_string).collect();
+    serde_json::from_str::<Value>(&lines[line]).unwrap()["mac"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_sealed_head_must_name_the_last_record_or_the_one_before_it_exactly() {
+    // The right number with another record's MAC: refused, at the end and one behind.
+    let (dir, store, _log) = log_with(3);
+    sealed_head(dir.path(), &store, 3, &mac_of(dir.path(), 1));
+    let b = broken_at(dir.path(), &store);
+    assert!(b.reason.contains("cut off the end"), "{b}");
+    assert_eq!(b.expected_seq, 4, "the record expected next");
+    sealed_head(dir.path(), &store, 2, &mac_of(dir.path(), 0));
+    assert!(broken_at(dir.path(), &store).reason.contains("cut off the end"));
+    // Two behind: refused; exactly at the end: taken.
+    sealed_head(dir.path(), &store, 1, &mac_of(dir.path(), 0));
+    assert!(broken_at(dir.path(), &store).reason.contains("cut off the end"));
+    sealed_head(dir.path(), &store, 3, &mac_of(dir.path(), 2));
+    assert_eq!(verify(dir.path(), &store).unwrap().records, 3);
+    // A head one ahead of the log: records were cut off.
+    sealed_head(dir.path(), &store, 4, &mac_of(dir.path(), 2));
+    assert!(broken_at(dir.path(), &store).reason.contains("#4"));
+}
+
+#[test]
+fn a_missing_head_is_refused_once_there_are_records_and_says_which_comes_next() {
+    let (dir, store, _log) = log_with(2);
+    std::fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
+    let b = broken_at(dir.path(), &store);
+    assert!(b.reason.contains("head file is missing"), "{b}");
+    assert_eq!(b.expected_seq, 3);
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(verify(empty.path(), &store).unwrap().records, 0, "no records, no head: a new log");
+}
+
+#[test]
+fn a_record_out_of_place_is_named_missing_or_out_of_order() {
+    let (dir, store, _log) = log_with(4);
+    edit_lines(dir.path(), |l| {
+        l.remove(1);
+    });
+    assert!(broken_at(dir.path(), &store).reason.contains("found record #3: records are missing"));
+    let (dir, store, _log) = log_with(4);
+    edit_lines(dir.path(), |l| {
+        let first = l[0].clone();
+        l.insert(2, first);
+    });
+    assert!(broken_at(dir.path(), &store).reason.contains("found record #1: out of order"));
+}
