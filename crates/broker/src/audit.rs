@@ -25,11 +25,13 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use tokio::sync::broadcast;
 
+mod anchoring;
 mod event;
 
 pub use event::{AdminEvent, AuditEvent, AuthMethod, CallDecision, Outcome, ToolCallEvent};
 
 use crate::primitives::{keychain_key, lock, same_secret};
+use anchoring::Anchoring;
 
 const KEY_NAME: &str = "audit-chain-key";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -178,78 +180,6 @@ pub struct AuditLog {
 /// How soon after a record the chain's end is anchored in the keychain: records cut off later
 /// are refused at the next start, even after a kill that skipped the anchor at shutdown.
 pub const ANCHOR_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The chain's newest end not yet anchored, handed to the one thread that anchors it: the
-/// keychain round trip (milliseconds) stays off the path of every call, and anchors are written
-/// in order, at most one per [`ANCHOR_WITHIN`].
-#[derive(Default)]
-struct Anchoring {
-    state: Mutex<AnchoringState>,
-    wake: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct AnchoringState {
-    pending: Option<(u64, String)>,
-    closed: bool,
-}
-
-impl Anchoring {
-    fn start(anchor: crate::anchor::Anchor) -> Arc<Self> {
-        let anchoring = Arc::new(Self::default());
-        let worker = anchoring.clone();
-        let spawned = std::thread::Builder::new().name("audit-anchor".into()).spawn(move || worker.run(&anchor));
-        if let Err(e) = spawned {
-            tracing::warn!("cannot start anchoring the audit log: {e}; it is anchored at start and shutdown only");
-        }
-        anchoring
-    }
-
-    /// A new end of the chain; wakes the thread only when it had nothing to do.
-    fn offer(&self, seq: u64, mac: &str) {
-        let mut state = lock(&self.state);
-        let idle = state.pending.is_none();
-        state.pending = Some((seq, mac.to_string()));
-        if idle {
-            self.wake.notify_one();
-        }
-    }
-
-    /// The end was anchored directly (at shutdown): nothing left to do for it.
-    fn settled(&self, seq: u64) {
-        let mut state = lock(&self.state);
-        if state.pending.as_ref().is_some_and(|(pending, _)| *pending <= seq) {
-            state.pending = None;
-        }
-    }
-
-    fn run(&self, anchor: &crate::anchor::Anchor) {
-        loop {
-            let mut state = lock(&self.state);
-            while state.pending.is_none() && !state.closed {
-                state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-            if state.closed && state.pending.is_none() {
-                return;
-            }
-            if !state.closed {
-                // Let the records of the next moment gather under one anchor.
-                state =
-                    self.wake.wait_timeout(state, ANCHOR_WITHIN).map(|(s, _)| s).unwrap_or_else(|e| e.into_inner().0);
-            }
-            let Some((seq, mac)) = state.pending.take() else { continue };
-            drop(state);
-            if let Err(e) = anchor.set(&format!("{seq}:{mac}")) {
-                tracing::warn!("cannot anchor the audit log in the keychain: {e}");
-            }
-        }
-    }
-
-    fn close(&self) {
-        lock(&self.state).closed = true;
-        self.wake.notify_one();
-    }
-}
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
