@@ -149,6 +149,42 @@ fn the_broker_writes_each_primitive_once() {
     }
 }
 
+#[test]
+fn only_the_host_chooses_the_brokers_seams() {
+    // The desktop's implementation of each seam (secrets, state, audit, tokens); spelled in
+    // parts so that this file does not match itself.
+    let implementations = [
+        ["Keyring", "Store"].concat(),
+        ["Sealed", "Files"].concat(),
+        ["Audit", "Log::open"].concat(),
+        ["Token", "Issuer"].concat(),
+    ];
+    // Where they may be named: where they are written (the broker, the vault), where they are
+    // chosen (the host), and the benchmark and fuzz targets that measure or attack one alone.
+    let allowed = ["crates/broker/src", "crates/vault", "crates/host/src", "crates/bench/src", "fuzz"];
+    let mut named = Vec::new();
+    for file in rust_files(&root()) {
+        let relative = file.strip_prefix(root()).unwrap().display().to_string();
+        if allowed.iter().any(|dir| relative.starts_with(dir)) {
+            continue;
+        }
+        let source = std::fs::read_to_string(&file).unwrap();
+        named.extend(
+            implementations.iter().filter(|name| source.contains(name.as_str())).map(|n| format!("{relative}: {n}")),
+        );
+    }
+    assert!(named.is_empty(), "named outside the host: {named:?}");
+    let broker_core: Vec<String> = rust_files(&root().join("crates/broker/src/broker"))
+        .into_iter()
+        .filter(|file| {
+            let source = std::fs::read_to_string(file).unwrap();
+            implementations.iter().any(|name| source.contains(name.as_str()))
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(broker_core.is_empty(), "the broker's core names an implementation, not its seam: {broker_core:?}");
+}
+
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return found };

@@ -3,9 +3,10 @@
 //! `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings` rewrites it.
 
 use keybridge_broker_proto::{
-    AccountView, AllowanceView, ApprovalKind, ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure,
-    AuthFailureCount, BrokerEvent, ClientAdded, ClientLimits, ClientLimitsUpdate, ClientView, ConsequencePreview,
-    ErrorCode, SessionView, SettingsView, StatusView,
+    AccountRemoved, AccountTested, AccountView, AllowanceRevoked, AllowanceView, ApprovalDecided, ApprovalKind,
+    ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure, AuthFailureCount, BrokerEvent,
+    ClientAdded, ClientLimits, ClientLimitsUpdate, ClientRevoked, ClientUpdated, ClientView, ConsequencePreview,
+    ErrorCode, KeysRotated, PauseState, SessionEnded, SessionView, SettingsView, StatusView,
 };
 use ts_rs::{Config, TS};
 
@@ -48,6 +49,15 @@ fn render() -> String {
         ConnectDone::decl(&cfg),
         Snippets::decl(&cfg),
         ConnectionTest::decl(&cfg),
+        AccountRemoved::decl(&cfg),
+        AccountTested::decl(&cfg),
+        ClientRevoked::decl(&cfg),
+        ClientUpdated::decl(&cfg),
+        SessionEnded::decl(&cfg),
+        PauseState::decl(&cfg),
+        KeysRotated::decl(&cfg),
+        ApprovalDecided::decl(&cfg),
+        AllowanceRevoked::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings`; do not edit.\n\n",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keybridge_broker::{Broker, BrokerConfig};
-use keybridge_broker_proto::{AdminCommand, Credential};
+use keybridge_broker_proto::{AdminCommand, AdminReply, TokenMinted};
 use keybridge_host::catalog::Preset;
 use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
 use keybridge_vault::MemoryStore;
@@ -64,7 +64,7 @@ impl World {
         .unwrap();
         let mut config = BrokerConfig::new(dir.path().join("data"), sim.base_url());
         config.approval_timeout = approval_timeout;
-        let broker = Arc::new(Broker::open(config, Arc::new(MemoryStore::default())).unwrap());
+        let broker = Arc::new(keybridge_host::open_desktop_broker(config, Arc::new(MemoryStore::default())).unwrap());
         let claude = dir.path().join("Claude/claude_desktop_config.json");
         let state = AppState {
             broker: Some(broker.clone()),
@@ -246,7 +246,7 @@ fn a_dangerous_call_waits_for_the_window_and_runs_once_approved() {
     let minted =
         tauri::async_runtime::block_on(world.broker.admin(AdminCommand::TokenMint { client_id: id, ttl_secs: None }))
             .unwrap();
-    let token = Credential::new(minted["token"].as_str().unwrap().to_string());
+    let AdminReply::TokenMinted(TokenMinted { token, .. }) = minted else { panic!("not a token: {minted:?}") };
     let broker = world.broker.clone();
     let created = tauri::async_runtime::block_on(broker.call(
         None,

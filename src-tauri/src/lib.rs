@@ -20,7 +20,7 @@ mod tray;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keybridge_broker_proto::{AdminCommand, AuditRecordView, BrokerEvent};
+use keybridge_broker_proto::{AdminCommand, AdminReply, AuditRecordView, BrokerEvent};
 use keybridge_host::Broker;
 use keybridge_host::{Host, HostError, HostOptions};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -120,8 +120,8 @@ pub(crate) fn toggle_pause<R: Runtime>(app: &AppHandle<R>) {
 
 async fn refresh_tray<R: Runtime>(app: &AppHandle<R>, broker: &Broker) {
     let waiting = match broker.admin(AdminCommand::ApprovalsList).await {
-        Ok(list) => list.as_array().map_or(0, Vec::len),
-        Err(_) => 0,
+        Ok(AdminReply::Approvals(list)) => list.len(),
+        _ => 0,
     };
     if let Some(tray) = app.try_state::<tray::Tray<R>>()
         && let Err(e) = tray.show(TrayState::of(broker.is_paused(), waiting))

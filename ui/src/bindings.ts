@@ -219,3 +219,21 @@ tools: Array<string>,
  * Plain words: what worked, or what failed and what to do.
  */
 message: string, };
+
+export type AccountRemoved = { removed: boolean, };
+
+export type AccountTested = { account: string, ok: boolean, };
+
+export type ClientRevoked = { revoked: string, };
+
+export type ClientUpdated = { updated: string, scopes: Array<string>, limits: ClientLimits, };
+
+export type SessionEnded = { ended: boolean, };
+
+export type PauseState = { paused: boolean, };
+
+export type KeysRotated = { kid: string, };
+
+export type ApprovalDecided = { approval: string, decision: string, };
+
+export type AllowanceRevoked = { revoked: boolean, };

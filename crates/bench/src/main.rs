@@ -15,7 +15,7 @@ mod soak;
 use anyhow::{Context, Result};
 use keybridge_broker::audit::{AuditEvent, AuditLog, ToolCallEvent};
 use keybridge_broker::tokens::{Grant, TokenIssuer};
-use keybridge_broker::{Broker, BrokerConfig, server};
+use keybridge_broker::{BrokerConfig, server};
 use keybridge_broker_proto::{
     AdminCommand, ClientLimitsUpdate, ClientSpec, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
     read_frame, write_frame,
@@ -241,7 +241,8 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
     let direct = stats(samples);
 
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
-    let broker = Arc::new(Broker::open(BrokerConfig::new(dir.join("data"), sim.base_url()), store)?);
+    let broker =
+        Arc::new(keybridge_host::open_desktop_broker(BrokerConfig::new(dir.join("data"), sim.base_url()), store)?);
     broker
         .admin(AdminCommand::AccountAdd {
             name: "main".into(),
@@ -260,11 +261,15 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
         token_ttl_secs: None,
         with_key: true,
     };
-    let added = broker.admin(AdminCommand::ClientAdd { spec }).await?;
+    let Ok(added) =
+        keybridge_broker_proto::ClientAdded::try_from(broker.admin(AdminCommand::ClientAdd { spec }).await?)
+    else {
+        anyhow::bail!("the broker answered ClientAdd with another kind of reply");
+    };
     // The benchmark calls far faster than a trader's client may by default.
     let limits =
         ClientLimitsUpdate { calls_per_minute: Some(1_000_000), calls_in_flight: Some(10_000), ..Default::default() };
-    let client_id = added["client_id"].as_str().context("id")?.to_string();
+    let client_id = added.client_id.clone();
     let update = AdminCommand::ClientUpdate { client_id, preset: None, scopes: vec![], policy: None, limits };
     broker.admin(update).await?;
     let socket = dir.join("run/broker.sock");
@@ -274,8 +279,8 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
     let mut stream = keybridge_endpoint::connect(&socket).await?;
     let hello = Hello::Bridge {
         version: PROTOCOL_VERSION,
-        client_id: added["client_id"].as_str().context("id")?.into(),
-        client_key: Some(Credential::new(added["client_key"].as_str().context("key")?.into())),
+        client_id: added.client_id,
+        client_key: Some(Credential::new(added.client_key.context("a key client has a key")?)),
     };
     write_frame(&mut stream, &hello).await?;
     let Response::Welcome { session } = read_frame(&mut stream).await? else { anyhow::bail!("not welcomed") };

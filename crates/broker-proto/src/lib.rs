@@ -12,7 +12,9 @@
 
 use std::fmt;
 
+mod replies;
 mod views;
+pub use replies::*;
 pub use views::*;
 
 use keybridge_secret::SecretString;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use keybridge_vault::{SecretStore, SecretString};
 
-use crate::BrokerError;
+use crate::{BrokerError, OpenError};
 
 /// How to start on purpose from state that is behind its anchors.
 pub const ACCEPT_HINT: &str = "if you restored it on purpose, start Keybridge once with `keybridge serve --accept-restored-state` (or KEYBRIDGE_ACCEPT_RESTORED_STATE=1 for the app) and it will continue from what is there";
@@ -49,16 +49,16 @@ impl Anchor {
 
     /// Refuse a state file whose generation (`None`: the file is missing) is behind the anchor,
     /// unless the human accepted restored state.
-    pub fn check(&self, file: &Path, what: &str, found: Option<u64>, accept: bool) -> Result<(), BrokerError> {
+    pub fn check(&self, file: &Path, what: &str, found: Option<u64>, accept: bool) -> Result<(), OpenError> {
         let Some(anchored) = self.generation()? else { return Ok(()) };
         match found {
             Some(found) if found >= anchored => Ok(()),
             _ if accept => Ok(()),
-            None => Err(BrokerError::RolledBack(format!(
+            None => Err(OpenError::RolledBack(format!(
                 "{} is missing, but Keybridge wrote it before (generation {anchored}): without it {what} would be lost silently. Put it back from a backup; {ACCEPT_HINT}",
                 file.display()
             ))),
-            Some(found) => Err(BrokerError::RolledBack(format!(
+            Some(found) => Err(OpenError::RolledBack(format!(
                 "{} is older than the last copy Keybridge wrote (generation {found}, expected {anchored}): an older copy was put back, which could revive {what}. Put the newest copy back; {ACCEPT_HINT}",
                 file.display()
             ))),

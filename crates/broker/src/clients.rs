@@ -1,7 +1,7 @@
 //! Paired MCP clients: who they are, what they may do, how they prove it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use keybridge_broker_proto::ClientLimits;
 use keybridge_catalog::{Preset, Scope};
@@ -9,9 +9,9 @@ use keybridge_vault::AccountId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::BrokerError;
 use crate::policy::Decision;
-use crate::sealed::SealedFileError;
+use crate::state::StateStore;
+use crate::{BrokerError, OpenError};
 
 /// How a client's bridge proves it is that client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,15 +43,16 @@ pub struct Client {
     pub limits: ClientLimits,
 }
 
-/// The registry, persisted as `clients.json` in the data directory.
-#[derive(Debug)]
+/// The registry: the clients in memory, each change saved to the [`StateStore`] before it counts.
 pub struct Clients {
-    file: PathBuf,
     clients: BTreeMap<String, Client>,
-    seal: SealKey,
-    /// Bumped by every change that matters for access, and anchored in the keychain.
-    generation: u64,
-    anchor: Option<crate::anchor::Anchor>,
+    store: Arc<dyn StateStore>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients").field("clients", &self.clients.len()).finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn key_hash(key: &str) -> String {
@@ -97,54 +98,11 @@ impl std::fmt::Debug for SealKey {
     }
 }
 
-/// The seal's purpose, and the file's field that holds the clients.
-const PURPOSE: &str = "clients";
-const FIELD: &str = "clients";
-
 impl Clients {
-    /// Load without an anchor (tests, tools that only read).
-    pub fn load(data_dir: &Path, seal: SealKey) -> Result<Self, BrokerError> {
-        Self::load_anchored(data_dir, seal, None, false)
-    }
-
-    /// Load, refusing a file behind `anchor` (put back, or deleted) unless `accept_restored`;
-    /// then the anchor follows the file as it is.
-    pub fn load_anchored(
-        data_dir: &Path,
-        seal: SealKey,
-        anchor: Option<crate::anchor::Anchor>,
-        accept_restored: bool,
-    ) -> Result<Self, BrokerError> {
-        let file = data_dir.join("clients.json");
-        let unsealed = crate::sealed::read::<Vec<Client>>(&file, FIELD, PURPOSE, &seal).map_err(|e| match e {
-            SealedFileError::Unreadable(e) => {
-                BrokerError::Storage { action: "read", path: file.to_path_buf(), source: e.into() }
-            }
-            SealedFileError::Tampered => BrokerError::Invalid(format!(
-                "{} was changed outside Keybridge (its seal does not match); restore it from a backup, or remove it and pair your clients again",
-                file.display()
-            )),
-            SealedFileError::Damaged(e) => {
-                BrokerError::Invalid(format!("{} is damaged ({e}); restore it or remove it", file.display()))
-            }
-        })?;
-        if let Some(anchor) = &anchor {
-            let lost = match unsealed {
-                Some(_) => "a revoked client, or scopes taken away",
-                None => "every paired client and every revocation",
-            };
-            anchor.check(&file, lost, unsealed.as_ref().map(|u| u.generation), accept_restored)?;
-        }
-        let (clients, generation) = match unsealed {
-            Some(unsealed) => (unsealed.value.into_iter().map(|c| (c.id.clone(), c)).collect(), unsealed.generation),
-            None => (BTreeMap::new(), 0),
-        };
-        let mut clients = Self { file, clients, seal, generation, anchor };
-        if accept_restored {
-            // From now on, what is there is the newest state.
-            clients.save(true)?;
-        }
-        Ok(clients)
+    /// The clients `store` saved last.
+    pub fn load(store: Arc<dyn StateStore>) -> Result<Self, OpenError> {
+        let clients = store.load_clients()?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        Ok(Self { clients, store })
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {
@@ -178,16 +136,9 @@ impl Clients {
         Ok(())
     }
 
-    fn save(&mut self, new_generation: bool) -> Result<(), BrokerError> {
-        let generation = if new_generation && self.anchor.is_some() { self.generation + 1 } else { self.generation };
+    fn save(&mut self, access_changed: bool) -> Result<(), BrokerError> {
         let clients: Vec<Client> = self.clients.values().cloned().collect();
-        crate::sealed::write(&self.file, FIELD, PURPOSE, &self.seal, &clients, generation)?;
-        // The file first, then the anchor: a crash between leaves the file ahead, which loads.
-        if let Some(anchor) = self.anchor.as_ref().filter(|_| new_generation) {
-            anchor.set(&generation.to_string())?;
-        }
-        self.generation = generation;
-        Ok(())
+        self.store.save_clients(&clients, access_changed)
     }
 }
 

@@ -46,14 +46,6 @@ pub enum BrokerError {
     Vault(#[from] keybridge_vault::VaultError),
     #[error("internal error: {0}")]
     Internal(String),
-    /// A file or folder of Keybridge's own could not be read or written.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Storage {
-        action: &'static str,
-        path: std::path::PathBuf,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
     /// The keys that sign access tokens could not be opened, made or used.
     #[error("the token signing keys: {0}")]
     Tokens(#[from] crate::tokens::TokenError),
@@ -63,9 +55,6 @@ pub enum BrokerError {
     /// The audit log could not be opened, written or read.
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
-    /// The audit log on disk cannot be continued (it does not verify, or cannot be read).
-    #[error("{0}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log")]
-    AuditUnusable(#[source] crate::audit::AuditError),
     /// The audit log failed earlier: no call runs until it can be written again.
     #[error(
         "the audit log cannot be written ({0}); every call is refused until it can: fix the cause, then restart Keybridge"
@@ -74,25 +63,66 @@ pub enum BrokerError {
     /// The task running a call ended without an answer (it panicked).
     #[error("the call stopped without an answer: {0}")]
     CallStopped(#[source] tokio::task::JoinError),
-    /// The local socket or pipe could not be served.
+}
+
+/// Why a broker could not start. Apart from [`BrokerError`], which a call or a command gets:
+/// these stop the broker before it serves anyone, and each says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A file or folder of Keybridge's own could not be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Storage {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("keychain: {0}")]
+    Keychain(#[from] keybridge_vault::VaultError),
+    /// A key Keybridge keeps in the keychain could not be had.
     #[error("{0}")]
-    Endpoint(#[source] keybridge_endpoint::EndpointError),
-    /// Another broker of this user holds the socket: `keybridge serve` or the app.
-    #[error("Keybridge is already running for this user (socket {0}); stop it first, or use it: it is the same broker")]
-    AlreadyRunning(String),
+    KeychainKey(#[from] crate::primitives::KeychainKeyError),
+    /// The keys that sign access tokens could not be opened or made.
+    #[error("the token signing keys: {0}")]
+    Tokens(#[from] crate::tokens::TokenError),
+    /// The audit log on disk cannot be continued (it does not verify, or cannot be read).
+    #[error("{0}; inspect it with `keybridge audit verify`, then move the audit folder aside to start a new log")]
+    AuditUnusable(#[source] crate::audit::AuditError),
     /// State on disk is behind what this install wrote (put back, or deleted): refused.
     #[error("{0}")]
     RolledBack(String),
+    /// Clients or settings on disk that cannot be obeyed: changed outside Keybridge, or damaged.
+    /// The message names the file and what to do.
+    #[error("{0}")]
+    StateRefused(String),
+    #[error("cannot set up the QuantConnect client: {0}")]
+    QuantConnect(#[source] keybridge_quantconnect::QcError),
+    /// Another broker of this user holds the socket: `keybridge serve` or the app.
+    #[error("Keybridge is already running for this user (socket {0}); stop it first, or use it: it is the same broker")]
+    AlreadyRunning(String),
+    /// The local socket or pipe could not be bound.
+    #[error("{0}")]
+    Endpoint(#[source] keybridge_endpoint::EndpointError),
+}
+
+impl From<BrokerError> for OpenError {
+    /// A state store's write during start-up (accepting restored state) fails like any write.
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Vault(e) => OpenError::Keychain(e),
+            BrokerError::KeychainKey(e) => OpenError::KeychainKey(e),
+            BrokerError::Tokens(e) => OpenError::Tokens(e),
+            other => OpenError::StateRefused(other.to_string()),
+        }
+    }
 }
 
 impl BrokerError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BrokerError::NotFound(_) => ErrorCode::NotFound,
-            BrokerError::Invalid(_)
-            | BrokerError::Vault(_)
-            | BrokerError::AlreadyRunning(_)
-            | BrokerError::RolledBack(_) => ErrorCode::Invalid,
+            BrokerError::Invalid(_) | BrokerError::Vault(_) => ErrorCode::Invalid,
             BrokerError::PairingDenied(_) => ErrorCode::PairingDenied,
             BrokerError::TokenInvalid(_) => ErrorCode::TokenInvalid,
             BrokerError::TokenExpired => ErrorCode::TokenExpired,
@@ -109,14 +139,11 @@ impl BrokerError {
             BrokerError::RateLimited(_) => ErrorCode::RateLimited,
             BrokerError::LimitReached(_) => ErrorCode::LimitReached,
             BrokerError::Internal(_)
-            | BrokerError::Storage { .. }
             | BrokerError::Tokens(_)
             | BrokerError::KeychainKey(_)
             | BrokerError::Audit(_)
-            | BrokerError::AuditUnusable(_)
             | BrokerError::AuditFailed(_)
-            | BrokerError::CallStopped(_)
-            | BrokerError::Endpoint(_) => ErrorCode::Internal,
+            | BrokerError::CallStopped(_) => ErrorCode::Internal,
         }
     }
 
@@ -143,9 +170,8 @@ mod tests {
     #[test]
     fn a_failure_below_keeps_its_cause_and_says_where() {
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let e = BrokerError::Storage { action: "read", path: "/data/clients.json".into(), source: denied.into() };
+        let e = OpenError::Storage { action: "read", path: "/data/clients.json".into(), source: denied.into() };
         assert!(std::error::Error::source(&e).is_some(), "the cause is kept, not flattened into text");
-        assert_eq!(e.code(), ErrorCode::Internal);
         assert!(e.to_string().starts_with("cannot read /data/clients.json: "), "{e}");
         let e = BrokerError::from(crate::tokens::TokenError::Expired);
         assert!(std::error::Error::source(&e).is_some());

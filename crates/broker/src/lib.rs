@@ -22,13 +22,15 @@ pub mod peer;
 pub mod policy;
 mod primitives;
 mod sealed;
+pub mod seams;
 pub mod server;
 pub mod settings;
+pub mod state;
 mod text;
 pub mod tokens;
 
-pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, default_data_dir};
-pub use error::BrokerError;
+pub use broker::{Broker, BrokerConfig, MAX_WAITING_PER_SESSION, default_data_dir, install_id};
+pub use error::{BrokerError, OpenError};
 pub use keybridge_endpoint::current_uid as own_uid;
 pub use primitives::KeychainKeyError;
 pub use text::{canonical, masked, plain_text, redact};

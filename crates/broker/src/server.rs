@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use crate::audit::AuditRecord;
 use crate::peer::Peer;
 use crate::primitives::lock;
-use crate::{Broker, BrokerError, own_uid};
+use crate::{Broker, BrokerError, OpenError, own_uid};
 
 /// Calls one connection may have in flight at once.
 pub const MAX_CALLS_IN_FLIGHT: usize = 64;
@@ -40,11 +40,10 @@ pub use keybridge_endpoint::Listener;
 
 /// Listen at `address` (a socket path, or a pipe name on Windows), refusing if another broker
 /// of this user already does.
-pub fn bind(address: &Path) -> Result<Listener, BrokerError> {
+pub fn bind(address: &Path) -> Result<Listener, OpenError> {
     Listener::bind(address).map_err(|e| match e {
-        EndpointError::AlreadyRunning { address } => BrokerError::AlreadyRunning(address),
-        EndpointError::Invalid(message) => BrokerError::Invalid(message),
-        other => BrokerError::Endpoint(other),
+        EndpointError::AlreadyRunning { address } => OpenError::AlreadyRunning(address),
+        other => OpenError::Endpoint(other),
     })
 }
 
@@ -282,7 +281,7 @@ async fn requests(
             }
             (RequestBody::Admin(command), None) => {
                 let _ = outbox.send(match broker.admin(command).await {
-                    Ok(result) => Response::Admin { id, result },
+                    Ok(reply) => Response::Admin { id, result: reply.to_wire() },
                     Err(e) => Response::Error { id: Some(id), error: e.info() },
                 });
             }

@@ -13,11 +13,11 @@ use std::time::Duration;
 use keybridge_broker_proto::SettingsView;
 use keybridge_catalog::Scope;
 
-use crate::BrokerError;
 use crate::clients::SealKey;
 use crate::policy::Decision;
 use crate::sealed::SealedFileError;
 use crate::tokens::{DEFAULT_TTL_SECS, check_lifetime};
+use crate::{BrokerError, OpenError};
 
 /// The shortest and longest time a question may wait for the human.
 pub const APPROVAL_TIMEOUT_BOUNDS: (u64, u64) = (10, 600);
@@ -71,7 +71,7 @@ const PURPOSE: &str = "settings";
 const FIELD: &str = "settings";
 
 /// The saved settings, or the defaults when none were saved.
-pub fn load(data_dir: &Path, approval_timeout: Duration, seal: &SealKey) -> Result<Settings, BrokerError> {
+pub fn load(data_dir: &Path, approval_timeout: Duration, seal: &SealKey) -> Result<Settings, OpenError> {
     load_anchored(data_dir, approval_timeout, seal, None, false).map(|(settings, _)| settings)
 }
 
@@ -83,18 +83,18 @@ pub fn load_anchored(
     seal: &SealKey,
     anchor: Option<&crate::anchor::Anchor>,
     accept_restored: bool,
-) -> Result<(Settings, u64), BrokerError> {
+) -> Result<(Settings, u64), OpenError> {
     let path = settings_file(data_dir);
     const LOST: &str = "a stricter broker-wide policy";
     let unsealed = crate::sealed::read::<SettingsView>(&path, FIELD, PURPOSE, seal).map_err(|e| match e {
         SealedFileError::Unreadable(e) => {
-            BrokerError::Storage { action: "read", path: path.to_path_buf(), source: e.into() }
+            OpenError::Storage { action: "read", path: path.to_path_buf(), source: e.into() }
         }
-        SealedFileError::Tampered => BrokerError::Invalid(format!(
+        SealedFileError::Tampered => OpenError::StateRefused(format!(
             "{} was changed outside Keybridge (its seal does not match), so it is not obeyed; remove it to go back to the defaults, then set your settings again in Keybridge",
             path.display()
         )),
-        SealedFileError::Damaged(e) => BrokerError::Invalid(format!(
+        SealedFileError::Damaged(e) => OpenError::StateRefused(format!(
             "{} is not valid ({e}); remove it to go back to the defaults, then set your settings again in Keybridge",
             path.display()
         )),
@@ -103,8 +103,9 @@ pub fn load_anchored(
         anchor.check(&path, LOST, unsealed.as_ref().map(|u| u.generation), accept_restored)?;
     }
     let Some(unsealed) = unsealed else { return Ok((Settings::defaults(approval_timeout), 0)) };
-    let settings = Settings::from_view(&unsealed.value)
-        .map_err(|e| BrokerError::Invalid(format!("{}: {e}; remove it to go back to the defaults", path.display())))?;
+    let settings = Settings::from_view(&unsealed.value).map_err(|e| {
+        OpenError::StateRefused(format!("{}: {e}; remove it to go back to the defaults", path.display()))
+    })?;
     Ok((settings, unsealed.generation))
 }
 

@@ -379,7 +379,7 @@ async fn pause_survives_a_restart_and_an_edited_client_file_is_refused() {
     let file = common::data_dir(env.dir.path()).join("clients.json");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("qc:account:read", "qc:live:execute", 1)).unwrap();
-    let err = keybridge_broker::Broker::open(env.broker.config().clone(), env.store.clone()).unwrap_err();
+    let err = keybridge_host::open_desktop_broker(env.broker.config().clone(), env.store.clone()).unwrap_err();
     assert!(err.to_string().contains("changed outside Keybridge"), "{err}");
 }
 

@@ -162,7 +162,7 @@ async fn a_peer_that_is_not_the_bridge_is_refused() {
     // A broker that accepts only an executable this test binary is not.
     let mut config = env.broker.config().clone();
     config.bridge_executables = vec!["/nonexistent/keybridge-mcp".into()];
-    let broker = keybridge_broker::Broker::open(config, env.store.clone()).unwrap();
+    let broker = keybridge_host::open_desktop_broker(config, env.store.clone()).unwrap();
     let me = keybridge_broker::peer::Peer::inspect(keybridge_broker::own_uid(), Some(std::process::id() as i32));
     let err = broker.authenticate(&client, None, &me).await.unwrap_err();
     assert!(err.to_string().contains("is not the keybridge-mcp bridge"), "{err}");

@@ -6,14 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::{Env, data_dir};
-use keybridge_broker::BrokerError;
+use keybridge_broker::OpenError;
 use keybridge_broker_proto::{AdminCommand, SettingsView};
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn refused(result: Result<keybridge_broker::Broker, BrokerError>) -> String {
+fn refused(result: Result<keybridge_broker::Broker, OpenError>) -> String {
     match result {
-        Err(BrokerError::RolledBack(message)) => message,
+        Err(OpenError::RolledBack(message)) => message,
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("the broker started on rolled-back state"),
     }

@@ -4,10 +4,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use keybridge_broker_proto::{
-    AdminCommand, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame, write_frame,
+    AdminCommand, AdminReply, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame, write_frame,
 };
 use keybridge_endpoint::Stream;
-use serde_json::Value;
 
 pub struct Admin {
     stream: Stream,
@@ -37,11 +36,13 @@ impl Admin {
         read_frame(&mut self.stream).await.context("the broker closed the connection")
     }
 
-    /// Run one command and return its result, or the broker's error message.
-    pub async fn run(&mut self, command: AdminCommand) -> Result<Value> {
+    /// Run one command and return its reply, or the broker's error message.
+    pub async fn run(&mut self, command: AdminCommand) -> Result<AdminReply> {
+        let sent = command.clone();
         self.send(command).await?;
         match self.next().await? {
-            Response::Admin { result, .. } => Ok(result),
+            Response::Admin { result, .. } => AdminReply::from_wire(&sent, result)
+                .context("the broker's answer is not what this version of keybridge reads; update one of the two"),
             Response::Error { error, .. } => bail!("{}", error.message),
             other => bail!("unexpected answer from the broker: {other:?}"),
         }

@@ -66,11 +66,11 @@ async fn run(command: Command) -> Result<()> {
                 token_ttl_secs: token_minutes.map(|m| m * 60),
                 with_key: key,
             };
-            let result = admin().await?.run(A::ClientAdd { spec }).await?;
-            if !json {
-                let id = result["client_id"].as_str().unwrap_or_default();
+            let reply = admin().await?.run(A::ClientAdd { spec }).await?;
+            if let (false, keybridge_broker_proto::AdminReply::ClientAdded(added)) = (json, &reply) {
+                let id = &added.client_id;
                 let mut text = format!("client {id} paired\n");
-                if let Some(key) = result["client_key"].as_str() {
+                if let Some(key) = &added.client_key {
                     text.push_str(&format!(
                         "client key (shown once, store it in the MCP client's config as KEYBRIDGE_CLIENT_KEY):\n{key}\n"
                     ));
@@ -78,7 +78,7 @@ async fn run(command: Command) -> Result<()> {
                 text.push_str(&format!("MCP server command: keybridge-mcp --client {id}\n"));
                 return emit(&text);
             }
-            result
+            reply
         }
         Command::Client(ClientCommand::List) => admin().await?.run(A::ClientList).await?,
         Command::Client(ClientCommand::Show { client_id }) => admin().await?.run(A::ClientShow { client_id }).await?,

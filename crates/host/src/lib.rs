@@ -10,12 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keybridge_broker::audit::AuditEvent;
-use keybridge_broker::{BrokerConfig, server};
+use keybridge_broker::anchor::Anchor;
+use keybridge_broker::audit::{AuditEvent, AuditLog};
+use keybridge_broker::seams::Backends;
+use keybridge_broker::state::SealedFiles;
+use keybridge_broker::tokens::TokenIssuer;
+use keybridge_broker::{BrokerConfig, OpenError, server};
 
 // The desktop app and the CLI reach the broker through this crate alone: these are what they use.
 pub use keybridge_broker::{Broker, BrokerError, default_data_dir, policy};
-use keybridge_broker_proto::{AdminCommand, ClientSpec, Credential};
+use keybridge_broker_proto::{AccountView, AdminCommand, AdminReply, ClientAdded, ClientSpec, ClientView, Credential};
 pub use keybridge_catalog as catalog;
 pub use keybridge_endpoint::default_address;
 use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
@@ -31,18 +35,57 @@ pub enum HostError {
     #[error("{0}")]
     AlreadyRunning(String),
     #[error("cannot start the broker: {0}")]
+    Open(#[source] OpenError),
+    /// The broker started but refused what the host asked of it (the demo's account, a record).
+    #[error("{0}")]
     Broker(#[source] BrokerError),
     #[error("cannot start the QuantConnect simulator for the demo: {0}")]
     Simulator(#[source] std::io::Error),
 }
 
-impl From<BrokerError> for HostError {
-    fn from(e: BrokerError) -> Self {
+impl From<OpenError> for HostError {
+    fn from(e: OpenError) -> Self {
         match e {
-            e @ BrokerError::AlreadyRunning(_) => HostError::AlreadyRunning(e.to_string()),
-            other => HostError::Broker(other),
+            e @ OpenError::AlreadyRunning(_) => HostError::AlreadyRunning(e.to_string()),
+            other => HostError::Open(other),
         }
     }
+}
+
+impl From<BrokerError> for HostError {
+    fn from(e: BrokerError) -> Self {
+        HostError::Broker(e)
+    }
+}
+
+/// The desktop's four seams (see `keybridge_broker::seams`), in `config.data_dir` with secrets
+/// in `secrets`: the keychain, sealed and anchored files, the hash-chained log, the local EdDSA
+/// token authority. Every host of a desktop broker (the app, `keybridge serve`, the tests and
+/// benchmarks) opens it through this one function.
+pub fn desktop_backends(config: &BrokerConfig, secrets: Arc<dyn SecretStore>) -> Result<Backends, OpenError> {
+    let dir = &config.data_dir;
+    let install_id = keybridge_broker::install_id(dir)?;
+    let accept = config.accept_restored_state;
+    let tokens = TokenIssuer::open(&install_id, dir, secrets.clone())?;
+    let audit = AuditLog::open_anchored(
+        &dir.join("audit"),
+        secrets.as_ref(),
+        &format!("audit-chain-key:{install_id}"),
+        Some(Anchor::new(secrets.clone(), "audit", &install_id)),
+        accept,
+    )
+    .map_err(|e| match e {
+        keybridge_broker::audit::AuditError::RolledBack(message) => OpenError::RolledBack(message),
+        other => OpenError::AuditUnusable(other),
+    })?;
+    let state = SealedFiles::open(dir, secrets.clone(), &install_id, accept)?;
+    Ok(Backends { secrets, state: Arc::new(state), audit: Arc::new(audit), tokens: Arc::new(tokens) })
+}
+
+/// A broker on the desktop's seams.
+pub fn open_desktop_broker(config: BrokerConfig, secrets: Arc<dyn SecretStore>) -> Result<Broker, OpenError> {
+    let backends = desktop_backends(&config, secrets)?;
+    Broker::open(config, backends)
 }
 
 /// How to host the broker.
@@ -178,7 +221,7 @@ impl Host {
         if let Some(secs) = std::env::var("KEYBRIDGE_APPROVAL_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
             config.approval_timeout = Duration::from_secs(secs);
         }
-        let broker = Arc::new(Broker::open(config, store)?);
+        let broker = Arc::new(open_desktop_broker(config, store)?);
         let demo_client = if demo { set_up_demo(&broker, options.demo_key_client).await? } else { None };
         // What is in force goes on record at every start.
         let settings = broker.settings().view();
@@ -237,12 +280,10 @@ impl Host {
 }
 
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, HostError> {
-    let failed = |e: std::io::Error| {
-        HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        HostError::Open(OpenError::Storage { action: "lock", path: data_dir.to_path_buf(), source: e })
     };
-    let private = |e: keybridge_vault::VaultError| {
-        HostError::Broker(BrokerError::Internal(format!("cannot lock {}: {e}", data_dir.display())))
-    };
+    let private = |e: keybridge_vault::VaultError| failed(e.into());
     keybridge_vault::create_private_dir(data_dir).map_err(private)?;
     let file = keybridge_vault::open_private_rw(&data_dir.join("broker.lock")).map_err(private)?;
     match file.try_lock() {
@@ -251,14 +292,14 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, HostError> {
             "another Keybridge broker is using the data folder {} (through another socket); stop it first",
             data_dir.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(e.into())),
     }
 }
 
 async fn set_up_demo(broker: &Broker, key_client: bool) -> Result<Option<DemoClient>, HostError> {
     let demo = SimAccount::demo();
-    let accounts = broker.admin(AdminCommand::AccountList).await?;
-    let has_demo = accounts.as_array().is_some_and(|list| list.iter().any(|a| a["id"] == "demo"));
+    let accounts: Vec<AccountView> = expect(broker.admin(AdminCommand::AccountList).await?)?;
+    let has_demo = accounts.iter().any(|account| account.id == "demo");
     if !has_demo {
         broker
             .admin(AdminCommand::AccountAdd {
@@ -274,11 +315,9 @@ async fn set_up_demo(broker: &Broker, key_client: bool) -> Result<Option<DemoCli
         return Ok(None);
     }
     // A key is only shown when it is made, so the demo makes a fresh one each start.
-    let clients = broker.admin(AdminCommand::ClientList).await?;
-    for old in clients.as_array().into_iter().flatten().filter(|c| c["name"] == "Demo client" && c["revoked"] == false)
-    {
-        let client_id = old["client_id"].as_str().unwrap_or_default().to_string();
-        broker.admin(AdminCommand::ClientRevoke { client_id }).await?;
+    let clients: Vec<ClientView> = expect(broker.admin(AdminCommand::ClientList).await?)?;
+    for old in clients.into_iter().filter(|c| c.name == "Demo client" && !c.revoked) {
+        broker.admin(AdminCommand::ClientRevoke { client_id: old.client_id }).await?;
     }
     let spec = ClientSpec {
         name: "Demo client".into(),
@@ -289,10 +328,16 @@ async fn set_up_demo(broker: &Broker, key_client: bool) -> Result<Option<DemoCli
         token_ttl_secs: None,
         with_key: true,
     };
-    let added = broker.admin(AdminCommand::ClientAdd { spec }).await?;
-    let client_id = added["client_id"].as_str().unwrap_or_default().to_string();
-    let client_key = Credential::new(added["client_key"].as_str().unwrap_or_default().to_string());
-    Ok(Some(DemoClient { client_id, client_key }))
+    let added: ClientAdded = expect(broker.admin(AdminCommand::ClientAdd { spec }).await?)?;
+    let client_key = Credential::new(added.client_key.unwrap_or_default());
+    Ok(Some(DemoClient { client_id: added.client_id, client_key }))
+}
+
+/// The view a command answers with; another kind of reply is the broker's bug.
+fn expect<T: TryFrom<AdminReply, Error = AdminReply>>(reply: AdminReply) -> Result<T, HostError> {
+    // The reply is not shown: a new client's key is in one.
+    T::try_from(reply)
+        .map_err(|_| HostError::Broker(BrokerError::Internal("the broker answered with another kind of reply".into())))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,6 +1,6 @@
 //! QuantConnect accounts: list, add (checked first), test, rename, remove.
 
-use keybridge_broker_proto::{AccountView, AdminCommand};
+use keybridge_broker_proto::{AccountRemoved, AccountTested, AccountView, AdminCommand};
 use tauri::State;
 
 use super::{AppState, Reply};
@@ -30,7 +30,7 @@ pub async fn account_add(state: State<'_, AppState>, account: NewAccount) -> Rep
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn account_test(state: State<'_, AppState>, name: String) -> Reply<serde_json::Value> {
+pub async fn account_test(state: State<'_, AppState>, name: String) -> Reply<AccountTested> {
     state.admin(AdminCommand::AccountTest { name }).await
 }
 
@@ -42,6 +42,6 @@ pub async fn account_rename(state: State<'_, AppState>, name: String, new_name: 
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn account_remove(state: State<'_, AppState>, name: String) -> Reply<serde_json::Value> {
+pub async fn account_remove(state: State<'_, AppState>, name: String) -> Reply<AccountRemoved> {
     state.admin(AdminCommand::AccountRemove { name }).await
 }

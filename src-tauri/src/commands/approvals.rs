@@ -1,6 +1,8 @@
 //! Questions waiting for the human, standing allowances, and the asking program's icon.
 
-use keybridge_broker_proto::{AdminCommand, AllowanceView, ApprovalDecision, ApprovalView, ErrorCode};
+use keybridge_broker_proto::{
+    AdminCommand, AllowanceRevoked, AllowanceView, ApprovalDecided, ApprovalDecision, ApprovalView, ErrorCode,
+};
 use tauri::State;
 
 use super::{AppState, Reply};
@@ -20,11 +22,7 @@ pub async fn allowances_list(state: State<'_, AppState>) -> Reply<Vec<AllowanceV
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn allowance_revoke(
-    state: State<'_, AppState>,
-    session_id: String,
-    tool: String,
-) -> Reply<serde_json::Value> {
+pub async fn allowance_revoke(state: State<'_, AppState>, session_id: String, tool: String) -> Reply<AllowanceRevoked> {
     state.admin(AdminCommand::AllowanceRevoke { session_id, tool }).await
 }
 
@@ -36,7 +34,7 @@ pub async fn approval_decide(
     approval_id: String,
     decision: String,
     minutes: Option<u32>,
-) -> Reply<serde_json::Value> {
+) -> Reply<ApprovalDecided> {
     let decision = match (decision.as_str(), minutes) {
         ("approve", _) => ApprovalDecision::Approve,
         ("deny", _) => ApprovalDecision::Deny,

@@ -1,6 +1,8 @@
 //! MCP clients: their scopes, limits and sessions, and the presets and scopes the form offers.
 
-use keybridge_broker_proto::{AdminCommand, ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView};
+use keybridge_broker_proto::{
+    AdminCommand, ClientAdded, ClientLimitsUpdate, ClientRevoked, ClientSpec, ClientUpdated, ClientView, SessionEnded,
+};
 use keybridge_host::catalog::{Preset, Scope};
 use tauri::State;
 
@@ -35,7 +37,7 @@ pub async fn client_limits(
     state: State<'_, AppState>,
     client_id: String,
     limits: ClientLimitsUpdate,
-) -> Reply<serde_json::Value> {
+) -> Reply<ClientUpdated> {
     let update = AdminCommand::ClientUpdate { client_id, preset: None, scopes: Vec::new(), policy: None, limits };
     state.admin(update).await
 }
@@ -47,7 +49,7 @@ pub async fn client_update(
     client_id: String,
     preset: Option<String>,
     scopes: Vec<String>,
-) -> Reply<serde_json::Value> {
+) -> Reply<ClientUpdated> {
     let preset = preset.filter(|p| !p.is_empty());
     state
         .admin(AdminCommand::ClientUpdate { client_id, preset, scopes, policy: None, limits: Default::default() })
@@ -56,13 +58,13 @@ pub async fn client_update(
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn client_revoke(state: State<'_, AppState>, client_id: String) -> Reply<serde_json::Value> {
+pub async fn client_revoke(state: State<'_, AppState>, client_id: String) -> Reply<ClientRevoked> {
     state.admin(AdminCommand::ClientRevoke { client_id }).await
 }
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn session_end(state: State<'_, AppState>, session_id: String) -> Reply<serde_json::Value> {
+pub async fn session_end(state: State<'_, AppState>, session_id: String) -> Reply<SessionEnded> {
     state.admin(AdminCommand::SessionEnd { session_id }).await
 }
 

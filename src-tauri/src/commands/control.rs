@@ -1,6 +1,6 @@
 //! Pause and resume, settings, key rotation, start at login.
 
-use keybridge_broker_proto::{AdminCommand, SettingsView};
+use keybridge_broker_proto::{AdminCommand, KeysRotated, PauseState, SettingsView};
 use tauri::{Runtime, State};
 
 use super::{AppState, Reply};
@@ -8,13 +8,13 @@ use crate::ipc::{AppErrorCode, UiError};
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn pause(state: State<'_, AppState>) -> Reply<serde_json::Value> {
+pub async fn pause(state: State<'_, AppState>) -> Reply<PauseState> {
     state.admin(AdminCommand::Pause).await
 }
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn resume(state: State<'_, AppState>) -> Reply<serde_json::Value> {
+pub async fn resume(state: State<'_, AppState>) -> Reply<PauseState> {
     state.admin(AdminCommand::Resume).await
 }
 
@@ -32,7 +32,7 @@ pub async fn settings_update(state: State<'_, AppState>, settings: SettingsView)
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err(level = "warn"))]
-pub async fn keys_rotate(state: State<'_, AppState>) -> Reply<serde_json::Value> {
+pub async fn keys_rotate(state: State<'_, AppState>) -> Reply<KeysRotated> {
     state.admin(AdminCommand::KeysRotate).await
 }
 

@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use keybridge_broker_proto::{AdminCommand, ErrorCode, StatusView};
+use keybridge_broker_proto::{AdminCommand, AdminReply, ErrorCode, StatusView};
 use keybridge_host::Broker;
-use serde::de::DeserializeOwned;
 use tauri::State;
 
 use crate::ipc::{AppErrorCode, AppInfo, UiError};
@@ -35,9 +34,16 @@ impl AppState {
         })
     }
 
-    pub(crate) async fn admin<T: DeserializeOwned>(&self, command: AdminCommand) -> Result<T, UiError> {
-        let value = self.broker()?.admin(command).await?;
-        serde_json::from_value(value).map_err(|e| UiError::new(ErrorCode::Internal, format!("unexpected answer: {e}")))
+    /// Run `command` and take the view it answers with.
+    pub(crate) async fn admin<T: TryFrom<AdminReply, Error = AdminReply>>(
+        &self,
+        command: AdminCommand,
+    ) -> Result<T, UiError> {
+        let reply = self.broker()?.admin(command).await?;
+        // The reply is not shown: a new client's key is in one.
+        T::try_from(reply).map_err(|_| {
+            UiError::new(ErrorCode::Internal, "the broker answered with another kind of reply".to_string())
+        })
     }
 }
 

@@ -24,14 +24,15 @@ use keybridge_vault::{Accounts, SecretStore};
 
 use tokio::sync::{Semaphore, broadcast};
 
-use crate::BrokerError;
 use crate::approvals::Approvals;
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::AuditEvent;
 use crate::clients::{Client, Clients};
 use crate::policy::{Decision, decide};
 use crate::primitives::lock;
+use crate::seams::{AuditSink, Backends, StateStore, TokenAuthority};
 use crate::settings::Settings;
-use crate::tokens::{TokenIssuer, random_id};
+use crate::tokens::random_id;
+use crate::{BrokerError, OpenError};
 
 /// Whom the broker's own look-ups (a project's name for a question) count against.
 const BROKER_LOOKUPS: &str = "keybridge";
@@ -93,8 +94,8 @@ pub struct Broker {
     accounts: Accounts,
     clients: Mutex<Clients>,
     sessions: Mutex<HashMap<String, Session>>,
-    tokens: TokenIssuer,
-    audit: AuditLog,
+    tokens: Arc<dyn TokenAuthority>,
+    audit: Arc<dyn AuditSink>,
     approvals: Approvals,
     qc: QcClient,
     paused: AtomicBool,
@@ -114,9 +115,8 @@ pub struct Broker {
     /// The keychain entry that holds the pause.
     pause_name: String,
     settings: Mutex<Settings>,
-    settings_seal: crate::clients::SealKey,
-    settings_anchor: crate::anchor::Anchor,
-    settings_generation: std::sync::atomic::AtomicU64,
+    /// Where clients and settings are kept.
+    state: Arc<dyn StateStore>,
     /// The accepted bridge executables' SHA-256, read at the first host-bound pairing that
     /// needs them.
     bridge_digests: std::sync::OnceLock<Vec<[u8; 32]>>,
@@ -136,59 +136,24 @@ mod limits;
 mod preview;
 
 impl Broker {
-    /// Open the broker's state in `config.data_dir`, with secrets in `store`.
-    pub fn open(config: BrokerConfig, store: Arc<dyn SecretStore>) -> Result<Self, BrokerError> {
-        let dir = &config.data_dir;
-        // The data folder is the user's alone, whatever the umask: it holds the audit log.
-        keybridge_vault::create_private_dir(dir).map_err(|source| BrokerError::Storage {
-            action: "create the data folder",
-            path: dir.clone(),
-            source: source.into(),
-        })?;
-        let install_id = install_id(dir)?;
-        let tokens = TokenIssuer::open(&install_id, dir, store.clone())?;
-        let accept = config.accept_restored_state;
-        let anchor = |what: &str| crate::anchor::Anchor::new(store.clone(), what, &install_id);
-        let audit = AuditLog::open_anchored(
-            &dir.join("audit"),
-            store.as_ref(),
-            &format!("audit-chain-key:{install_id}"),
-            Some(anchor("audit")),
-            accept,
-        )
-        .map_err(|e| match e {
-            crate::audit::AuditError::RolledBack(message) => BrokerError::RolledBack(message),
-            other => BrokerError::AuditUnusable(other),
-        })?;
-        let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone()))?;
+    /// Open the broker on `backends` (the host chooses them), with its settings and clients as
+    /// they were saved. The install id must be the one the backends were opened for.
+    pub fn open(config: BrokerConfig, backends: Backends) -> Result<Self, OpenError> {
+        let Backends { secrets, state, audit, tokens } = backends;
+        let install_id = install_id(&config.data_dir)?;
+        let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone())).map_err(OpenError::QuantConnect)?;
         // The pause lives in the keychain: deleting a file must not lift it.
         let pause_name = format!("paused:{install_id}");
-        let paused = store.get(&pause_name)?.is_some();
-        let seal = crate::clients::SealKey::load_or_create(store.as_ref(), &format!("state-key:{install_id}"))?;
+        let paused = secrets.get(&pause_name)?.is_some();
         let (events, _) = broadcast::channel(256);
-        let settings_seal = seal.clone();
-        let settings_anchor = anchor("settings");
-        let (settings, mut settings_generation) = crate::settings::load_anchored(
-            dir,
-            config.approval_timeout,
-            &settings_seal,
-            Some(&settings_anchor),
-            accept,
-        )?;
-        if accept {
-            settings_generation += 1;
-            crate::settings::save_generation(dir, &settings, &settings_seal, settings_generation)?;
-            settings_anchor.set(&settings_generation.to_string())?;
-        }
-        let clients = Clients::load_anchored(dir, seal, Some(anchor("clients")), accept)?;
+        let settings = state.load_settings(config.approval_timeout)?;
+        let clients = Clients::load(state.clone())?;
         Ok(Self {
             settings: Mutex::new(settings),
-            settings_seal,
-            settings_anchor,
-            settings_generation: std::sync::atomic::AtomicU64::new(settings_generation),
-            accounts: Accounts::new(dir, store.clone()),
+            state,
+            accounts: Accounts::new(&config.data_dir, secrets.clone()),
             clients: Mutex::new(clients),
-            store,
+            store: secrets,
             pause_name,
             sessions: Mutex::new(HashMap::new()),
             tokens,
@@ -212,8 +177,8 @@ impl Broker {
         &self.config
     }
 
-    pub fn audit_log(&self) -> &AuditLog {
-        &self.audit
+    pub fn audit_log(&self) -> &dyn AuditSink {
+        self.audit.as_ref()
     }
 
     /// Approval changes (`{"type": "approval_opened" | "approval_closed", ...}`).
@@ -266,14 +231,21 @@ impl Broker {
     }
 }
 
-/// A random id for this install, made once; it goes into every token's issuer.
-fn install_id(dir: &Path) -> Result<String, BrokerError> {
+/// A random id for this install, made once in the data folder `dir` (created private if need
+/// be); it goes into every token's issuer and names this install's keychain entries.
+pub fn install_id(dir: &Path) -> Result<String, OpenError> {
+    // The data folder is the user's alone, whatever the umask: it holds the audit log.
+    keybridge_vault::create_private_dir(dir).map_err(|source| OpenError::Storage {
+        action: "create the data folder",
+        path: dir.to_path_buf(),
+        source: source.into(),
+    })?;
     let path = dir.join("install-id");
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => {
             let id = random_id(8);
-            keybridge_vault::write_private(&path, id.as_bytes()).map_err(|source| BrokerError::Storage {
+            keybridge_vault::write_private(&path, id.as_bytes()).map_err(|source| OpenError::Storage {
                 action: "write",
                 path: path.clone(),
                 source: source.into(),

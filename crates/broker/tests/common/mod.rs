@@ -75,10 +75,10 @@ impl Env {
     }
 
     /// Open a broker on the same data and keychain (without serving), or say why not.
-    pub fn open_again(&self, accept_restored_state: bool) -> Result<Broker, keybridge_broker::BrokerError> {
+    pub fn open_again(&self, accept_restored_state: bool) -> Result<Broker, keybridge_broker::OpenError> {
         let mut config = BrokerConfig::new(data_dir(self.dir.path()), self.sim.base_url());
         config.accept_restored_state = accept_restored_state;
-        Broker::open(config, self.store.clone())
+        keybridge_host::open_desktop_broker(config, self.store.clone())
     }
 
     /// Stop the broker and start a new one on the same data, as after a restart.
@@ -157,7 +157,7 @@ fn boot(
     let mut config = BrokerConfig::new(data_dir(dir), sim.base_url());
     config.approval_timeout = approval_timeout;
     config.bridge_executables = vec![std::env::current_exe().unwrap()];
-    let broker = Arc::new(Broker::open(config, store.clone()).unwrap());
+    let broker = Arc::new(keybridge_host::open_desktop_broker(config, store.clone()).unwrap());
     let listener = server::bind(socket).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = broker.clone();

@@ -2,10 +2,9 @@
 //! tested, renamed (with the clients bound to them) and removed. The token goes to the keychain
 //! and never into a reply or a record.
 
-use keybridge_broker_proto::{AccountView, BrokerEvent, Credential};
+use keybridge_broker_proto::{AccountRemoved, AccountTested, AccountView, AdminReply, BrokerEvent, Credential};
 use keybridge_quantconnect::Credentials;
 use keybridge_vault::{Account, AccountId, SecretString};
-use serde_json::{Value, json};
 
 use crate::BrokerError;
 use crate::audit::{AdminEvent, AuditEvent};
@@ -20,7 +19,7 @@ impl Broker {
         organization_id: Option<String>,
         api_token: Credential,
         skip_check: bool,
-    ) -> Result<Value, BrokerError> {
+    ) -> Result<AdminReply, BrokerError> {
         let id: AccountId = name.parse()?;
         if user_id.trim().is_empty() || !user_id.chars().all(|c| c.is_ascii_digit()) {
             return Err(BrokerError::Invalid(format!(
@@ -37,29 +36,29 @@ impl Broker {
         let account = Account { id: id.clone(), user_id: user_id.to_string(), organization_id, created: now() };
         self.accounts.add(account.clone(), &token)?;
         self.record(AuditEvent::Admin(AdminEvent::AccountAdded { account: id.to_string(), checked: !skip_check }));
-        Ok(json!(account))
+        Ok(account_view(account).into())
     }
 
-    pub(super) fn list_accounts(&self) -> Result<Value, BrokerError> {
-        Ok(json!(self.accounts.list()?.into_iter().map(account_view).collect::<Vec<_>>()))
+    pub(super) fn list_accounts(&self) -> Result<AdminReply, BrokerError> {
+        Ok(self.accounts.list()?.into_iter().map(account_view).collect::<Vec<_>>().into())
     }
 
-    pub(super) fn remove_account(&self, name: &str) -> Result<Value, BrokerError> {
+    pub(super) fn remove_account(&self, name: &str) -> Result<AdminReply, BrokerError> {
         let id: AccountId = name.parse()?;
         let removed = self.accounts.remove(&id)?;
         lock(&self.credentials).remove(id.as_str());
         self.record(AuditEvent::Admin(AdminEvent::AccountRemoved { account: id.to_string(), existed: removed }));
-        Ok(json!({"removed": removed}))
+        Ok(AccountRemoved { removed }.into())
     }
 
-    pub(super) async fn test_account(&self, name: &str) -> Result<Value, BrokerError> {
+    pub(super) async fn test_account(&self, name: &str) -> Result<AdminReply, BrokerError> {
         let id: AccountId = name.parse()?;
         let creds = self.credentials_for(&id)?;
         self.qc.authenticate(&creds).await?;
-        Ok(json!({"account": id, "ok": true}))
+        Ok(AccountTested { account: id.to_string(), ok: true }.into())
     }
 
-    pub(super) fn rename_account(&self, name: &str, new_name: &str) -> Result<Value, BrokerError> {
+    pub(super) fn rename_account(&self, name: &str, new_name: &str) -> Result<AdminReply, BrokerError> {
         let from: AccountId = name.parse()?;
         let to: AccountId = new_name.parse()?;
         let renamed = self.accounts.rename(&from, &to)?;
@@ -80,7 +79,7 @@ impl Broker {
         for client in moved {
             let _ = self.events.send(BrokerEvent::ClientChanged { client });
         }
-        Ok(json!(account_view(renamed)))
+        Ok(account_view(renamed).into())
     }
 }
 

@@ -3,9 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keybridge_broker_proto::{BrokerEvent, ClientAdded, ClientLimitsUpdate, ClientSpec, ClientView, SessionView};
+use keybridge_broker_proto::{
+    AdminReply, BrokerEvent, ClientAdded, ClientLimitsUpdate, ClientRevoked, ClientSpec, ClientUpdated, ClientView,
+    Credential, SessionEnded, SessionView, TokenMinted,
+};
 use keybridge_vault::AccountId;
-use serde_json::{Value, json};
 
 use crate::BrokerError;
 use crate::audit::{AdminEvent, AuditEvent, AuthMethod};
@@ -16,7 +18,7 @@ use crate::primitives::{lock, now};
 use crate::tokens::{check_lifetime, random_id};
 
 impl Broker {
-    pub(super) fn add_client(&self, spec: ClientSpec) -> Result<Value, BrokerError> {
+    pub(super) fn add_client(&self, spec: ClientSpec) -> Result<AdminReply, BrokerError> {
         let account: AccountId = spec.account.parse()?;
         if self.accounts.get(&account)?.is_none() {
             return Err(BrokerError::NotFound(format!(
@@ -55,21 +57,21 @@ impl Broker {
             scopes: client.scopes.clone(),
             mode: if key.is_some() { AuthMethod::Key } else { AuthMethod::Host },
         }));
-        Ok(json!(ClientAdded { client_id: client.id, client_key: key }))
+        Ok(ClientAdded { client_id: client.id, client_key: key }.into())
     }
 
-    pub(super) fn list_clients(&self) -> Value {
+    pub(super) fn list_clients(&self) -> AdminReply {
         let clients: Vec<Client> = lock(&self.clients).list().cloned().collect();
-        json!(clients.iter().map(|c| self.client_view(c)).collect::<Vec<_>>())
+        clients.iter().map(|c| self.client_view(c)).collect::<Vec<_>>().into()
     }
 
-    pub(super) fn show_client(&self, client_id: &str) -> Result<Value, BrokerError> {
+    pub(super) fn show_client(&self, client_id: &str) -> Result<AdminReply, BrokerError> {
         let client = lock(&self.clients).get(client_id).cloned();
         let client = client.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
-        Ok(json!(self.client_view(&client)))
+        Ok(self.client_view(&client).into())
     }
 
-    pub(super) fn revoke_client(&self, client_id: &str) -> Result<Value, BrokerError> {
+    pub(super) fn revoke_client(&self, client_id: &str) -> Result<AdminReply, BrokerError> {
         let existed = lock(&self.clients).update(client_id, |c| c.revoked = true)?;
         if !existed {
             return Err(BrokerError::NotFound(format!("no client `{client_id}`")));
@@ -79,7 +81,7 @@ impl Broker {
             client: client_id.to_string(),
             approvals_denied: denied,
         }));
-        Ok(json!({"revoked": client_id}))
+        Ok(ClientRevoked { revoked: client_id.to_string() }.into())
     }
 
     pub(super) fn update_client(
@@ -89,7 +91,7 @@ impl Broker {
         scopes: &[String],
         policy: Option<&BTreeMap<String, String>>,
         limits: &ClientLimitsUpdate,
-    ) -> Result<Value, BrokerError> {
+    ) -> Result<AdminReply, BrokerError> {
         let current = lock(&self.clients).get(client_id).cloned();
         let current = current.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
         // Limits alone leave what the client may do as it is.
@@ -118,20 +120,21 @@ impl Broker {
             limits,
         }));
         let _ = self.events.send(BrokerEvent::ClientChanged { client: client_id.to_string() });
-        Ok(json!({"updated": client_id, "scopes": scopes, "limits": limits}))
+        let scopes = scopes.iter().map(ToString::to_string).collect();
+        Ok(ClientUpdated { updated: client_id.to_string(), scopes, limits }.into())
     }
 
-    pub(super) fn end_session(&self, session_id: &str) -> Value {
+    pub(super) fn end_session(&self, session_id: &str) -> AdminReply {
         let ended = lock(&self.sessions).get_mut(session_id).map(|s| s.revoked = true).is_some();
         self.approvals.end_session(session_id);
         self.approvals.deny_where(|p| p.session_id.as_deref() == Some(session_id));
         self.record(AuditEvent::Admin(AdminEvent::SessionEnded { session: session_id.to_string(), existed: ended }));
-        json!({"ended": ended})
+        SessionEnded { ended }.into()
     }
 
     /// A token for a program that is no MCP client (a script of the trader's), in a session of
     /// its own that `session end` ends like any other.
-    pub(super) fn mint_for_cli(&self, client_id: &str, ttl_secs: Option<u64>) -> Result<Value, BrokerError> {
+    pub(super) fn mint_for_cli(&self, client_id: &str, ttl_secs: Option<u64>) -> Result<AdminReply, BrokerError> {
         let mut client = lock(&self.clients)
             .get(client_id)
             .cloned()
@@ -155,7 +158,8 @@ impl Broker {
             },
         );
         let session = self.mint(&client, &session_id)?;
-        Ok(json!({"token": session.token.expose(), "session_id": session.session_id, "expires_at": session.expires_at}))
+        let token = Credential::new(session.token.expose().to_string());
+        Ok(TokenMinted { token, session_id: session.session_id, expires_at: session.expires_at }.into())
     }
 
     fn client_view(&self, client: &Client) -> ClientView {

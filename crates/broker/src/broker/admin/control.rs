@@ -3,9 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use keybridge_broker_proto::{BrokerEvent, SettingsView, StatusView};
+use keybridge_broker_proto::{AdminReply, BrokerEvent, KeysRotated, PauseState, SettingsView, StatusView};
 use keybridge_vault::SecretString;
-use serde_json::{Value, json};
 
 use crate::BrokerError;
 use crate::audit::{AdminEvent, AuditEvent};
@@ -14,8 +13,8 @@ use crate::primitives::lock;
 use crate::settings::Settings;
 
 impl Broker {
-    pub(super) fn status(&self) -> Value {
-        json!(StatusView {
+    pub(super) fn status(&self) -> StatusView {
+        StatusView {
             version: self.config.version.clone(),
             paused: self.is_paused(),
             data_dir: self.config.data_dir.display().to_string(),
@@ -24,10 +23,10 @@ impl Broker {
             pending_approvals: self.approvals.list().len(),
             signing_key: self.tokens.active_kid(),
             auth_failures: self.auth_failures.snapshot(),
-        })
+        }
     }
 
-    pub(super) fn set_paused(&self, paused: bool) -> Result<Value, BrokerError> {
+    pub(super) fn set_paused(&self, paused: bool) -> Result<AdminReply, BrokerError> {
         self.paused.store(paused, Ordering::SeqCst);
         if paused {
             self.approvals.deny_where(|_| true);
@@ -37,24 +36,22 @@ impl Broker {
         }
         self.record(AuditEvent::Admin(if paused { AdminEvent::Paused } else { AdminEvent::Resumed }));
         let _ = self.events.send(BrokerEvent::Paused { paused });
-        Ok(json!({"paused": paused}))
+        Ok(PauseState { paused }.into())
     }
 
-    pub(super) fn update_settings(&self, view: &SettingsView) -> Result<Value, BrokerError> {
+    pub(super) fn update_settings(&self, view: &SettingsView) -> Result<AdminReply, BrokerError> {
         let settings = Settings::from_view(view)?;
-        let generation = self.settings_generation.fetch_add(1, Ordering::SeqCst) + 1;
-        crate::settings::save_generation(&self.config.data_dir, &settings, &self.settings_seal, generation)?;
-        self.settings_anchor.set(&generation.to_string())?;
+        self.state.save_settings(&settings)?;
         let view = settings.view();
         *lock(&self.settings) = settings;
         self.record(AuditEvent::Admin(AdminEvent::SettingsChanged { settings: view.clone() }));
         let _ = self.events.send(BrokerEvent::SettingsChanged { settings: view.clone() });
-        Ok(json!(view))
+        Ok(view.into())
     }
 
-    pub(super) fn rotate_signing_key(&self) -> Result<Value, BrokerError> {
+    pub(super) fn rotate_signing_key(&self) -> Result<AdminReply, BrokerError> {
         let kid = self.tokens.rotate()?;
         self.record(AuditEvent::Admin(AdminEvent::SigningKeyRotated { kid: kid.clone() }));
-        Ok(json!({"kid": kid}))
+        Ok(KeysRotated { kid }.into())
     }
 }

@@ -1,8 +1,7 @@
 //! The admin commands the CLI and the app send, one module per family. Every change is audited
 //! and, where a window shows it, announced on the event channel.
 
-use keybridge_broker_proto::AdminCommand;
-use serde_json::Value;
+use keybridge_broker_proto::{AdminCommand, AdminReply};
 
 use super::Broker;
 use crate::BrokerError;
@@ -14,9 +13,9 @@ mod oversight;
 
 impl Broker {
     /// Run an admin command (every command but a following `audit tail`).
-    pub async fn admin(&self, command: AdminCommand) -> Result<Value, BrokerError> {
+    pub async fn admin(&self, command: AdminCommand) -> Result<AdminReply, BrokerError> {
         match command {
-            AdminCommand::Status => Ok(self.status()),
+            AdminCommand::Status => Ok(self.status().into()),
             AdminCommand::AccountAdd { name, user_id, organization_id, api_token, skip_check } => {
                 self.add_account(&name, &user_id, organization_id, api_token, skip_check).await
             }
@@ -35,11 +34,11 @@ impl Broker {
             AdminCommand::TokenMint { client_id, ttl_secs } => self.mint_for_cli(&client_id, ttl_secs),
             AdminCommand::Pause => self.set_paused(true),
             AdminCommand::Resume => self.set_paused(false),
-            AdminCommand::SettingsGet => Ok(serde_json::json!(self.settings().view())),
+            AdminCommand::SettingsGet => Ok(self.settings().view().into()),
             AdminCommand::SettingsUpdate { settings } => self.update_settings(&settings),
             AdminCommand::KeysRotate => self.rotate_signing_key(),
-            AdminCommand::ApprovalsList => Ok(serde_json::json!(self.approvals.list())),
-            AdminCommand::AllowancesList => Ok(serde_json::json!(self.allowances())),
+            AdminCommand::ApprovalsList => Ok(self.approvals.list().into()),
+            AdminCommand::AllowancesList => Ok(self.allowances().into()),
             AdminCommand::AllowanceRevoke { session_id, tool } => self.revoke_allowance(&session_id, &tool),
             AdminCommand::ApprovalDecide { approval_id, decision } => self.decide_approval(&approval_id, decision),
             AdminCommand::AuditTail { last, .. } => self.audit_tail(last),

@@ -1,8 +1,10 @@
 //! What the human oversees: the questions waiting for an answer, and the audit log.
 
-use keybridge_broker_proto::{AllowanceView, ApprovalDecision, AuditExported, AuditVerified};
+use keybridge_broker_proto::{
+    AdminReply, AllowanceRevoked, AllowanceView, ApprovalDecided, ApprovalDecision, AuditExported, AuditRecordView,
+    AuditVerified,
+};
 use keybridge_catalog::Scope;
-use serde_json::{Value, json};
 
 use crate::BrokerError;
 use crate::audit::{AdminEvent, AuditEvent};
@@ -10,7 +12,11 @@ use crate::broker::Broker;
 use crate::primitives::lock;
 
 impl Broker {
-    pub(super) fn decide_approval(&self, approval_id: &str, decision: ApprovalDecision) -> Result<Value, BrokerError> {
+    pub(super) fn decide_approval(
+        &self,
+        approval_id: &str,
+        decision: ApprovalDecision,
+    ) -> Result<AdminReply, BrokerError> {
         if let ApprovalDecision::AllowFor { minutes } = decision {
             let asked = self.approvals.list().into_iter().find(|pending| pending.id == approval_id);
             let live = asked.as_ref().and_then(|pending| pending.scope.as_deref()?.parse::<Scope>().ok());
@@ -30,13 +36,14 @@ impl Broker {
             decision: decision_text(decision),
             args_digest: decided.arguments_digest,
         });
-        Ok(json!({"approval": approval_id, "decision": decision_text(decision)}))
+        Ok(ApprovalDecided { approval: approval_id.to_string(), decision: decision_text(decision) }.into())
     }
 
-    pub(super) fn audit_tail(&self, last: usize) -> Result<Value, BrokerError> {
+    pub(super) fn audit_tail(&self, last: usize) -> Result<AdminReply, BrokerError> {
         let records = self.audit.read_all()?;
         let skip = records.len().saturating_sub(last);
-        Ok(json!(records[skip..]))
+        let tail = records.into_iter().skip(skip).map(|r| AuditRecordView { seq: r.seq, ts: r.ts, event: r.event });
+        Ok(tail.collect::<Vec<_>>().into())
     }
 
     pub(super) fn allowances(&self) -> Vec<AllowanceView> {
@@ -51,7 +58,7 @@ impl Broker {
             .collect()
     }
 
-    pub(super) fn revoke_allowance(&self, session_id: &str, tool: &str) -> Result<Value, BrokerError> {
+    pub(super) fn revoke_allowance(&self, session_id: &str, tool: &str) -> Result<AdminReply, BrokerError> {
         if !self.approvals.revoke(session_id, tool) {
             return Err(BrokerError::NotFound(format!(
                 "no standing allowance of {tool} in session {session_id} (it ended already)"
@@ -63,10 +70,10 @@ impl Broker {
             session: session_id.to_string(),
             tool: tool.to_string(),
         }));
-        Ok(json!({"revoked": true}))
+        Ok(AllowanceRevoked { revoked: true }.into())
     }
 
-    pub(super) fn audit_export(&self) -> Result<Value, BrokerError> {
+    pub(super) fn audit_export(&self) -> Result<AdminReply, BrokerError> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let path = self.config.data_dir.join("exports").join(format!("audit-{stamp}.jsonl"));
         let failed = |reason: String| {
@@ -79,12 +86,12 @@ impl Broker {
         keybridge_vault::write_private(&path, lines.as_bytes()).map_err(|e| failed(e.to_string()))?;
         let file = path.display().to_string();
         self.record(AuditEvent::Admin(AdminEvent::AuditExported { file: file.clone() }));
-        Ok(json!(AuditExported { file }))
+        Ok(AuditExported { file }.into())
     }
 
-    pub(super) fn audit_verify(&self) -> Result<Value, BrokerError> {
+    pub(super) fn audit_verify(&self) -> Result<AdminReply, BrokerError> {
         let verified = self.audit.verify()?;
-        Ok(json!(AuditVerified { intact: true, records: verified.records, files: verified.files }))
+        Ok(AuditVerified { intact: true, records: verified.records, files: verified.files }.into())
     }
 }
 

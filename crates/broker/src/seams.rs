@@ -1,0 +1,121 @@
+//! The four seams through which the broker's core reaches outside itself, each a trait with the
+//! one implementation the desktop has. `keybridge-host` chooses them and hands them to
+//! [`crate::Broker::open`] as [`Backends`]; nothing else names the implementations.
+//!
+//! | seam | trait | the desktop's |
+//! |---|---|---|
+//! | where secrets come from | [`SecretStore`] | the OS keychain (`keybridge_vault::KeyringStore`) |
+//! | where clients, settings and revocations live | [`StateStore`] | sealed, anchored files ([`crate::state::SealedFiles`]) |
+//! | where audit records go | [`AuditSink`] | the JSON-lines hash chain ([`crate::audit::AuditLog`]) |
+//! | who issues and verifies access tokens | [`TokenAuthority`] | the local EdDSA authority ([`crate::tokens::TokenIssuer`]) |
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+pub use crate::state::StateStore;
+pub use keybridge_vault::SecretStore;
+
+use crate::audit::{AuditError, AuditEvent, AuditLog, AuditRecord, Verified};
+use crate::tokens::{Claims, Grant, TokenError, TokenIssuer};
+
+/// Where audit records go: appended in order, each bound to the one before, readable back and
+/// verifiable. An append that fails stops every call (the broker fails closed).
+pub trait AuditSink: Send + Sync {
+    /// Write one record; returns once it is kept.
+    fn append(&self, event: &AuditEvent) -> Result<Arc<AuditRecord>, AuditError>;
+    /// A digest of `text` under the log's key: records name arguments without holding them.
+    fn keyed_digest(&self, text: &str) -> String;
+    /// Records appended from now on, as they are written.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRecord>>;
+    /// The records, oldest first, read as they are needed.
+    fn records(&self) -> Result<Box<dyn Iterator<Item = AuditRecord> + Send>, AuditError>;
+    /// Every record, oldest first.
+    fn read_all(&self) -> Result<Vec<AuditRecord>, AuditError>;
+    /// Check the whole chain; an error names the first record that does not verify.
+    fn verify(&self) -> Result<Verified, AuditError>;
+    /// The whole log as JSON lines, chain fields included, for the desktop's verifier.
+    fn export_lines(&self) -> Result<String, AuditError>;
+    /// Make the chain's end durable against being cut off now (at shutdown).
+    fn anchor_now(&self);
+}
+
+impl AuditSink for AuditLog {
+    fn append(&self, event: &AuditEvent) -> Result<Arc<AuditRecord>, AuditError> {
+        AuditLog::append(self, event)
+    }
+
+    fn keyed_digest(&self, text: &str) -> String {
+        AuditLog::keyed_digest(self, text)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRecord>> {
+        AuditLog::subscribe(self)
+    }
+
+    fn records(&self) -> Result<Box<dyn Iterator<Item = AuditRecord> + Send>, AuditError> {
+        Ok(Box::new(AuditLog::records(self)?))
+    }
+
+    fn read_all(&self) -> Result<Vec<AuditRecord>, AuditError> {
+        AuditLog::read_all(self)
+    }
+
+    fn verify(&self) -> Result<Verified, AuditError> {
+        AuditLog::verify(self)
+    }
+
+    fn export_lines(&self) -> Result<String, AuditError> {
+        AuditLog::export_lines(self)
+    }
+
+    fn anchor_now(&self) {
+        AuditLog::anchor_now(self)
+    }
+}
+
+/// Who issues and verifies the short-lived access tokens bridges present on every call.
+pub trait TokenAuthority: Send + Sync {
+    /// A token for `grant`, with the claims it carries.
+    fn mint(&self, grant: &Grant) -> Result<(String, Claims), TokenError>;
+    /// The claims of a token this authority issued and that is still valid.
+    fn verify(&self, token: &str) -> Result<Claims, TokenError>;
+    /// Sign new tokens with a new key; tokens already issued stay valid until they expire.
+    /// Returns the new key's id.
+    fn rotate(&self) -> Result<String, TokenError>;
+    /// The id of the key new tokens are signed with.
+    fn active_kid(&self) -> String;
+}
+
+impl TokenAuthority for TokenIssuer {
+    fn mint(&self, grant: &Grant) -> Result<(String, Claims), TokenError> {
+        TokenIssuer::mint(self, grant)
+    }
+
+    fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        TokenIssuer::verify(self, token)
+    }
+
+    fn rotate(&self) -> Result<String, TokenError> {
+        TokenIssuer::rotate(self)
+    }
+
+    fn active_kid(&self) -> String {
+        TokenIssuer::active_kid(self)
+    }
+}
+
+/// The four seams, chosen by the host.
+#[derive(Clone)]
+pub struct Backends {
+    pub secrets: Arc<dyn SecretStore>,
+    pub state: Arc<dyn StateStore>,
+    pub audit: Arc<dyn AuditSink>,
+    pub tokens: Arc<dyn TokenAuthority>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends").finish_non_exhaustive()
+    }
+}
