@@ -70,9 +70,9 @@ pub fn python_sdk2() -> PathBuf {
     python
 }
 
+/// The processes of one test (`world.home`, `world.socket` are theirs), and its simulator.
 pub struct World {
-    pub home: tempfile::TempDir,
-    pub socket: PathBuf,
+    pub processes: keybridge_testkit::Processes,
     pub sim: keybridge_qc_sim::SimHandle,
     pub account: keybridge_qc_sim::SimAccount,
     broker: Option<Child>,
@@ -98,27 +98,18 @@ impl World {
     /// A simulator and a data folder, with no broker yet.
     pub fn new() -> World {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let account = keybridge_qc_sim::SimAccount {
-            api_token: "e2e-token-0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
-            ..keybridge_qc_sim::SimAccount::demo()
-        };
-        let config = keybridge_qc_sim::SimConfig { accounts: vec![account.clone()], ..Default::default() };
-        let sim = runtime.block_on(keybridge_qc_sim::start(config, "127.0.0.1:0".parse().unwrap())).unwrap();
-        let home = tempfile::tempdir().unwrap();
-        let socket = home.path().join("run/broker.sock");
-        World { home, socket, sim, account, broker: None, _runtime: runtime }
+        let keybridge_testkit::Simulator { handle: sim, account } =
+            runtime.block_on(keybridge_testkit::Simulator::start("e2e-token-0f1e2d3c4b5a69788796a5b4c3d2e1f0"));
+        let processes = keybridge_testkit::Processes::new(bin("keybridge"), sim.base_url(), "e2e");
+        World { processes, sim, account, broker: None, _runtime: runtime }
     }
 
     /// What every Keybridge process of this world runs with.
     pub fn env_vars(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("KEYBRIDGE_HOME", self.home.path().join("data").display().to_string()),
-            ("KEYBRIDGE_SOCKET", self.socket.display().to_string()),
-            ("KEYBRIDGE_QC_BASE_URL", self.sim.base_url()),
-            ("KEYBRIDGE_KEYCHAIN", format!("e2e-{}", std::process::id())),
-            // A bridge that finds no broker starts the app only where a test asks for it.
-            ("KEYBRIDGE_APP", String::new()),
-        ]
+        let mut vars = self.processes.env_vars();
+        // A bridge that finds no broker starts the app only where a test asks for it.
+        vars.push(("KEYBRIDGE_APP", String::new()));
+        vars
     }
 
     pub fn env(&self, command: &mut Command) {
@@ -126,14 +117,9 @@ impl World {
     }
 
     pub fn start_broker(&mut self, approval_timeout_secs: u64) {
-        let mut command = Command::new(bin("keybridge"));
-        self.env(&mut command);
-        command.arg("serve").env("KEYBRIDGE_APPROVAL_TIMEOUT", approval_timeout_secs.to_string());
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("keybridge serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("ready "), "broker said {line:?}");
-        self.broker = Some(child);
+        let extra =
+            [("KEYBRIDGE_APP", String::new()), ("KEYBRIDGE_APPROVAL_TIMEOUT", approval_timeout_secs.to_string())];
+        self.broker = Some(self.processes.serve(&extra));
     }
 
     /// Stop the broker (SIGTERM-like clean stop is not needed: the bridge must cope with any).
@@ -146,15 +132,7 @@ impl World {
 
     /// Run the CLI and parse its JSON output.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let mut command = Command::new(bin("keybridge"));
-        self.env(&mut command);
-        let mut child =
-            command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
+        let out = self.processes.run(args, stdin);
         assert!(out.status.success(), "keybridge {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
@@ -290,6 +268,14 @@ impl World {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("no approval appeared within 30 s");
+    }
+}
+
+impl std::ops::Deref for World {
+    type Target = keybridge_testkit::Processes;
+
+    fn deref(&self) -> &keybridge_testkit::Processes {
+        &self.processes
     }
 }
 

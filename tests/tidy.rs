@@ -87,6 +87,14 @@ fn the_app_and_the_cli_reach_the_broker_only_through_the_host() {
 }
 
 #[test]
+fn no_shipped_program_links_the_test_kit() {
+    let (graph, _) = normal_dependencies();
+    for shipped in ["keybridge-app", "keybridge-cli", "keybridge-mcp"] {
+        assert!(!closure(&graph, shipped).contains("keybridge-testkit"), "{shipped} links the test kit");
+    }
+}
+
+#[test]
 fn only_the_endpoint_may_allow_unsafe_code() {
     let (_, packages) = normal_dependencies();
     let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();

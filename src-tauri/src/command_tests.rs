@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keybridge_broker::{Broker, BrokerConfig};
 use keybridge_broker_proto::{AdminCommand, AdminReply, TokenMinted};
+use keybridge_host::Broker;
 use keybridge_host::catalog::Preset;
-use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
+use keybridge_qc_sim::SimHandle;
+use keybridge_testkit::Simulator;
 use keybridge_vault::MemoryStore;
 use serde_json::{Value, json};
 use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
@@ -22,16 +23,13 @@ const SENTINEL: &str = "sentinel-qc-token-7f3a9c2e51d84b06a7e3c9f1d2b4e6a8";
 struct World {
     _dir: tempfile::TempDir,
     sim: SimHandle,
+    account: keybridge_qc_sim::SimAccount,
     broker: Arc<Broker>,
     window: WebviewWindow<MockRuntime>,
     _app: tauri::App<MockRuntime>,
     config: std::path::PathBuf,
     /// Every answer seen, for the secret scan.
     seen: std::sync::Mutex<String>,
-}
-
-fn sim_account() -> SimAccount {
-    SimAccount { api_token: SENTINEL.into(), ..SimAccount::demo() }
 }
 
 fn app(state: AppState) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
@@ -57,14 +55,11 @@ fn invoke_on(window: &WebviewWindow<MockRuntime>, command: &str, args: Value) ->
 impl World {
     fn start(approval_timeout: Duration) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let sim = tauri::async_runtime::block_on(keybridge_qc_sim::start(
-            SimConfig { accounts: vec![sim_account()], ..SimConfig::default() },
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .unwrap();
-        let mut config = BrokerConfig::new(dir.path().join("data"), sim.base_url());
-        config.approval_timeout = approval_timeout;
-        let broker = Arc::new(keybridge_host::open_desktop_broker(config, Arc::new(MemoryStore::default())).unwrap());
+        let Simulator { handle: sim, account } = tauri::async_runtime::block_on(Simulator::start(SENTINEL));
+        let data = keybridge_testkit::data_dir(dir.path());
+        let secrets = Arc::new(MemoryStore::default());
+        let broker = keybridge_testkit::open_broker(&data, &sim.base_url(), approval_timeout, secrets);
+        let broker = Arc::new(broker.unwrap());
         let claude = dir.path().join("Claude/claude_desktop_config.json");
         let state = AppState {
             broker: Some(broker.clone()),
@@ -72,12 +67,12 @@ impl World {
             demo: false,
             socket: dir.path().join("run/broker.sock"),
             quantconnect: sim.base_url(),
-            data_dir: dir.path().join("data"),
+            data_dir: data,
             bridge: "/opt/keybridge/keybridge-mcp".into(),
             claude_desktop_config: Some(claude.clone()),
         };
         let (app, window) = app(state);
-        World { _dir: dir, sim, broker, window, _app: app, config: claude, seen: Default::default() }
+        World { _dir: dir, sim, account, broker, window, _app: app, config: claude, seen: Default::default() }
     }
 
     fn invoke(&self, command: &str, args: Value) -> Result<Value, Value> {
@@ -98,7 +93,7 @@ impl World {
     }
 
     fn add_account(&self) {
-        let account = sim_account();
+        let account = &self.account;
         self.ok(
             "account_add",
             json!({"account": {"name": "main", "user_id": account.user_id, "organization_id": account.organization_id, "api_token": SENTINEL}}),
@@ -135,7 +130,7 @@ fn an_account_is_checked_before_it_is_saved_and_its_token_never_comes_back() {
     world.add_account();
     let accounts = world.ok("accounts_list", json!({}));
     assert_eq!(accounts[0]["id"], "main");
-    assert_eq!(accounts[0]["organization_id"], sim_account().organization_id);
+    assert_eq!(accounts[0]["organization_id"], world.account.organization_id);
     assert_eq!(world.ok("account_test", json!({"name": "main"}))["ok"], true);
 
     let renamed = world.ok("account_rename", json!({"name": "main", "newName": "trading"}));

@@ -170,7 +170,7 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, broker: Arc<Broker>) {
                     refresh_tray(&app, &broker).await;
                 }
                 BrokerEvent::ApprovalClosed { id } => {
-                    notify::request_closed(id);
+                    notify::request_closed(&app, id);
                     refresh_tray(&app, &broker).await;
                 }
                 BrokerEvent::Paused { .. } => refresh_tray(&app, &broker).await,
@@ -208,6 +208,7 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
             let (state, host) = host_broker(&options);
             let broker = state.broker.clone();
             app.manage(state);
+            notify::manage(app.handle());
             let (stop, stopped) = oneshot::channel::<()>();
             let done = host.map(|host| {
                 tauri::async_runtime::spawn(async move {

@@ -28,20 +28,27 @@ mod xdg {
     use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ApprovalKind, ApprovalView};
     use keybridge_host::Broker;
     use notify_rust::{Notification, NotificationHandle};
-    use tauri::{AppHandle, Runtime};
+    use tauri::{AppHandle, Manager, Runtime};
 
     /// Whether the notification may approve: never a live-trading request.
     pub(super) fn may_approve_here(approval: &ApprovalView) -> bool {
         !approval.scope.as_deref().is_some_and(|scope| scope.starts_with("qc:live:"))
     }
 
-    /// The notifications shown for open requests, by request id, so each can be withdrawn.
-    #[derive(Default)]
-    pub struct Shown(Mutex<HashMap<String, Arc<NotificationHandle>>>);
+    /// The notifications shown for open requests, by request id, so each can be withdrawn:
+    /// the app's managed state.
+    #[derive(Default, Clone)]
+    pub struct Shown(Arc<Mutex<HashMap<String, Arc<NotificationHandle>>>>);
 
-    fn shown() -> &'static Shown {
-        static SHOWN: std::sync::OnceLock<Shown> = std::sync::OnceLock::new();
-        SHOWN.get_or_init(Shown::default)
+    impl Shown {
+        fn of<R: Runtime>(app: &AppHandle<R>) -> Shown {
+            app.try_state::<Shown>().map(|shown| shown.inner().clone()).unwrap_or_default()
+        }
+
+        fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<NotificationHandle>>> {
+            // A panic elsewhere while holding it leaves a map that is still whole.
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
     }
 
     pub fn request<R: Runtime>(app: &AppHandle<R>, broker: &Arc<Broker>, approval: &ApprovalView) {
@@ -59,14 +66,14 @@ mod xdg {
             };
             notification.action("approve", verb);
         }
-        let (app, broker, id) = (app.clone(), broker.clone(), approval.id.clone());
+        let (app, broker, id, shown) = (app.clone(), broker.clone(), approval.id.clone(), Shown::of(app));
         tauri::async_runtime::spawn(async move {
             let handle = match notification.show_async().await {
                 Ok(handle) => Arc::new(handle),
                 // A desktop without a notification service still has the window and the tray.
                 Err(e) => return tracing::debug!("no desktop notification: {e}"),
             };
-            shown().0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), handle.clone());
+            shown.map().insert(id.clone(), handle.clone());
             let mut chosen = None;
             handle
                 .wait_for_action_async(|response| {
@@ -75,7 +82,7 @@ mod xdg {
                     }
                 })
                 .await;
-            shown().0.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            shown.map().remove(&id);
             // Answered here: the notification has done its work, whatever the desktop does next.
             if chosen.is_some() {
                 handle.close_async().await;
@@ -94,8 +101,8 @@ mod xdg {
     }
 
     /// The request was answered or expired: its notification goes.
-    pub fn withdraw(approval_id: &str) {
-        let handle = shown().0.lock().unwrap_or_else(|e| e.into_inner()).remove(approval_id);
+    pub fn withdraw<R: Runtime>(app: &AppHandle<R>, approval_id: &str) {
+        let handle = Shown::of(app).map().remove(approval_id);
         if let Some(handle) = handle {
             tauri::async_runtime::spawn(async move { handle.close_async().await });
         }
@@ -117,11 +124,22 @@ pub fn request<R: Runtime>(app: &AppHandle<R>, broker: &Arc<keybridge_host::Brok
 }
 
 /// A request is no longer open: withdraw its notification where the desktop allows.
-pub fn request_closed(approval_id: &str) {
+pub fn request_closed<R: Runtime>(app: &AppHandle<R>, approval_id: &str) {
     #[cfg(all(unix, not(target_os = "macos")))]
-    xdg::withdraw(approval_id);
+    xdg::withdraw(app, approval_id);
     #[cfg(not(all(unix, not(target_os = "macos"))))]
-    let _ = approval_id;
+    let _ = (app, approval_id);
+}
+
+/// Keep on `app` what the notifications need while it runs: those shown, to withdraw them.
+pub fn manage<R: Runtime>(app: &AppHandle<R>) {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        use tauri::Manager;
+        app.manage(xdg::Shown::default());
+    }
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    let _ = app;
 }
 
 /// Connections refused in a burst: someone may be trying keys.

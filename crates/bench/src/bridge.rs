@@ -262,7 +262,7 @@ async fn add_client(env: &Env, preset: &str) -> Result<(String, String)> {
 pub async fn overhead(rounds: usize) -> Result<()> {
     for _ in 0..rounds {
         let env = Env::new(tempfile::tempdir()?, &[]);
-        let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
+        let sim = keybridge_testkit::Simulator::demo().await.handle;
         let (mut serve, base_url) = start_serve(&env, &sim).await?;
         let (client, key) = add_client(&env, "research").await?;
         let broker = serve.id().context("keybridge serve exited")?;
@@ -283,7 +283,7 @@ pub async fn overhead(rounds: usize) -> Result<()> {
 
 pub async fn run(report: &mut String) -> Result<()> {
     let env = Env::new(tempfile::tempdir()?, &[]);
-    let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
+    let sim = keybridge_testkit::Simulator::demo().await.handle;
     let (mut serve, base_url) = start_serve(&env, &sim).await?;
 
     let mut clients = HashMap::new();

@@ -14,8 +14,8 @@ mod soak;
 
 use anyhow::{Context, Result};
 use keybridge_broker::audit::{AuditEvent, AuditLog, ToolCallEvent};
+use keybridge_broker::server;
 use keybridge_broker::tokens::{Grant, TokenIssuer};
-use keybridge_broker::{BrokerConfig, server};
 use keybridge_broker_proto::{
     AdminCommand, ClientLimitsUpdate, ClientSpec, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
     read_frame, write_frame,
@@ -223,8 +223,7 @@ fn main() -> Result<()> {
 }
 
 async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
-    let sim = keybridge_qc_sim::start(Default::default(), "127.0.0.1:0".parse()?).await?;
-    let demo = keybridge_qc_sim::SimAccount::demo();
+    let keybridge_testkit::Simulator { handle: sim, account: demo } = keybridge_testkit::Simulator::demo().await;
     let tool = keybridge_catalog::find("read_account").context("catalog")?;
 
     let client = QcClient::new(ClientConfig::new(sim.base_url()))?;
@@ -241,8 +240,8 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
     let direct = stats(samples);
 
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
-    let broker =
-        Arc::new(keybridge_host::open_desktop_broker(BrokerConfig::new(dir.join("data"), sim.base_url()), store)?);
+    let broker = keybridge_testkit::open_broker(&dir.join("data"), &sim.base_url(), Duration::from_secs(60), store)?;
+    let broker = Arc::new(broker);
     broker
         .admin(AdminCommand::AccountAdd {
             name: "main".into(),

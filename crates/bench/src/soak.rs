@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use keybridge_qc_sim::{Fault, FaultRule, SimAccount, SimConfig};
+use keybridge_qc_sim::{Fault, FaultRule, SimAccount};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
@@ -78,7 +78,7 @@ async fn drive(env: Arc<Env>, client: String, key: String, until: Instant, tally
 }
 
 pub async fn run(minutes: u64) -> Result<String> {
-    let sim = keybridge_qc_sim::start(SimConfig::default(), "127.0.0.1:0".parse()?).await?;
+    let sim = keybridge_testkit::Simulator::demo().await.handle;
     let home = tempfile::tempdir()?;
     let env = Arc::new(Env::new(
         home,

@@ -1,11 +1,9 @@
 //! Scopes, policy, approvals, revocation and pause, through the real socket.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Bridge, Env, admin_at, project_args};
 use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ErrorCode, RequestBody, Response};
+use keybridge_testkit::{Bridge, Env, admin_at, project_args};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -98,7 +96,7 @@ async fn an_approval_covers_only_the_arguments_it_was_given() {
     let approve_next = |env: &Env| {
         let socket = env.socket.clone();
         async move {
-            let pending = common::pending_at(&socket).await;
+            let pending = keybridge_testkit::pending_at(&socket).await;
             let id = pending["id"].as_str().unwrap().to_string();
             admin_at(&socket, AdminCommand::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Approve })
                 .await
@@ -146,7 +144,7 @@ async fn a_live_trading_call_is_approved_on_its_own_never_for_a_while() {
     let project = live_project(&mut bridge).await;
     let socket = env.socket.clone();
     let approver = tokio::spawn(async move {
-        let pending = common::pending_at(&socket).await;
+        let pending = keybridge_testkit::pending_at(&socket).await;
         let id: String = pending["id"].as_str().unwrap().into();
         let decide = |decision| AdminCommand::ApprovalDecide { approval_id: id.clone(), decision };
         let refused = admin_at(&socket, decide(ApprovalDecision::AllowFor { minutes: 5 })).await.unwrap_err();
@@ -162,7 +160,7 @@ async fn a_live_trading_call_is_approved_on_its_own_never_for_a_while() {
     let audit = env.admin(AdminCommand::AuditTail { last: 50, follow: false }).await.unwrap();
     assert!(!audit.to_string().contains("\"allowance\""), "no allowance was recorded: {audit}");
     let socket = env.socket.clone();
-    let second = tokio::spawn(async move { common::pending_at(&socket).await });
+    let second = tokio::spawn(async move { keybridge_testkit::pending_at(&socket).await });
     let waited = bridge.waited.len();
     let call = tokio::spawn(async move { bridge.call("create_live_command", command).await });
     let pending = second.await.unwrap();
@@ -242,7 +240,7 @@ async fn client_keys_are_checked() {
     assert!(err.message.contains("KEYBRIDGE_CLIENT_KEY"), "{}", err.message);
     let shown = env.admin(AdminCommand::ClientShow { client_id: client.clone() }).await.unwrap();
     assert!(!shown.to_string().contains(&key), "the key is never shown again");
-    let stored = std::fs::read_to_string(common::data_dir(env.dir.path()).join("clients.json")).unwrap();
+    let stored = std::fs::read_to_string(keybridge_testkit::data_dir(env.dir.path()).join("clients.json")).unwrap();
     assert!(!stored.contains(&key), "only a hash of the key is stored");
     Bridge::connect(&env.socket, &client, Some(&key)).await.unwrap();
 }
@@ -376,10 +374,10 @@ async fn pause_survives_a_restart_and_an_edited_client_file_is_refused() {
     env.admin(AdminCommand::Resume).await.unwrap();
 
     // Someone who can write the data folder but not the keychain widens a client's scopes.
-    let file = common::data_dir(env.dir.path()).join("clients.json");
+    let file = keybridge_testkit::data_dir(env.dir.path()).join("clients.json");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("qc:account:read", "qc:live:execute", 1)).unwrap();
-    let err = keybridge_host::open_desktop_broker(env.broker.config().clone(), env.store.clone()).unwrap_err();
+    let err = env.open_again(false).unwrap_err();
     assert!(err.to_string().contains("changed outside Keybridge"), "{err}");
 }
 
@@ -452,7 +450,7 @@ async fn what_the_broker_looks_up_reaches_the_human_and_the_log_not_a_client_tha
     let mut bridge = Bridge::connect(&env.socket, &narrow, narrow_key.as_deref()).await.unwrap();
     let socket = env.socket.clone();
     let deny = tokio::spawn(async move {
-        let pending = common::pending_at(&socket).await;
+        let pending = keybridge_testkit::pending_at(&socket).await;
         let shown = pending["summary"].as_str().unwrap().to_string();
         let decide = AdminCommand::ApprovalDecide {
             approval_id: pending["id"].as_str().unwrap().into(),
@@ -496,7 +494,7 @@ async fn padding_and_quotes_cannot_hide_live_money_or_fake_the_project_id() {
         "brokerage": brokerage, "dataProviders": {"QuantConnectBrokerage": {"id": "QuantConnectBrokerage"}}});
     let socket = env.socket.clone();
     let deny = tokio::spawn(async move {
-        let pending = common::pending_at(&socket).await;
+        let pending = keybridge_testkit::pending_at(&socket).await;
         let decide = AdminCommand::ApprovalDecide {
             approval_id: pending["id"].as_str().unwrap().into(),
             decision: ApprovalDecision::Deny,
@@ -519,7 +517,7 @@ async fn padding_and_quotes_cannot_hide_live_money_or_fake_the_project_id() {
 fn answer_next_question(env: &Env, decision: ApprovalDecision) -> tokio::task::JoinHandle<serde_json::Value> {
     let socket = env.socket.clone();
     tokio::spawn(async move {
-        let pending = common::pending_at(&socket).await;
+        let pending = keybridge_testkit::pending_at(&socket).await;
         let decide = AdminCommand::ApprovalDecide { approval_id: pending["id"].as_str().unwrap().into(), decision };
         admin_at(&socket, decide).await.unwrap();
         pending
@@ -702,7 +700,7 @@ async fn a_client_past_its_calls_at_once_is_refused_until_one_ends() {
     let asks = tokio::spawn(async move { waiting.call("stop_live_algorithm", project_args(project)).await });
     // While the first call waits for the human, a second one has no place.
     let mut other = Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
-    let asked = common::pending_at(&env.socket).await;
+    let asked = keybridge_testkit::pending_at(&env.socket).await;
     assert_eq!(asked["tool"], "stop_live_algorithm");
     let refused = other.call("read_account", json!({})).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::LimitReached, "{refused:?}");

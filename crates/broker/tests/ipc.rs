@@ -1,14 +1,12 @@
 //! The socket: permissions, hostile frames, floods, other users, one broker per user, and
 //! host-bound pairing by what the OS says about the peer.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{Bridge, Env};
 use keybridge_broker::server;
 use keybridge_broker_proto::{AdminCommand, ApprovalDecision, ErrorCode, Response, read_frame};
+use keybridge_testkit::{Bridge, Env};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -162,7 +160,7 @@ async fn a_peer_that_is_not_the_bridge_is_refused() {
     // A broker that accepts only an executable this test binary is not.
     let mut config = env.broker.config().clone();
     config.bridge_executables = vec!["/nonexistent/keybridge-mcp".into()];
-    let broker = keybridge_host::open_desktop_broker(config, env.store.clone()).unwrap();
+    let broker = keybridge_testkit::open_desktop_broker(config, env.store.clone()).unwrap();
     let me = keybridge_broker::peer::Peer::inspect(keybridge_broker::own_uid(), Some(std::process::id() as i32));
     let err = broker.authenticate(&client, None, &me).await.unwrap_err();
     assert!(err.to_string().contains("is not the keybridge-mcp bridge"), "{err}");

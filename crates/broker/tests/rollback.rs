@@ -1,13 +1,11 @@
 //! State put back or deleted while the broker was stopped is refused at the next start: the
 //! seals stop forgery, the keychain anchors stop rollback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Env, data_dir};
 use keybridge_broker::OpenError;
 use keybridge_broker_proto::{AdminCommand, SettingsView};
+use keybridge_testkit::{Env, data_dir};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -62,9 +60,9 @@ async fn deleting_the_settings_cannot_drop_a_stricter_policy() {
 }
 
 /// A bridge that made one call, and the audit files as they were after it.
-async fn one_call_then_a_copy_of_the_log(env: &Env) -> (common::Bridge, Vec<(std::path::PathBuf, Vec<u8>)>) {
+async fn one_call_then_a_copy_of_the_log(env: &Env) -> (keybridge_testkit::Bridge, Vec<(std::path::PathBuf, Vec<u8>)>) {
     let (client, key) = env.add_client("read-only", true).await;
-    let mut bridge = common::Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
+    let mut bridge = keybridge_testkit::Bridge::connect(&env.socket, &client, key.as_deref()).await.unwrap();
     bridge.call("read_account", serde_json::json!({})).await.unwrap();
     let audit = data_dir(env.dir.path()).join("audit");
     let files: Vec<_> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().path()).collect();

@@ -1,13 +1,11 @@
 //! A sentinel QuantConnect token must appear nowhere the broker writes or answers.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Bridge, Env};
 use keybridge_broker_proto::AdminCommand;
+use keybridge_testkit::{Bridge, Env};
 use serde_json::json;
 
 const SENTINEL: &str = "SENTINEL-broker-token-5d1c8e7a2b9f4c3d6e0a";

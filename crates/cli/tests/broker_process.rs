@@ -1,9 +1,7 @@
 //! `keybridge serve` as a real process with the real OS keychain: account and client set-up
 //! through the CLI, calls over the socket, SIGKILL under load, restart, `audit verify`.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,55 +9,21 @@ use std::time::Duration;
 use keybridge_broker_proto::{
     Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame, write_frame,
 };
+use keybridge_testkit::{Processes, Simulator};
 use keybridge_vault::testing::in_keyring_session;
 use serde_json::{Value, json};
 
 const SENTINEL: &str = "SENTINEL-cli-token-9e4b2a7c1d3f5e6a8b0c";
 
-struct Setup {
-    home: tempfile::TempDir,
-    socket: PathBuf,
-    base_url: String,
-}
-
-impl Setup {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keybridge"));
-        command
-            .args(args)
-            .env("KEYBRIDGE_HOME", self.home.path().join("data"))
-            .env("KEYBRIDGE_SOCKET", &self.socket)
-            .env("KEYBRIDGE_QC_BASE_URL", &self.base_url)
-            .env("KEYBRIDGE_KEYCHAIN", format!("test-{}", std::process::id()))
-            .env_remove("RUST_BACKTRACE");
-        command
-    }
-
-    /// Run a CLI command; returns stdout, and keeps everything it printed for the leak scan.
-    fn run(&self, args: &[&str], stdin: Option<&str>, printed: &mut String) -> String {
-        let mut child =
-            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        printed.push_str(&stdout);
-        printed.push_str(&stderr);
-        assert!(out.status.success(), "keybridge {args:?} failed: {stderr}");
-        stdout
-    }
-
-    /// Start `keybridge serve` and wait for its `ready SOCKET` line.
-    fn serve(&self) -> Child {
-        let mut child = self.command(&["serve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), format!("ready {}", self.socket.display()));
-        child
-    }
+/// Run a CLI command; returns stdout, and keeps everything it printed for the leak scan.
+fn run(world: &Processes, args: &[&str], stdin: Option<&str>, printed: &mut String) -> String {
+    let out = world.run(args, stdin);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    printed.push_str(&stdout);
+    printed.push_str(&stderr);
+    assert!(out.status.success(), "keybridge {args:?} failed: {stderr}");
+    stdout
 }
 
 async fn call_loop(socket: PathBuf, client: String, key: String, answered: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
@@ -101,21 +65,16 @@ fn serve_survives_sigkill_with_an_intact_audit_log_and_no_token_anywhere() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let account = keybridge_qc_sim::SimAccount { api_token: SENTINEL.into(), ..keybridge_qc_sim::SimAccount::demo() };
-    let sim = runtime
-        .block_on(keybridge_qc_sim::start(
-            keybridge_qc_sim::SimConfig { accounts: vec![account.clone()], ..Default::default() },
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let setup = Setup { socket: home.path().join("run/broker.sock"), base_url: sim.base_url(), home };
+    let sim = runtime.block_on(Simulator::start(SENTINEL));
+    let account = sim.account.clone();
+    let setup = Processes::new(env!("CARGO_BIN_EXE_keybridge").into(), sim.base_url(), "test");
     let mut printed = String::new();
 
-    let mut broker = setup.serve();
-    let added = setup.run(&["account", "add", "main", "--user-id", &account.user_id], Some(SENTINEL), &mut printed);
+    let mut broker = setup.serve(&[]);
+    let added = run(&setup, &["account", "add", "main", "--user-id", &account.user_id], Some(SENTINEL), &mut printed);
     assert!(added.contains("\"main\""), "{added}");
-    let client = setup.run(
+    let client = run(
+        &setup,
         &["client", "add", "Load test", "--account", "main", "--preset", "research", "--key", "--json"],
         None,
         &mut printed,
@@ -123,9 +82,9 @@ fn serve_survives_sigkill_with_an_intact_audit_log_and_no_token_anywhere() {
     let client: Value = serde_json::from_str(&client).unwrap();
     let (id, key) =
         (client["client_id"].as_str().unwrap().to_string(), client["client_key"].as_str().unwrap().to_string());
-    setup.run(&["account", "test", "main"], None, &mut printed);
+    run(&setup, &["account", "test", "main"], None, &mut printed);
     // As fast as they can is far past a trader's client's default calls a minute.
-    setup.run(&["client", "update", &id, "--calls-per-minute", "1000000"], None, &mut printed);
+    run(&setup, &["client", "update", &id, "--calls-per-minute", "1000000"], None, &mut printed);
 
     // Four bridges call as fast as they can; the broker is killed mid-flight.
     let answered = Arc::new(AtomicU64::new(0));
@@ -149,17 +108,17 @@ fn serve_survives_sigkill_with_an_intact_audit_log_and_no_token_anywhere() {
     let answered = answered.load(Ordering::SeqCst);
 
     // A new broker opens the log (it refuses a broken one) and the chain verifies.
-    let mut broker = setup.serve();
-    let verified = setup.run(&["audit", "verify"], None, &mut printed);
+    let mut broker = setup.serve(&[]);
+    let verified = run(&setup, &["audit", "verify"], None, &mut printed);
     assert!(verified.contains("\"intact\": true"), "{verified}");
-    let tail = setup.run(&["audit", "tail", "--last", "100000", "--json"], None, &mut printed);
+    let tail = run(&setup, &["audit", "tail", "--last", "100000", "--json"], None, &mut printed);
     let calls = tail.lines().filter(|l| l.contains("\"tool_call\"") && l.contains("\"ok\"")).count() as u64;
     eprintln!("SIGKILL under load: {answered} calls answered, {calls} call records in the log");
     assert!(
         calls >= answered && calls <= answered + 4,
         "every answered call is in the log, and at most the 4 in flight besides: {calls} records, {answered} answered"
     );
-    setup.run(&["client", "revoke", &id], None, &mut printed);
+    run(&setup, &["client", "revoke", &id], None, &mut printed);
     broker.kill().unwrap();
     broker.wait().unwrap();
 

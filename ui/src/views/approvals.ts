@@ -13,6 +13,11 @@ export interface ApprovalActions {
   hostIcon?(program: string): Promise<string | null>;
 }
 
+/** Where a card asks for the asking program's icon: the app's command, where the API has it. */
+export function hostIconsFrom(api: Pick<Api, "hostIcon">): ApprovalActions["hostIcon"] {
+  return (program) => (api.hostIcon ? api.hostIcon(program) : Promise.resolve(null));
+}
+
 const ALLOW_MINUTES = [5, 15, 60];
 /** A card's approving buttons wake after this long: a click meant for something else must not answer. */
 export const ARM_DELAY_MS = 800;
@@ -199,7 +204,7 @@ export function approvalsView(api: Api, onCount: (n: number) => void) {
       await api.decide(id, decision, minutes);
       await refresh();
     },
-    hostIcon: (program) => (api.hostIcon ? api.hostIcon(program) : Promise.resolve(null)),
+    hostIcon: hostIconsFrom(api),
   };
   let timer: number | undefined;
 

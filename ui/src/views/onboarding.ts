@@ -5,7 +5,7 @@ import type { ApprovalView, PresetInfo } from "../bindings";
 import { button, field, fill, h, input, notice } from "../dom";
 import type { Api } from "../ipc";
 import { accountForm } from "./accounts";
-import { ARM_DELAY_MS, type ApprovalActions, approvalCard } from "./approvals";
+import { ARM_DELAY_MS, type ApprovalActions, approvalCard, hostIconsFrom } from "./approvals";
 import { checkedPreset, connectError, connectResult, presetPicker, previewPanel, testConnectionButton } from "./clients";
 
 export type StepName = "account" | "client" | "connect" | "restart" | "waiting" | "done";
@@ -256,7 +256,7 @@ export function onboardingView(api: Api, leaveTo: (view: LeaveTo) => void, optio
   // ---- the waiting step -------------------------------------------------------------------
 
   const actions: ApprovalActions = {
-    hostIcon: (program) => (api.hostIcon ? api.hostIcon(program) : Promise.resolve(null)),
+    hostIcon: hostIconsFrom(api),
     decide: async (id, decision, minutes) => {
       deciding.add(id);
       try {

@@ -1,0 +1,52 @@
+//! The one test kit: every tier's tests start their world here, so a broker under test is set
+//! up one way, the way Keybridge runs it.
+//!
+//! - [`Simulator`]: the QuantConnect simulator on loopback, with one account whose token the
+//!   test chooses (a sentinel, for the scans that prove it never leaks).
+//! - [`open_broker`] and [`Env`]: a broker on the desktop's seams (chosen by
+//!   `keybridge_host::desktop_backends`, with an in-memory keychain) in a temporary folder,
+//!   served on a real socket, stopped, restarted and reopened as the host does.
+//! - [`wire`]: admin and bridge connections speaking the broker's wire.
+//! - [`Processes`]: `keybridge serve` and the CLI as real processes with the real keychain,
+//!   their environment pointing at one temporary world.
+//!
+//! Test code only: no shipped binary may depend on it (a tidy test checks).
+
+mod env;
+mod processes;
+pub mod wire;
+
+pub use env::{Env, data_dir, open_broker};
+pub use keybridge_host::open_desktop_broker;
+pub use processes::Processes;
+pub use wire::{Bridge, admin_at, pending_at, project_args};
+
+use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};
+
+/// The QuantConnect simulator on loopback with one account.
+pub struct Simulator {
+    pub handle: SimHandle,
+    /// The one account it knows: the demo's, with the token the test chose.
+    pub account: SimAccount,
+}
+
+impl Simulator {
+    /// A simulator whose account's token is `token`.
+    pub async fn start(token: &str) -> Simulator {
+        let account = SimAccount { api_token: token.into(), ..SimAccount::demo() };
+        let config = SimConfig { accounts: vec![account.clone()], ..SimConfig::default() };
+        let handle = keybridge_qc_sim::start(config, "127.0.0.1:0".parse().expect("a loopback address"))
+            .await
+            .expect("the simulator starts on loopback");
+        Simulator { handle, account }
+    }
+
+    /// A simulator with the demo account and its public token.
+    pub async fn demo() -> Simulator {
+        Simulator::start(&SimAccount::demo().api_token).await
+    }
+
+    pub fn base_url(&self) -> String {
+        self.handle.base_url()
+    }
+}
