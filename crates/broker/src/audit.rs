@@ -18,28 +18,25 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use keybridge_secret::Secret;
 use keybridge_vault::SecretStore;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use sha2::Sha256;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 mod anchoring;
+pub mod chain;
 mod event;
 
 pub use event::{AdminEvent, AuditEvent, AuthMethod, CallDecision, Outcome, ToolCallEvent};
 
-use crate::primitives::{keychain_key, lock, same_secret};
+use crate::primitives::lock;
 use anchoring::Anchoring;
+pub(crate) use chain::hmac_sha256;
+use chain::{ChainKey, HEAD_FILE};
 
 const KEY_NAME: &str = "audit-chain-key";
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const PREFIX: &str = "audit";
 const SUFFIX: &str = "jsonl";
-const HEAD_FILE: &str = "audit-head.json";
-/// The head file is rewritten in place at a fixed size, so a rewrite is one small `pwrite`.
-const HEAD_BYTES: usize = 160;
 
 /// A written record, as live subscribers receive it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,38 +84,6 @@ pub struct Verified {
     pub records: u64,
     pub files: usize,
     pub last_mac: String,
-}
-
-struct ChainKey(Secret<Vec<u8>>);
-
-impl ChainKey {
-    /// The key stored under `name`, made if there is none; also says whether it existed.
-    fn load_or_create(store: &dyn SecretStore, name: &str) -> Result<(Self, bool), AuditError> {
-        let (key, existed) = keychain_key(store, name).map_err(|e| AuditError::Key(e.to_string()))?;
-        Ok((Self(key), existed))
-    }
-
-    /// HMAC-SHA256 of `prev` and `body`.
-    fn mac(&self, prev: &str, body: &str) -> String {
-        hmac_sha256(self.0.expose(), prev, body)
-    }
-}
-
-/// HMAC-SHA256 (RFC 2104) of `context`, a newline, and `body`, as hex.
-pub(crate) fn hmac_sha256(key: &[u8], context: &str, body: &str) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(context.as_bytes());
-    mac.update(b"\n");
-    mac.update(body.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// The canonical text a record's MAC covers: the record without its `mac` field.
-fn body_of(record: &Map<String, Value>) -> String {
-    let mut without = record.clone();
-    without.remove("mac");
-    Value::Object(without).to_string()
 }
 
 /// Today's log file (`audit.YYYY-MM-DD.jsonl`, by the UTC date), a new one each day, each
@@ -215,7 +180,7 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> AuditError {
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> AuditError {
     AuditError::Io { path: path.display().to_string(), detail: e.to_string() }
 }
 
@@ -250,7 +215,7 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         keybridge_vault::create_private_dir(dir).map_err(|e| io(dir, e))?;
         let (key, key_existed) = ChainKey::load_or_create(store, key_name)?;
-        let verified = verify_with(dir, &key)?;
+        let verified = chain::verify_dir(dir, &key)?;
         if let Some(anchor) = &anchor
             && !accept_restored
             && let Some((seq, mac)) =
@@ -330,52 +295,33 @@ impl AuditLog {
         let mut w = lock(&self.writer);
         let seq = w.seq + 1;
         let ts = now_ms();
-        let mut record = Map::new();
-        record.insert("seq".into(), json!(seq));
-        record.insert("ts".into(), json!(ts));
-        record.insert("prev".into(), json!(w.last_mac));
-        record.insert("event".into(), event);
-        let record = Value::Object(record);
-        let body = record.to_string();
-        let mac = self.key.mac(&w.last_mac, &body);
-        // The line is the body with the MAC as its last field: what `body_of` gives back when
-        // the line is read, without serializing the record a second time.
-        let mut line = body;
-        line.pop();
-        line.push_str(&format!(",\"mac\":\"{mac}\"}}\n"));
+        let (sealed, event) = chain::seal(&self.key, &w.last_mac, seq, ts, event);
         // One write per record: a kill cannot leave half a record behind.
-        w.files.write_all(line.as_bytes())?;
-        let head_mac = self.key.mac("head", &format!("{seq}:{mac}"));
-        let mut head = json!({"seq": seq, "mac": mac, "head_mac": head_mac}).to_string();
-        head.push_str(&" ".repeat(HEAD_BYTES.saturating_sub(head.len())));
+        w.files.write_all(sealed.line.as_bytes())?;
+        let head = chain::head_text(&self.key, seq, &sealed.mac);
         write_at_start(&w.head, head.as_bytes()).map_err(|e| io(&self.dir.join(HEAD_FILE), e))?;
         w.seq = seq;
         // Offered while the writer is held, so that ends reach the anchoring thread in order.
         if let Some(anchoring) = &self.anchoring {
-            anchoring.offer(seq, &mac);
+            anchoring.offer(seq, &sealed.mac);
         }
-        w.last_mac = mac;
+        w.last_mac = sealed.mac;
         drop(w);
-        let event = match record {
-            Value::Object(mut fields) => fields.remove("event").unwrap_or_default(),
-            _ => Value::Null,
-        };
         let record = Arc::new(AuditRecord { seq, ts, event });
         // No subscriber is fine; a slow one loses the oldest records, never blocks the broker.
         let _ = self.live.send(record.clone());
         Ok(record)
     }
 
-    /// A digest of `text` keyed by the chain key (HMAC-SHA256 in its own domain): stable for
-    /// equal arguments, useless for guessing what they were.
+    /// [`ChainKey::keyed_digest`] with this log's key.
     pub fn keyed_digest(&self, text: &str) -> String {
-        self.key.mac("arguments", text)
+        self.key.keyed_digest(text)
     }
 
     /// Check the whole chain with this log's key.
     pub fn verify(&self) -> Result<Verified, AuditError> {
         let _w = lock(&self.writer);
-        verify_with(&self.dir, &self.key)
+        chain::verify_dir(&self.dir, &self.key)
     }
 
     /// Every line exactly as written, chain fields included, oldest first: an export the
@@ -415,7 +361,7 @@ fn write_at_start(file: &File, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn log_files(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
+pub(crate) fn log_files(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -467,82 +413,6 @@ fn read_records(dir: &Path) -> Result<Vec<AuditRecord>, AuditError> {
         }
     }
     Ok(out)
-}
-
-fn verify_with(dir: &Path, key: &ChainKey) -> Result<Verified, AuditError> {
-    let files = log_files(dir)?;
-    let mut expected_seq = 1;
-    let mut prev = GENESIS.to_string();
-    // The MAC before the last record: a kill between a record's write and the head update
-    // leaves the head one record behind, which is not tampering.
-    let mut before_last = GENESIS.to_string();
-    for path in &files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-        for (index, line) in text.split_inclusive('\n').enumerate() {
-            let broken = |reason: String| {
-                AuditError::Broken(Broken { file: name.clone(), line: index + 1, expected_seq, reason })
-            };
-            if !line.ends_with('\n') {
-                return Err(broken("the last record is cut short (truncated file)".into()));
-            }
-            let record: Map<String, Value> = serde_json::from_str(line)
-                .map_err(|e| broken(format!("not a JSON record ({e}): edited or damaged")))?;
-            let seq = record.get("seq").and_then(Value::as_u64).ok_or_else(|| broken("no sequence number".into()))?;
-            if seq != expected_seq {
-                let what = if seq > expected_seq { "records are missing before it (deleted)" } else { "out of order" };
-                return Err(broken(format!("found record #{seq}: {what}")));
-            }
-            if record.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
-                return Err(broken("does not follow the previous record (deleted, reordered or replaced)".into()));
-            }
-            let mac = record.get("mac").and_then(Value::as_str).unwrap_or_default().to_string();
-            if !same_secret(key.mac(&prev, &body_of(&record)), &mac) {
-                return Err(broken("content does not match its MAC (edited)".into()));
-            }
-            before_last = std::mem::replace(&mut prev, mac);
-            expected_seq += 1;
-        }
-    }
-    let records = expected_seq - 1;
-    let head_path = dir.join(HEAD_FILE);
-    if let Ok(head) = std::fs::read_to_string(&head_path) {
-        let head: Value = serde_json::from_str(head.trim()).unwrap_or(Value::Null);
-        let head_seq = head["seq"].as_u64().unwrap_or(0);
-        let head_mac = head["mac"].as_str().unwrap_or_default();
-        let sealed = head_seq == 0
-            || head["head_mac"]
-                .as_str()
-                .is_some_and(|sealed| same_secret(sealed, key.mac("head", &format!("{head_seq}:{head_mac}"))));
-        if !sealed {
-            return Err(AuditError::Broken(Broken {
-                file: HEAD_FILE.into(),
-                line: 0,
-                expected_seq: records + 1,
-                reason: "the head file was edited (its MAC does not match)".into(),
-            }));
-        }
-        let at_end = head_seq == records && (records == 0 || head_mac == prev);
-        let one_behind = records > 0 && head_seq == records - 1 && (head_seq == 0 || head_mac == before_last);
-        if !(at_end || one_behind) {
-            return Err(AuditError::Broken(Broken {
-                file: files.last().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("audit").to_string(),
-                line: 0,
-                expected_seq: records + 1,
-                reason: format!(
-                    "the log ends at record #{records} but {HEAD_FILE} says the last record is #{head_seq}: records were cut off the end"
-                ),
-            }));
-        }
-    } else if records > 0 {
-        return Err(AuditError::Broken(Broken {
-            file: HEAD_FILE.into(),
-            line: 0,
-            expected_seq: records + 1,
-            reason: "the head file is missing, so truncation cannot be ruled out".into(),
-        }));
-    }
-    Ok(Verified { records, files: files.len(), last_mac: prev })
 }
 
 #[cfg(test)]

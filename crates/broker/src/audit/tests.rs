@@ -1,5 +1,6 @@
 use super::*;
 use keybridge_vault::MemoryStore;
+use serde_json::json;
 
 fn log_with(n: u64) -> (tempfile::TempDir, MemoryStore, AuditLog) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +26,7 @@ fn edit_lines(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
 /// The chain in `dir` verified as `keybridge audit verify` does, with no log open.
 fn verify(dir: &Path, store: &MemoryStore) -> Result<Verified, AuditError> {
     let (key, _) = ChainKey::load_or_create(store, KEY_NAME)?;
-    verify_with(dir, &key)
+    chain::verify_dir(dir, &key)
 }
 
 fn broken_at(dir: &Path, store: &MemoryStore) -> Broken {

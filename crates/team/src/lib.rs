@@ -1,0 +1,14 @@
+//! Team mode's backends: the broker's seams (`keybridge_broker::seams`) on infrastructure a
+//! trading team already runs, so several broker replicas share one state.
+//!
+//! - [`PgAudit`]: the audit hash chain in PostgreSQL. One head row, locked for each append, so
+//!   appends from every replica form one chain; it exports to the desktop's JSON-lines format,
+//!   which the desktop's verifier checks.
+//!
+//! A row holds what the desktop's audit log holds, sealed with the chain key, which stays in the
+//! secret store. Nothing here may put a secret into a row, a log or an error; connection errors
+//! never repeat the connection string (it may carry a password).
+
+mod pg_audit;
+
+pub use pg_audit::PgAudit;
