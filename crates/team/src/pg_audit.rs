@@ -8,12 +8,14 @@
 //! chain, and a record is kept once its append returns.
 
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
 use keybridge_broker::audit::chain::{self, ChainKey, HEAD_FILE};
 use keybridge_broker::audit::{AuditError, AuditEvent, AuditRecord, Verified};
 use keybridge_broker::seams::AuditSink;
 use tokio::sync::broadcast;
+
+use crate::worker::Worker;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_audit (
@@ -33,46 +35,26 @@ CREATE TABLE IF NOT EXISTS keybridge_audit_head (
 /// What the export's one log file is called: a name the desktop's verifier reads.
 const EXPORT_FILE: &str = "audit.0000-00-00.jsonl";
 
-type Job = Box<dyn FnOnce(&mut postgres::Client) + Send>;
-
-/// A database connection on a thread of its own: the synchronous client runs a runtime of its
-/// own, which cannot run inside the broker's. Calls queue on it in order.
-struct Connection {
-    jobs: mpsc::Sender<Job>,
-}
+/// The database connection, on a thread of its own.
+struct Connection(Worker<postgres::Client>);
 
 impl Connection {
     fn open(config: &str) -> Result<Connection, AuditError> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let (opened, ready) = mpsc::channel();
         let config = config.to_string();
-        std::thread::Builder::new()
-            .name("keybridge-audit-db".into())
-            .spawn(move || {
-                let mut client = match postgres::Client::connect(&config, postgres::NoTls) {
-                    Ok(client) => client,
-                    Err(e) => return drop(opened.send(Err(database("connect to", &e)))),
-                };
-                let _ = opened.send(Ok(()));
-                for job in queue {
-                    job(&mut client);
-                }
-            })
+        let connect =
+            move || postgres::Client::connect(&config, postgres::NoTls).map_err(|e| database("connect to", &e));
+        let started = Worker::start("keybridge-audit-db", connect)
             .map_err(|e| AuditError::Io { path: "the audit database".into(), detail: e.to_string() })?;
-        ready.recv().map_err(|_| gone())??;
-        Ok(Connection { jobs })
+        Ok(Connection(started?))
     }
 
-    /// Run `work` on the connection's thread and wait for it.
+    /// Run `work` on the connection and wait for it.
     fn run<T: Send + 'static>(
         &self,
         action: &'static str,
         work: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, AuditError> {
-        let (done, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| drop(done.send(work(client))));
-        self.jobs.send(job).map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?.map_err(|e| database(action, &e))
+        self.0.run(work).map_err(|_| gone())?.map_err(|e| database(action, &e))
     }
 }
 

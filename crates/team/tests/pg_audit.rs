@@ -7,7 +7,7 @@ use std::time::Duration;
 use keybridge_broker::audit::chain::{self, ChainKey};
 use keybridge_broker::audit::{AuditError, AuditEvent};
 use keybridge_broker::seams::{AuditSink, SecretStore};
-use keybridge_broker_proto::{AdminCommand, AdminReply, Credential};
+use keybridge_broker_proto::{AdminCommand, AdminReply};
 use keybridge_team::PgAudit;
 use keybridge_testkit::{Postgres, Simulator};
 use keybridge_vault::MemoryStore;
@@ -103,17 +103,7 @@ async fn a_broker_runs_on_the_database_chain_and_no_row_holds_a_token() {
     backends.audit = audit.clone();
     let broker = keybridge_broker::Broker::open(config, backends).unwrap();
 
-    let account = sim.account.clone();
-    broker
-        .admin(AdminCommand::AccountAdd {
-            name: "main".into(),
-            user_id: account.user_id,
-            organization_id: Some(account.organization_id),
-            api_token: Credential::new(SENTINEL.into()),
-            skip_check: false,
-        })
-        .await
-        .unwrap();
+    keybridge_testkit::add_main_account(&broker, &sim.account, SENTINEL).await;
     broker.admin(AdminCommand::AccountTest { name: "main".into() }).await.unwrap();
     let AdminReply::AuditVerified(verified) = broker.admin(AdminCommand::AuditVerify).await.unwrap() else {
         panic!("not a verification")

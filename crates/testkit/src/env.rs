@@ -32,6 +32,18 @@ pub fn open_broker(
     keybridge_host::open_desktop_broker(config, secrets)
 }
 
+/// Add the simulator's `account` to `broker` as `main`, with `token`, checked with QuantConnect.
+pub async fn add_main_account(broker: &Broker, account: &SimAccount, token: &str) {
+    let add = AdminCommand::AccountAdd {
+        name: "main".into(),
+        user_id: account.user_id.clone(),
+        organization_id: Some(account.organization_id.clone()),
+        api_token: Credential::new(token.into()),
+        skip_check: false,
+    };
+    broker.admin(add).await.expect("the account is accepted by the simulator");
+}
+
 /// A simulator and a broker on a real Unix socket in a temporary folder, with an in-memory
 /// keychain.
 pub struct Env {

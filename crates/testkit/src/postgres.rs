@@ -95,7 +95,8 @@ fn server_programs() -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
+/// A loopback port free now.
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     listener.local_addr().expect("its address").port()
 }
