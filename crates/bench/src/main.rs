@@ -77,6 +77,13 @@ fn main() -> Result<()> {
         let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(3);
         return runtime.block_on(bridge::overhead(rounds));
     }
+    // `keybridge-bench team`: team mode's audit chain alone, printed.
+    if args.get(1).map(String::as_str) == Some("team") {
+        let mut report = String::new();
+        team_audit(&mut report, &bench_record())?;
+        print!("{report}");
+        return Ok(());
+    }
     if args.get(1).map(String::as_str) == Some("soak") {
         let minutes = args.get(2).and_then(|m| m.parse().ok()).unwrap_or(30);
         let report = runtime.block_on(soak::run(minutes))?;
@@ -140,12 +147,7 @@ fn main() -> Result<()> {
 
     // Audit log.
     let audit = AuditLog::open(&dir.path().join("audit"), store.as_ref())?;
-    let record = AuditEvent::ToolCall(ToolCallEvent {
-        tool: "read_account".into(),
-        client: Some("bench".into()),
-        latency_us: 900,
-        ..ToolCallEvent::default()
-    });
+    let record = bench_record();
     let append = time_each(5000, || {
         audit.append(&record).unwrap();
     });
@@ -177,13 +179,7 @@ fn main() -> Result<()> {
         reject.n
     )?;
     writeln!(report, "| mint an access token | {} | {} | {} |", us(mint.median), us(mint.p99), mint.n)?;
-    writeln!(
-        report,
-        "| append an audit record (HMAC chain, one write, head update) | {} | {} | {} |",
-        us(append.median),
-        us(append.p99),
-        append.n
-    )?;
+    stats_row(&mut report, "append an audit record (HMAC chain, one write, head update)", &append)?;
     writeln!(
         report,
         "| verify the whole audit chain | {:.1} ms for {} records | | 1 |\n",
@@ -193,12 +189,14 @@ fn main() -> Result<()> {
 
     // A call through the broker's socket vs straight to the simulator.
     let (direct, brokered) = runtime.block_on(call_overhead(dir.path().join("broker")))?;
-    writeln!(report, "## `read_account` through the broker's socket (in-process broker)\n")?;
-    writeln!(
-        report,
-        "Both use the same `QcClient` against the same in-process simulator on loopback. \"Through the broker\" is a bridge-style client on the Unix socket: token verification, authorization, policy, execution and the audit record included.\n"
+    team_audit(&mut report, &record)?;
+
+    section(
+        &mut report,
+        "`read_account` through the broker's socket (in-process broker)",
+        "Both use the same `QcClient` against the same in-process simulator on loopback. \"Through the broker\" is a bridge-style client on the Unix socket: token verification, authorization, policy, execution and the audit record included.",
+        "| path | median | p99 | N |\n|---|---|---|---|",
     )?;
-    writeln!(report, "| path | median | p99 | N |\n|---|---|---|---|")?;
     writeln!(report, "| direct HTTP call | {} | {} | {} |", us(direct.median), us(direct.p99), direct.n)?;
     writeln!(
         report,
@@ -295,4 +293,88 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
         }
     }
     Ok((direct, stats(samples)))
+}
+
+/// A table row of timed repetitions: the median, the 99th percentile and how many.
+fn stats_row(report: &mut String, label: &str, stats: &Stats) -> std::fmt::Result {
+    writeln!(report, "| {label} | {} | {} | {} |", us(stats.median), us(stats.p99), stats.n)
+}
+
+/// A report section: its title, what was measured and how, and its table's head.
+fn section(report: &mut String, title: &str, how: &str, head: &str) -> std::fmt::Result {
+    writeln!(report, "## {title}\n")?;
+    writeln!(report, "{how}\n")?;
+    writeln!(report, "{head}")
+}
+
+/// The record every audit benchmark appends: a tool call, as most records are.
+fn bench_record() -> AuditEvent {
+    AuditEvent::ToolCall(ToolCallEvent {
+        tool: "read_account".into(),
+        client: Some("bench".into()),
+        latency_us: 900,
+        ..ToolCallEvent::default()
+    })
+}
+
+/// Team mode's audit chain in PostgreSQL (a cluster of its own, flushing every commit): one
+/// replica's appends, then two replicas with two writers each appending at once.
+fn team_audit(report: &mut String, record: &AuditEvent) -> Result<()> {
+    use keybridge_broker::audit::chain::ChainKey;
+    use keybridge_broker::seams::AuditSink;
+    let postgres = keybridge_testkit::Postgres::start_durable();
+    let store = MemoryStore::default();
+    let key = || ChainKey::load_or_create(&store, "bench").map(|(key, _)| key);
+    let one = keybridge_team::PgAudit::connect(&postgres.config(), key()?, "a")?;
+    for _ in 0..100 {
+        one.append(record)?;
+    }
+    let append = time_each(2000, || {
+        one.append(record).unwrap();
+    });
+    let replicas = [
+        Arc::new(keybridge_team::PgAudit::connect(&postgres.config(), key()?, "a")?),
+        Arc::new(keybridge_team::PgAudit::connect(&postgres.config(), key()?, "b")?),
+    ];
+    let per_writer = 1000;
+    let started = Instant::now();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (replica, record) = (replicas[w % 2].clone(), record.clone());
+            std::thread::spawn(move || {
+                for _ in 0..per_writer {
+                    replica.append(&record).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().map_err(|_| anyhow::anyhow!("a writer panicked"))?;
+    }
+    let together = started.elapsed();
+    let started = Instant::now();
+    let verified = replicas[0].verify()?;
+    let verify = started.elapsed();
+    writeln!(report)?;
+    section(
+        report,
+        "Team mode's audit chain in PostgreSQL",
+        "A PostgreSQL cluster of the benchmark's own on loopback, every commit flushed to disk (fsync on); each append one transaction that locks the head row.",
+        "| operation | median | p99 | N |\n|---|---|---|---|",
+    )?;
+    stats_row(report, "append a record, one replica", &append)?;
+    writeln!(
+        report,
+        "| two replicas, two writers each, appending at once | {:.0} records/s | | {} |",
+        (4 * per_writer) as f64 / together.as_secs_f64(),
+        4 * per_writer
+    )?;
+    writeln!(
+        report,
+        "| verify the whole chain ({} records) | {:.1} ms | | 1 |",
+        verified.records,
+        verify.as_secs_f64() * 1000.0
+    )?;
+    writeln!(report)?;
+    Ok(())
 }

@@ -15,8 +15,19 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Start a fresh cluster; panics with what to install when the server's programs are missing.
+    /// Start a fresh cluster that does not wait for the disk (tests); panics with what to install
+    /// when the server's programs are missing.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// Start a fresh cluster that flushes every commit to disk, as a production one does
+    /// (benchmarks).
+    pub fn start_durable() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Postgres {
         let bin = server_programs();
         let dir = tempfile::tempdir().expect("a temporary folder");
         let as_root =
@@ -29,8 +40,9 @@ impl Postgres {
         let postgres = Postgres { dir, bin, as_root, port };
         let data = postgres.data();
         postgres.run("initdb", &["-D", &data, "-U", "kb", "-A", "trust", "-E", "UTF8", "--no-sync"]);
+        let fsync = if durable { "on" } else { "off" };
         let options =
-            format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", postgres.dir.path().display());
+            format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync}", postgres.dir.path().display());
         let log = postgres.dir.path().join("server.log").display().to_string();
         postgres.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
         let deadline = Instant::now() + Duration::from_secs(30);
