@@ -7,7 +7,8 @@
 //   SCOPES     the scopes it knows, separated by spaces
 //   CLIENTS    JSON: [{"id": "...", "secret": "...", "scope": "..."}]
 //   KEYS_FILE  its signing keys, kept between starts; ROTATE=1 (or no file) makes a new key,
-//              which signs from then on while the older ones stay published
+//              which signs from then on while the older ones stay published, unless
+//              WITHDRAW=1, which publishes the new key alone
 //   TTL        access token lifetime in seconds (default 300)
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import Provider from "oidc-provider";
@@ -24,6 +25,7 @@ if (keys.length === 0 || process.env.ROTATE === "1") {
   const { privateKey } = await jose.generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   const kid = `key-${keys.length + 1}`;
   keys.unshift({ ...(await jose.exportJWK(privateKey)), kid, alg: "EdDSA", use: "sig" });
+  if (process.env.WITHDRAW === "1") keys = keys.slice(0, 1);
   writeFileSync(process.env.KEYS_FILE, JSON.stringify(keys));
 }
 

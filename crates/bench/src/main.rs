@@ -17,8 +17,8 @@ use keybridge_broker::audit::{AuditEvent, AuditLog, ToolCallEvent};
 use keybridge_broker::server;
 use keybridge_broker::tokens::{Grant, TokenIssuer};
 use keybridge_broker_proto::{
-    AdminCommand, ClientLimitsUpdate, ClientSpec, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response,
-    read_frame, write_frame,
+    AdminCommand, ClientLimitsUpdate, Credential, Hello, PROTOCOL_VERSION, Request, RequestBody, Response, read_frame,
+    write_frame,
 };
 use keybridge_catalog::Scope;
 use keybridge_quantconnect::{ClientConfig, Credentials, QcClient};
@@ -249,15 +249,7 @@ async fn call_overhead(dir: PathBuf) -> Result<(Stats, Stats)> {
             skip_check: true,
         })
         .await?;
-    let spec = ClientSpec {
-        name: "bench".into(),
-        account: "main".into(),
-        preset: Some("research".into()),
-        scopes: vec![],
-        policy: Default::default(),
-        token_ttl_secs: None,
-        with_key: true,
-    };
+    let spec = keybridge_testkit::client_spec("bench", "research", true);
     let Ok(added) =
         keybridge_broker_proto::ClientAdded::try_from(broker.admin(AdminCommand::ClientAdd { spec }).await?)
     else {

@@ -113,16 +113,23 @@ impl Clients {
         self.clients.values()
     }
 
+    /// Take up the clients as the store has them now (another broker changed them).
+    pub fn reload(&mut self) -> Result<(), OpenError> {
+        self.clients = self.store.load_clients()?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        Ok(())
+    }
+
     pub fn insert(&mut self, client: Client) -> Result<(), BrokerError> {
-        self.clients.insert(client.id.clone(), client);
-        self.save(true)
+        let id = client.id.clone();
+        self.clients.insert(id.clone(), client);
+        self.save(&id, true)
     }
 
     /// Change a client and save, as a new generation; returns whether it existed.
     pub fn update(&mut self, id: &str, change: impl FnOnce(&mut Client)) -> Result<bool, BrokerError> {
         let Some(client) = self.clients.get_mut(id) else { return Ok(false) };
         change(client);
-        self.save(true)?;
+        self.save(id, true)?;
         Ok(true)
     }
 
@@ -131,14 +138,15 @@ impl Clients {
     pub fn touch(&mut self, id: &str, seen: u64) -> Result<(), BrokerError> {
         if let Some(client) = self.clients.get_mut(id) {
             client.last_seen = Some(seen);
-            self.save(false)?;
+            self.save(id, false)?;
         }
         Ok(())
     }
 
-    fn save(&mut self, access_changed: bool) -> Result<(), BrokerError> {
+    fn save(&mut self, changed: &str, access_changed: bool) -> Result<(), BrokerError> {
         let clients: Vec<Client> = self.clients.values().cloned().collect();
-        self.store.save_clients(&clients, access_changed)
+        let Some(changed) = self.clients.get(changed) else { return Ok(()) };
+        self.store.save_clients(&clients, changed, access_changed)
     }
 }
 

@@ -60,6 +60,10 @@ pub enum BrokerError {
         "the audit log cannot be written ({0}); every call is refused until it can: fix the cause, then restart Keybridge"
     )]
     AuditFailed(String),
+    /// The clients that other brokers share could not be read again: nothing is decided on a
+    /// copy that may be stale.
+    #[error("cannot read the shared clients again ({0}); every call is refused until they can be read")]
+    StateUnreadable(#[source] Box<OpenError>),
     /// The task running a call ended without an answer (it panicked).
     #[error("the call stopped without an answer: {0}")]
     CallStopped(#[source] tokio::task::JoinError),
@@ -143,6 +147,7 @@ impl BrokerError {
             | BrokerError::KeychainKey(_)
             | BrokerError::Audit(_)
             | BrokerError::AuditFailed(_)
+            | BrokerError::StateUnreadable(_)
             | BrokerError::CallStopped(_) => ErrorCode::Internal,
         }
     }

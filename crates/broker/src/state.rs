@@ -23,13 +23,21 @@ use crate::{BrokerError, OpenError};
 pub trait StateStore: Send + Sync {
     /// The clients as last saved, revoked ones included; none at first.
     fn load_clients(&self) -> Result<Vec<Client>, OpenError>;
-    /// Save every client. `access_changed`: a client was added, changed or revoked, so a copy
-    /// from before must never be obeyed again; false for bookkeeping (when a client was seen).
-    fn save_clients(&self, clients: &[Client], access_changed: bool) -> Result<(), BrokerError>;
+    /// Save `changed`, one of `clients` (every client as this broker holds them). A store that
+    /// several brokers share writes `changed` alone, so one broker's change never undoes
+    /// another's. `access_changed`: a client was added, changed or revoked, so a copy from
+    /// before must never be obeyed again; false for bookkeeping (when a client was seen).
+    fn save_clients(&self, clients: &[Client], changed: &Client, access_changed: bool) -> Result<(), BrokerError>;
     /// The broker-wide settings as last saved; never saved, the defaults with this approval
     /// timeout.
     fn load_settings(&self, approval_timeout: Duration) -> Result<Settings, OpenError>;
     fn save_settings(&self, settings: &Settings) -> Result<(), BrokerError>;
+    /// A number that moves when another broker changed the clients; the broker reads it before
+    /// it decides anything and loads the clients again when it moved. A store no other broker
+    /// writes never moves it.
+    fn version(&self) -> u64 {
+        0
+    }
 }
 
 /// The desktop's store: `clients.json` and `settings.json` in the data folder, each sealed with
@@ -110,12 +118,14 @@ impl StateStore for SealedFiles {
         self.clients_generation.store(generation, Ordering::SeqCst);
         if self.accept_restored {
             // From now on, what is there is the newest state.
-            self.save_clients(&clients, true)?;
+            if let Some(first) = clients.first() {
+                self.save_clients(&clients, first, true)?;
+            }
         }
         Ok(clients)
     }
 
-    fn save_clients(&self, clients: &[Client], access_changed: bool) -> Result<(), BrokerError> {
+    fn save_clients(&self, clients: &[Client], _changed: &Client, access_changed: bool) -> Result<(), BrokerError> {
         let _one_at_a_time = lock(&self.saving);
         let current = self.clients_generation.load(Ordering::SeqCst);
         let generation = if access_changed { current + 1 } else { current };

@@ -5,6 +5,8 @@
 //!   version 2, the broker signed in with AppRole; held in memory only as secrets.
 //! - [`resource`]: the OAuth 2.1 resource server in front of team mode's MCP endpoint: tokens
 //!   of the team's identity provider, checked for this endpoint, mapped to `qc:` scopes.
+//! - [`PgState`]: the clients, their revocations and the settings in PostgreSQL; every replica
+//!   hears of a change through `LISTEN`/`NOTIFY` and takes it up before its next decision.
 //! - [`PgAudit`]: the audit hash chain in PostgreSQL. One head row, locked for each append, so
 //!   appends from every replica form one chain; it exports to the desktop's JSON-lines format,
 //!   which the desktop's verifier checks.
@@ -15,8 +17,10 @@
 
 mod openbao;
 mod pg_audit;
+mod pg_state;
 pub mod resource;
 mod worker;
 
 pub use openbao::{OpenBao, OpenBaoLogin};
 pub use pg_audit::PgAudit;
+pub use pg_state::PgState;

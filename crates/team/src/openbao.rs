@@ -1,8 +1,10 @@
 //! Secrets in OpenBao's key/value store (version 2): the `SecretStore` a team's brokers share.
 //!
 //! Each secret is one entry, `<mount>/data/<prefix>/<name>`, holding `{"value": …}`. The broker
-//! signs in with AppRole (or is handed a token) and signs in again when its token runs out. A
-//! secret read is held only as a `SecretString`; a reply's body goes into no error and no log.
+//! signs in with AppRole (or is handed a token), renews its token before it runs out, and signs
+//! in again only when it cannot be renewed. A secret read is kept as a `SecretString`; the HTTP
+//! layer's own copies of a reply are not zeroized. A reply's body goes into no error and no log;
+//! the client follows no redirect, so the token and a secret never go to another address.
 
 use keybridge_vault::{SecretStore, SecretString, VaultError};
 use reqwest::StatusCode;
@@ -39,6 +41,8 @@ struct Session {
     prefix: String,
     login: OpenBaoLogin,
     token: Option<SecretString>,
+    /// When the token should be renewed (two thirds of its lease), if it runs out at all.
+    renew_at: Option<std::time::Instant>,
 }
 
 impl OpenBao {
@@ -47,14 +51,30 @@ impl OpenBao {
     pub fn connect(address: &str, mount: &str, prefix: &str, login: OpenBaoLogin) -> Result<OpenBao, VaultError> {
         let address = address.trim_end_matches('/').to_string();
         let place = format!("OpenBao {address}, {mount}/{prefix}");
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+        let secure = address.starts_with("https://")
+            || loopback.iter().any(|l| address == *l || address.starts_with(&format!("{l}:")));
+        if !secure {
+            return Err(failed(
+                &place,
+                "its address must be https (http only on this very machine): the token and the secrets cross it",
+            ));
+        }
         let (mount, prefix) = (mount.trim_matches('/').to_string(), prefix.trim_matches('/').to_string());
         let open = move || -> Result<Session, VaultError> {
             let http = Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| failed(&address, &format!("cannot make an HTTP client: {e}")))?;
-            let mut session = Session { http, address, mount, prefix, login, token: None };
+            let mut session = Session { http, address, mount, prefix, login, token: None, renew_at: None };
             session.sign_in()?;
+            // A token handed over is checked now too, not at the first secret.
+            let (status, body) = session.send(reqwest::Method::GET, "auth/token/lookup-self", None)?;
+            if !status.is_success() {
+                let why = format!("its token is refused ({status}: {}); give the broker a valid one", errors_of(&body));
+                return Err(failed(&session.address, &why));
+            }
             Ok(session)
         };
         let started = Worker::start("keybridge-openbao", open).map_err(|e| failed(&place, &e.to_string()))?;
@@ -142,46 +162,78 @@ impl Session {
             )
         })?;
         self.token = Some(SecretString::from(token.to_string()));
+        self.renew_at = renewal_time(&body["auth"]);
         Ok(())
     }
 
-    /// One request with the current token; a token that ran out is replaced once by signing in
-    /// again.
+    /// Renew the token ahead of its end; sign in again only when it cannot be renewed.
+    fn keep_token_fresh(&mut self) -> Result<(), VaultError> {
+        if self.renew_at.is_none_or(|at| std::time::Instant::now() < at) {
+            return Ok(());
+        }
+        let (status, body) = self.send(reqwest::Method::POST, "auth/token/renew-self", Some(&json!({})))?;
+        match renewal_time(&body["auth"]).filter(|_| status.is_success()) {
+            Some(at) => {
+                self.renew_at = Some(at);
+                Ok(())
+            }
+            None => self.sign_in(),
+        }
+    }
+
+    /// One request with the current token, as it is.
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), VaultError> {
+        let mut token = reqwest::header::HeaderValue::from_str(self.token.as_ref().map_or("", |t| t.expose()))
+            .map_err(|_| failed(&self.address, "its token is not a valid header value"))?;
+        token.set_sensitive(true);
+        let mut request =
+            self.http.request(method, format!("{}/v1/{path}", self.address)).header("X-Vault-Token", token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let reply =
+            request.send().map_err(|e| failed(&self.address, &format!("cannot reach it: {}", without_url(&e))))?;
+        let status = reply.status();
+        let body: Value =
+            if status == StatusCode::NO_CONTENT { Value::Null } else { reply.json().unwrap_or(Value::Null) };
+        Ok((status, body))
+    }
+
+    /// One request with a fresh token. A refusal with a token that no longer works (it ran out,
+    /// or was revoked) signs in again once; a refusal by policy does not.
     fn request(
         &mut self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), VaultError> {
-        let mut signed_in_again = false;
-        loop {
-            let token = self.token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
-            let mut request = self.http.request(method.clone(), format!("{}/v1/{path}", self.address));
-            request = request.header("X-Vault-Token", token);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let reply =
-                request.send().map_err(|e| failed(&self.address, &format!("cannot reach it: {}", without_url(&e))))?;
-            let status = reply.status();
-            let body: Value =
-                if status == StatusCode::NO_CONTENT { Value::Null } else { reply.json().unwrap_or(Value::Null) };
-            let may_sign_in = matches!(self.login, OpenBaoLogin::AppRole { .. }) && !signed_in_again;
-            if status == StatusCode::FORBIDDEN && may_sign_in {
-                signed_in_again = true;
-                self.sign_in()?;
-                continue;
-            }
-            return Ok((status, body));
+        self.keep_token_fresh()?;
+        let (status, reply) = self.send(method.clone(), path, body)?;
+        if status != StatusCode::FORBIDDEN || !matches!(self.login, OpenBaoLogin::AppRole { .. }) {
+            return Ok((status, reply));
         }
+        let (token_state, _) = self.send(reqwest::Method::GET, "auth/token/lookup-self", None)?;
+        if token_state.is_success() {
+            return Ok((status, reply));
+        }
+        self.sign_in()?;
+        self.send(method, path, body)
     }
 
     fn refused(&self, action: &str, name: &str, status: StatusCode, body: &Value) -> VaultError {
         let place = format!("OpenBao {}, secret {}/{}/{name}", self.address, self.mount, self.prefix);
         let hint = if status == StatusCode::FORBIDDEN {
-            "; the broker's policy must allow create, read, update and delete on this path"
+            format!(
+                "; the broker's policy must allow create, read and update on {0}/data/{1}/* and read and delete on {0}/metadata/{1}/*",
+                self.mount, self.prefix
+            )
         } else {
-            ""
+            String::new()
         };
         failed(&place, &format!("cannot {action} it ({status}: {}){hint}", errors_of(body)))
     }
@@ -193,6 +245,14 @@ fn errors_of(body: &Value) -> String {
         Some(errors) if !errors.is_empty() => errors.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "),
         _ => "no reason given".into(),
     }
+}
+
+/// When to renew a token of this lease (`auth` of a sign-in or a renewal): at two thirds of
+/// it; `None` for a token that does not run out or cannot be renewed.
+fn renewal_time(auth: &Value) -> Option<std::time::Instant> {
+    let lease = auth["lease_duration"].as_u64().filter(|&secs| secs > 0)?;
+    auth["renewable"].as_bool().filter(|&renewable| renewable)?;
+    Some(std::time::Instant::now() + std::time::Duration::from_secs(lease * 2 / 3))
 }
 
 fn failed(place: &str, detail: &str) -> VaultError {

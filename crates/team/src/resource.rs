@@ -45,8 +45,13 @@ pub struct ResourceConfig {
     pub resource: String,
     /// The signing algorithms accepted; any other is refused whatever the key.
     pub algorithms: Vec<Algorithm>,
-    /// At most one JWKS refresh for a key it does not know, per this long.
+    /// At most one JWKS fetch for a key it does not know, per this long.
     pub unknown_key_refresh: Duration,
+    /// The keys are fetched again this often, so a key the provider withdrew is noticed.
+    pub keys_refresh_every: Duration,
+    /// How long a key the provider no longer publishes is still accepted: the longest an access
+    /// token lives, plus the clock leeway.
+    pub withdrawn_key_grace: Duration,
 }
 
 impl ResourceConfig {
@@ -56,6 +61,8 @@ impl ResourceConfig {
             resource: resource.to_string(),
             algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
             unknown_key_refresh: Duration::from_secs(30),
+            keys_refresh_every: Duration::from_secs(600),
+            withdrawn_key_grace: Duration::from_secs(3600 + 30),
         }
     }
 }
@@ -70,8 +77,12 @@ pub enum ResourceError {
         "the identity provider at {url} calls itself `{found}`, not the pinned issuer `{pinned}`; set the issuer to what its tokens name"
     )]
     IssuerMismatch { url: String, found: String, pinned: String },
-    #[error("`{0}` is not a URL this endpoint can be reached at (http or https, with a host)")]
+    #[error(
+        "`{0}` is not a URL this endpoint can be reached at: https (http only on loopback), a host, and a path of plain segments"
+    )]
     Resource(String),
+    #[error("the identity provider's {what} `{url}` is not https; only a provider on loopback may use http")]
+    Insecure { what: &'static str, url: String },
 }
 
 /// Who called, as the token says.
@@ -93,16 +104,27 @@ pub struct Principal {
 pub enum Refusal {
     /// No bearer token.
     NoToken,
-    /// A token that is not one this endpoint accepts; says why.
-    InvalidToken(String),
+    /// A token that is not one this endpoint accepts; says why, in words of this code's own
+    /// (nothing of the token is repeated).
+    InvalidToken(&'static str),
+    /// A request that is not JSON-RPC this endpoint can check: refused rather than passed on.
+    BadRequest(String),
     /// A valid token without the scope the call needs.
     InsufficientScope(Scope),
     /// A `Host` or `Origin` that is not this endpoint's.
     WrongOrigin(String),
 }
 
+struct Key {
+    decoding: DecodingKey,
+    algorithm: Algorithm,
+    /// When a fetch last found it published.
+    seen: Instant,
+}
+
 struct Keys {
-    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    by_kid: HashMap<String, Key>,
+    /// When the last fetch ended, whether it succeeded or not.
     fetched: Option<Instant>,
 }
 
@@ -112,6 +134,8 @@ pub struct ResourceServer {
     jwks_uri: String,
     http: reqwest::Client,
     keys: Mutex<Keys>,
+    /// One fetch of the keys at a time.
+    fetching: tokio::sync::Mutex<()>,
     /// `scheme://host[:port]` and the path of the resource, for the `Host`/`Origin` checks and
     /// the metadata's address.
     origin: String,
@@ -141,6 +165,20 @@ impl ResourceServer {
         };
         let origin = format!("{}://{authority}", url.scheme());
         let path = url.path().trim_end_matches('/').to_string();
+        // The metadata is routed under the path: a segment axum would read as a pattern cannot be.
+        let plain = path
+            .split('/')
+            .all(|segment| !segment.starts_with(':') && !segment.starts_with('*') && !segment.contains('{'));
+        if !plain || !secure_or_loopback(&url) {
+            return Err(ResourceError::Resource(config.resource.clone()));
+        }
+        let issuer_url: reqwest::Url = config
+            .issuer
+            .parse()
+            .map_err(|_| ResourceError::Insecure { what: "issuer", url: config.issuer.clone() })?;
+        if !secure_or_loopback(&issuer_url) {
+            return Err(ResourceError::Insecure { what: "issuer", url: config.issuer.clone() });
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -160,11 +198,15 @@ impl ResourceServer {
             .as_str()
             .ok_or_else(|| provider("discovery document", &discovery_url, "it names no jwks_uri"))?
             .to_string();
+        if !jwks_uri.parse::<reqwest::Url>().is_ok_and(|url| secure_or_loopback(&url)) {
+            return Err(ResourceError::Insecure { what: "keys (jwks_uri)", url: jwks_uri });
+        }
         let server = ResourceServer {
             config,
             jwks_uri,
             http,
             keys: Mutex::new(Keys { by_kid: HashMap::new(), fetched: None }),
+            fetching: tokio::sync::Mutex::new(()),
             origin,
             authority,
             path,
@@ -190,24 +232,23 @@ impl ResourceServer {
     }
 
     /// Check a request's `Authorization` header; the caller, or why not.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Refusal> {
-        let token = match authorization.and_then(|value| value.strip_prefix("Bearer ")) {
-            Some(token) if !token.trim().is_empty() => token.trim(),
+    pub async fn authenticate(self: &Arc<Self>, authorization: Option<&str>) -> Result<Principal, Refusal> {
+        let token = match authorization.and_then(|value| value.split_once(' ')) {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
             _ => return Err(Refusal::NoToken),
         };
-        let invalid = |why: &str| Refusal::InvalidToken(why.to_string());
+        let invalid = Refusal::InvalidToken;
         let head = jsonwebtoken::decode_header(token).map_err(|_| invalid("it is not a signed JWT"))?;
         if !self.config.algorithms.contains(&head.alg) {
-            return Err(invalid(&format!("it is signed with {:?}, which this endpoint does not accept", head.alg)));
+            return Err(invalid("it is signed with an algorithm this endpoint does not accept"));
         }
         let typ = head.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
         if typ != "at+jwt" && typ != "application/at+jwt" {
             return Err(invalid("it is not an access token (typ at+jwt)"));
         }
-        let kid = head.kid.ok_or_else(|| invalid("it names no signing key (kid)"))?;
-        let (key, algorithm) = self.key(&kid).await.ok_or_else(|| {
-            invalid(&format!("it is signed with key `{kid}`, which the identity provider does not publish"))
-        })?;
+        let kid = head.kid.ok_or(invalid("it names no signing key (kid)"))?;
+        let (key, algorithm) =
+            self.key(&kid).await.ok_or(invalid("it is signed with a key the identity provider does not publish"))?;
         if algorithm != head.alg {
             return Err(invalid("its algorithm is not its key's"));
         }
@@ -215,6 +256,7 @@ impl ResourceServer {
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.resource]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 30;
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
@@ -228,6 +270,10 @@ impl ResourceServer {
             })
         })?;
         let claims = claims.claims;
+        // RFC 9068: an access token names when it was issued, itself, and its client.
+        if !(claims["iat"].is_u64() && claims["jti"].is_string() && claims["client_id"].is_string()) {
+            return Err(invalid("it lacks the claims of an access token (iat, jti, client_id)"));
+        }
         let scopes = claims["scope"].as_str().unwrap_or_default().split(' ').filter_map(|s| s.parse().ok()).collect();
         Ok(Principal {
             subject: claims["sub"].as_str().unwrap_or_default().to_string(),
@@ -238,55 +284,93 @@ impl ResourceServer {
         })
     }
 
-    /// The key `kid`, fetching the provider's keys again if it is new and the last fetch is
-    /// old enough.
-    async fn key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
-        let may_refresh = {
+    /// The key `kid`. An unknown one has the keys fetched again, at most once per
+    /// `unknown_key_refresh`; keys older than `keys_refresh_every` are fetched again meanwhile.
+    async fn key(self: &Arc<Self>, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+        let (found, fetched) = {
             let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(found) = keys.by_kid.get(kid) {
-                return Some(found.clone());
-            }
-            keys.fetched.is_none_or(|at| at.elapsed() >= self.config.unknown_key_refresh)
+            (keys.by_kid.get(kid).map(|k| (k.decoding.clone(), k.algorithm)), keys.fetched)
         };
-        if may_refresh && let Err(e) = self.refresh().await {
+        let since = fetched.map(|at| at.elapsed());
+        if found.is_some() {
+            if since.is_none_or(|since| since >= self.config.keys_refresh_every) {
+                // In the background: the call in hand has its key.
+                let server = self.clone();
+                tokio::spawn(async move { server.refresh_once(server.config.keys_refresh_every).await });
+            }
+            return found;
+        }
+        if since.is_none_or(|since| since >= self.config.unknown_key_refresh) {
+            // A task of its own, so a request that goes away cannot cancel the fetch (and leave
+            // the window shut on a fetch that never happened).
+            let server = self.clone();
+            let fetch = tokio::spawn(async move { server.refresh_once(server.config.unknown_key_refresh).await });
+            let _ = fetch.await;
+        }
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).by_kid.get(kid).map(|k| (k.decoding.clone(), k.algorithm))
+    }
+
+    /// Fetch the keys unless another fetch ended within `window`; one fetch at a time.
+    async fn refresh_once(&self, window: Duration) {
+        let _one = self.fetching.lock().await;
+        let recent =
+            self.keys.lock().unwrap_or_else(|e| e.into_inner()).fetched.is_some_and(|at| at.elapsed() < window);
+        if recent {
+            return;
+        }
+        if let Err(e) = self.refresh().await {
             // The keys in hand stay: a provider that is down does not stop calls with them.
             tracing::warn!("cannot refresh the identity provider's keys: {e}");
         }
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).by_kid.get(kid).cloned()
     }
 
     async fn refresh(&self) -> Result<(), ResourceError> {
-        // A failed fetch counts too: an unknown key cannot make the provider be asked in a loop.
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).fetched = Some(Instant::now());
-        let set = fetch_json(&self.http, &self.jwks_uri, "keys (JWKS)").await?;
+        let fetched = fetch_json(&self.http, &self.jwks_uri, "keys (JWKS)").await;
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        // The window starts when a fetch ends, succeeded or not.
+        keys.fetched = Some(Instant::now());
         let set: JwkSet =
-            serde_json::from_value(set).map_err(|e| provider("keys (JWKS)", &self.jwks_uri, &e.to_string()))?;
+            serde_json::from_value(fetched?).map_err(|e| provider("keys (JWKS)", &self.jwks_uri, &e.to_string()))?;
         if set.keys.len() > MAX_KEYS {
             let detail = format!("it publishes {} keys, more than the {MAX_KEYS} accepted", set.keys.len());
             return Err(provider("keys (JWKS)", &self.jwks_uri, &detail));
         }
-        let mut by_kid = HashMap::new();
+        let now = Instant::now();
         for jwk in &set.keys {
-            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else { continue };
+            use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, PublicKeyUse};
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))) {
+                continue;
+            }
+            let (Some(kid), Ok(decoding)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else { continue };
             let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
                 (Some(alg), _) => alg.to_string().parse::<Algorithm>().ok(),
-                (None, jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)) => Some(Algorithm::EdDSA),
-                (None, jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)) => Some(Algorithm::ES256),
-                (None, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)) => Some(Algorithm::RS256),
+                (None, AlgorithmParameters::OctetKeyPair(_)) => Some(Algorithm::EdDSA),
+                (None, AlgorithmParameters::EllipticCurve(ec)) => match ec.curve {
+                    EllipticCurve::P256 => Some(Algorithm::ES256),
+                    EllipticCurve::P384 => Some(Algorithm::ES384),
+                    _ => None,
+                },
+                (None, AlgorithmParameters::RSA(_)) => Some(Algorithm::RS256),
                 _ => None,
             };
             if let Some(algorithm) = algorithm.filter(|a| self.config.algorithms.contains(a)) {
-                by_kid.insert(kid, (key, algorithm));
+                keys.by_kid.insert(kid, Key { decoding, algorithm, seen: now });
             }
         }
-        // Keys that left the set since the last fetch stay until their tokens could have expired:
-        // a token signed a moment before a rotation still verifies.
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.by_kid.extend(by_kid);
+        // A key the provider withdrew is still accepted while tokens it signed could be valid,
+        // then no more; and never more keys than a set may hold.
+        let grace = self.config.withdrawn_key_grace;
+        keys.by_kid.retain(|_, key| key.seen == now || key.seen.elapsed() < grace);
+        while keys.by_kid.len() > MAX_KEYS {
+            let oldest = keys.by_kid.iter().min_by_key(|(_, key)| key.seen).map(|(kid, _)| kid.clone());
+            if let Some(oldest) = oldest {
+                keys.by_kid.remove(&oldest);
+            }
+        }
         Ok(())
     }
 
-    /// The answer to a refused request.
+    /// The answer to a refused request. Nothing of the request is repeated in a header.
     pub fn refuse(&self, refusal: &Refusal) -> Response {
         let metadata = self.metadata_url();
         let (status, challenge, message) = match refusal {
@@ -311,25 +395,34 @@ impl ResourceServer {
                 return (StatusCode::FORBIDDEN, Json(json!({"error": "forbidden", "error_description": what})))
                     .into_response();
             }
+            Refusal::BadRequest(what) => {
+                return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_request", "error_description": what})))
+                    .into_response();
+            }
         };
         let mut response = (status, Json(json!({"error": message}))).into_response();
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
+        // Built from this code's own words, the metadata's address and a scope's name: always a
+        // valid header.
+        let challenge = HeaderValue::from_str(&challenge).expect("a challenge of plain text");
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
         response
     }
 
-    /// `Host` and `Origin` (when sent) must be this endpoint's: a page elsewhere cannot make a
-    /// browser call it (DNS rebinding).
+    /// `Host` (or the request's authority) and `Origin` (when sent) must be this endpoint's: a
+    /// page elsewhere cannot make a browser call it (DNS rebinding).
     fn check_origin(&self, request: &Request) -> Result<(), Refusal> {
-        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let host = match request.headers().get(header::HOST) {
+            Some(host) => host.to_str().unwrap_or_default().to_string(),
+            None => request.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
+        };
         if !host.eq_ignore_ascii_case(&self.authority) {
             return Err(Refusal::WrongOrigin(format!("Host `{host}` is not this endpoint's ({})", self.authority)));
         }
-        if let Some(origin) = request.headers().get(header::ORIGIN).and_then(|h| h.to_str().ok())
-            && !origin.eq_ignore_ascii_case(&self.origin)
-        {
-            return Err(Refusal::WrongOrigin(format!("Origin `{origin}` may not call this endpoint")));
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let origin = origin.to_str().map_err(|_| Refusal::WrongOrigin("an Origin that is not text".into()))?;
+            if !origin.eq_ignore_ascii_case(&self.origin) {
+                return Err(Refusal::WrongOrigin(format!("Origin `{origin}` may not call this endpoint")));
+            }
         }
         Ok(())
     }
@@ -344,10 +437,11 @@ pub fn protect(router: Router, server: Arc<ResourceServer>) -> Router {
         async move { Json(metadata) }
     });
     let at_path = format!("/.well-known/oauth-protected-resource{}", server.path);
-    router
+    let under_path = !server.path.is_empty();
+    let router = router
         .layer(axum::middleware::from_fn_with_state(server, guard))
-        .route("/.well-known/oauth-protected-resource", serve_metadata.clone())
-        .route(&at_path, serve_metadata)
+        .route("/.well-known/oauth-protected-resource", serve_metadata.clone());
+    if under_path { router.route(&at_path, serve_metadata) } else { router }
 }
 
 async fn guard(State(server): State<Arc<ResourceServer>>, request: Request, next: Next) -> Response {
@@ -359,27 +453,63 @@ async fn guard(State(server): State<Arc<ResourceServer>>, request: Request, next
         Ok(principal) => principal,
         Err(refusal) => return server.refuse(&refusal),
     };
-    let (mut parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+    let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|h| h.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY_BYTES) {
         return (StatusCode::PAYLOAD_TOO_LARGE, "the request is larger than this endpoint reads").into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => return server.refuse(&Refusal::BadRequest("the request's body could not be read whole".into())),
     };
-    if let Some(scope) = scope_needed(&bytes)
-        && !principal.scopes.contains(&scope)
-    {
-        return server.refuse(&Refusal::InsufficientScope(scope));
+    match scopes_needed(&bytes) {
+        Ok(needed) => {
+            if let Some(missing) = needed.into_iter().find(|scope| !principal.scopes.contains(scope)) {
+                return server.refuse(&Refusal::InsufficientScope(missing));
+            }
+        }
+        Err(refusal) => return server.refuse(&refusal),
     }
     parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// The scope a JSON-RPC `tools/call` of a known tool needs.
-fn scope_needed(body: &[u8]) -> Option<Scope> {
-    let message: Value = serde_json::from_slice(body).ok()?;
-    if message["method"] != "tools/call" {
-        return None;
+/// The scopes a request's `tools/call`s need, one message or a batch. What cannot be checked
+/// is refused, never passed on: a body that is not JSON, a call without a tool's name, a tool
+/// the catalog does not know.
+fn scopes_needed(body: &[u8]) -> Result<Vec<Scope>, Refusal> {
+    if body.is_empty() {
+        return Ok(Vec::new());
     }
-    let tool = message["params"]["name"].as_str()?;
-    Some(keybridge_catalog::find(tool)?.scope)
+    let bad = |what: String| Refusal::BadRequest(what);
+    let message: Value = serde_json::from_slice(body).map_err(|_| bad("the request is not JSON-RPC".into()))?;
+    let messages = match message {
+        Value::Array(batch) => batch,
+        one => vec![one],
+    };
+    let mut needed = Vec::new();
+    for message in &messages {
+        if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+            continue;
+        }
+        let tool = message.pointer("/params/name").and_then(Value::as_str);
+        let tool = tool.ok_or_else(|| bad("a tools/call names no tool".into()))?;
+        let known = keybridge_catalog::find(tool).ok_or_else(|| bad(format!("there is no tool `{tool}`")))?;
+        needed.push(known.scope);
+    }
+    Ok(needed)
+}
+
+/// https, or http to this very machine.
+fn secure_or_loopback(url: &reqwest::Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => url.host_str().is_some_and(|host| {
+            let ip = host.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case("localhost") || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => false,
+    }
 }
 
 async fn fetch_json(http: &reqwest::Client, url: &str, what: &'static str) -> Result<Value, ResourceError> {

@@ -110,3 +110,32 @@ fn a_broker_on_openbao_keeps_every_secret_there_and_the_token_nowhere_else() {
         assert!(!text.contains(SENTINEL), "the token leaked: {text:.200}");
     }
 }
+
+#[test]
+fn a_redirect_is_not_followed_and_the_token_goes_nowhere_else() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    // Where a redirect would send the token: it must never be reached.
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}/v1/auth/token/lookup-self", elsewhere.local_addr().unwrap());
+    elsewhere.set_nonblocking(true).unwrap();
+    let redirecting = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", redirecting.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in redirecting.incoming().flatten().take(4) {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let refused = OpenBao::connect(&address, "secret", PREFIX, OpenBaoLogin::Token(secret("hvs.sentinel-token")))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("307"), "{refused}");
+    assert!(!refused.contains("hvs.sentinel-token"));
+    assert!(elsewhere.accept().is_err(), "the redirect's target was reached");
+}

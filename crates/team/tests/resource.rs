@@ -24,18 +24,25 @@ struct World {
 }
 
 fn world() -> World {
+    world_at("/mcp", |_| {})
+}
+
+/// A resource server for the endpoint at `path` on a free port, configured by `configure`.
+fn world_at(path: &str, configure: impl FnOnce(&mut ResourceConfig) + Send + 'static) -> World {
     let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
     let provider = IdentityProvider::start(&scopes, &[READER]);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let issuer = provider.issuer();
     let resource = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let resource = format!("http://{}{path}", listener.local_addr().unwrap());
         let mut config = ResourceConfig::new(&issuer, &resource);
         config.unknown_key_refresh = Duration::from_millis(300);
+        configure(&mut config);
         let server = Arc::new(ResourceServer::discover(config).await.unwrap());
+        let route = if path.is_empty() { "/" } else { path };
         let probe = Router::new().route(
-            "/mcp",
+            route,
             post(|Extension(principal): Extension<Principal>| async move {
                 let scopes: Vec<&str> = principal.scopes.iter().map(|s| s.as_str()).collect();
                 Json(json!({"subject": principal.subject, "client": principal.client_id, "scopes": scopes}))
@@ -103,7 +110,16 @@ fn a_token_for_another_resource_or_of_another_kind_is_refused() {
     let forged = format!("{header}.{claims}.c2lnbmF0dXJl");
     let (status, challenge, _) = world.post(Some(&forged), &call("read_account"));
     assert_eq!(status, 401);
-    assert!(challenge.contains("HS256"), "{challenge}");
+    assert!(challenge.contains("an algorithm this endpoint does not accept"), "{challenge}");
+
+    // A key id made to break out of the challenge is not repeated in it.
+    for kid in ["x\", scope=\"qc:projects:delete", "x\r\nSet-Cookie: a=b"] {
+        let header = base64url(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid}).to_string().as_bytes());
+        let (status, challenge, _) = world.post(Some(&format!("{header}.{claims}.c2ln")), &call("read_account"));
+        assert_eq!(status, 401);
+        assert!(challenge.contains("a key the identity provider does not publish"), "{challenge}");
+        assert!(!challenge.contains("qc:projects:delete") && !challenge.contains("Set-Cookie"), "{challenge}");
+    }
     drop(world.runtime);
 }
 
@@ -126,6 +142,16 @@ fn a_call_the_scopes_do_not_cover_gets_403_naming_the_scope() {
     // Not a call: the scopes are the MCP endpoint's business.
     let (status, _, _) = world.post(Some(&token), &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
     assert_eq!(status, 200);
+    // A batch is checked call by call; what cannot be checked is refused, not passed on.
+    let (status, challenge, _) = world.post(Some(&token), &json!([call("read_account"), call("delete_project")]));
+    assert_eq!(status, 403);
+    assert!(challenge.contains(&format!("scope=\"{needed}\"")), "{challenge}");
+    assert_eq!(world.post(Some(&token), &json!([call("read_account")])).0, 200);
+    for unclear in [call("no_such_tool"), json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {}})] {
+        assert_eq!(world.post(Some(&token), &unclear).0, 400, "{unclear}");
+    }
+    let not_json = world.http.post(&world.resource).bearer_auth(&token).body("{not json").send().unwrap();
+    assert_eq!(not_json.status().as_u16(), 400);
     drop(world.runtime);
 }
 
@@ -146,6 +172,36 @@ fn the_provider_rotates_its_key_and_calls_keep_working() {
         200,
         "the provider down, the keys in hand still serve"
     );
+    drop(world.runtime);
+}
+
+#[test]
+fn a_key_the_provider_withdrew_is_refused_once_its_grace_is_over() {
+    let mut world = world_at("/mcp", |config| {
+        config.keys_refresh_every = Duration::from_millis(200);
+        config.withdrawn_key_grace = Duration::from_millis(200);
+    });
+    let before = world.token("qc:account:read");
+    assert_eq!(world.post(Some(&before), &call("read_account")).0, 200);
+    world.provider.replace_key();
+    let after = world.token("qc:account:read");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(world.post(Some(&after), &call("read_account")).0, 200, "the new key is fetched");
+    // That fetch found the old key gone; once its grace is over, its tokens are refused.
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, challenge, _) = world.post(Some(&before), &call("read_account"));
+    assert_eq!(status, 401, "{challenge}");
+    drop(world.runtime);
+}
+
+#[test]
+fn an_endpoint_at_the_root_serves_its_metadata_once() {
+    let world = world_at("", |_| {});
+    let token = world.token("qc:account:read");
+    assert_eq!(world.post(Some(&token), &call("read_account")).0, 200);
+    let metadata = format!("{}/.well-known/oauth-protected-resource", world.resource.trim_end_matches('/'));
+    let metadata: Value = world.http.get(metadata).send().unwrap().json().unwrap();
+    assert_eq!(metadata["resource"], world.resource);
     drop(world.runtime);
 }
 

@@ -32,6 +32,19 @@ pub fn open_broker(
     keybridge_host::open_desktop_broker(config, secrets)
 }
 
+/// A client of the account `main` named `name`, with `preset`'s scopes and, with `with_key`, a key.
+pub fn client_spec(name: &str, preset: &str, with_key: bool) -> ClientSpec {
+    ClientSpec {
+        name: name.into(),
+        account: "main".into(),
+        preset: Some(preset.into()),
+        scopes: vec![],
+        policy: Default::default(),
+        token_ttl_secs: None,
+        with_key,
+    }
+}
+
 /// Add the simulator's `account` to `broker` as `main`, with `token`, checked with QuantConnect.
 pub async fn add_main_account(broker: &Broker, account: &SimAccount, token: &str) {
     let add = AdminCommand::AccountAdd {
@@ -130,15 +143,7 @@ impl Env {
 
     /// Pair a client of account `main` with `preset`; its id and, with `key`, its key.
     pub async fn add_client(&self, preset: &str, key: bool) -> (String, Option<String>) {
-        let spec = ClientSpec {
-            name: format!("{preset} client"),
-            account: "main".into(),
-            preset: Some(preset.into()),
-            scopes: vec![],
-            policy: Default::default(),
-            token_ttl_secs: None,
-            with_key: key,
-        };
+        let spec = client_spec(&format!("{preset} client"), preset, key);
         let added = self.admin(AdminCommand::ClientAdd { spec }).await.unwrap();
         (added["client_id"].as_str().unwrap().to_string(), added["client_key"].as_str().map(str::to_string))
     }

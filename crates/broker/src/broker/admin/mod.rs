@@ -14,6 +14,7 @@ mod oversight;
 impl Broker {
     /// Run an admin command (every command but a following `audit tail`).
     pub async fn admin(&self, command: AdminCommand) -> Result<AdminReply, BrokerError> {
+        self.catch_up()?;
         match command {
             AdminCommand::Status => Ok(self.status().into()),
             AdminCommand::AccountAdd { name, user_id, organization_id, api_token, skip_check } => {

@@ -1,0 +1,206 @@
+//! The clients (their scopes, limits and revocations) and the broker-wide settings in
+//! PostgreSQL, shared by every replica.
+//!
+//! `keybridge_clients` holds one row per client, written one client at a time, so replicas
+//! changing different clients never undo each other. Each change is announced on the
+//! `keybridge_state` channel in the same transaction (`NOTIFY` is delivered at commit); every
+//! replica listens on a connection of its own and moves its version, and the broker takes the
+//! clients up again before it decides anything. A revocation made through one replica is in
+//! force on the others as soon as the notification arrives.
+//!
+//! A row holds what `clients.json` holds on the desktop (a key client's key only as its
+//! SHA-256); who may write these tables is the database's access control.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keybridge_broker::clients::Client;
+use keybridge_broker::seams::StateStore;
+use keybridge_broker::settings::Settings;
+use keybridge_broker::{BrokerError, OpenError};
+use keybridge_broker_proto::SettingsView;
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use crate::worker::Worker;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS keybridge_clients (
+    id text PRIMARY KEY,
+    client text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keybridge_settings (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    settings text NOT NULL
+);
+";
+
+/// The channel changes are announced on.
+const CHANNEL: &str = "keybridge_state";
+
+/// Clients and settings of every replica, in PostgreSQL.
+pub struct PgState {
+    db: Worker<postgres::Client>,
+    /// Moved by every change any replica announces.
+    version: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for PgState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgState").field("version", &self.version.load(Ordering::SeqCst)).finish_non_exhaustive()
+    }
+}
+
+fn unreachable_database(action: &str, detail: &str) -> String {
+    // The connection string is never repeated: it may carry a password.
+    format!("cannot {action} the shared state in PostgreSQL: {detail}")
+}
+
+impl PgState {
+    /// Connect to the database `config` names, make the tables if they are missing, and listen
+    /// for other replicas' changes.
+    pub fn connect(config: &str) -> Result<PgState, OpenError> {
+        let refused = |action: &str, e: &dyn std::fmt::Display| {
+            OpenError::StateRefused(unreachable_database(action, &e.to_string()))
+        };
+        let owned = config.to_string();
+        let connect = move || postgres::Client::connect(&owned, postgres::NoTls);
+        let db = Worker::start("keybridge-state-db", connect)
+            .map_err(|e| refused("connect to", &e))?
+            .map_err(|e| refused("connect to", &e))?;
+        db.run(|client| client.batch_execute(SCHEMA))
+            .map_err(|_| refused("set up", &"its connection thread stopped"))?
+            .map_err(|e| refused("set up", &e))?;
+        let version = Arc::new(AtomicU64::new(0));
+        listen(config, version.clone()).map_err(|e| refused("listen for changes to", &e))?;
+        Ok(PgState { db, version })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, String> {
+        match self.db.run(work) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("its connection thread stopped".into()),
+        }
+    }
+}
+
+/// A connection of its own, on a thread of its own, that waits for notifications and moves
+/// `version` at each; it reconnects when the database goes away, moving `version` too (a change
+/// may have been missed meanwhile).
+fn listen(config: &str, version: Arc<AtomicU64>) -> Result<(), String> {
+    let connect = |config: &str| {
+        postgres::Client::connect(config, postgres::NoTls)
+            .and_then(|mut client| client.batch_execute(&format!("LISTEN {CHANNEL}")).map(|()| client))
+    };
+    let config = config.to_string();
+    let (ready, listening) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("keybridge-state-listen".into())
+        .spawn(move || {
+            let mut client = match connect(&config) {
+                Ok(client) => {
+                    let _ = ready.send(Ok(()));
+                    Some(client)
+                }
+                Err(e) => return drop(ready.send(Err(e.to_string()))),
+            };
+            loop {
+                let Some(listening) = client.as_mut() else {
+                    std::thread::sleep(Duration::from_millis(500));
+                    client = connect(&config).ok();
+                    if client.is_some() {
+                        version.fetch_add(1, Ordering::SeqCst);
+                    }
+                    continue;
+                };
+                let heard = matches!(listening.notifications().blocking_iter().next(), Ok(Some(_)));
+                if heard {
+                    version.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    // The connection ended: listen again on a new one.
+                    client = None;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    listening.recv().map_err(|_| "the listening thread stopped".to_string())?
+}
+
+impl StateStore for PgState {
+    fn load_clients(&self) -> Result<Vec<Client>, OpenError> {
+        let rows = self
+            .run(|client| {
+                let rows = client.query("SELECT client FROM keybridge_clients ORDER BY id", &[])?;
+                Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>())
+            })
+            .map_err(|e| OpenError::StateRefused(unreachable_database("read", &e)))?;
+        rows.iter()
+            .map(|row| {
+                serde_json::from_str(row).map_err(|e| {
+                    OpenError::StateRefused(format!(
+                        "a row of keybridge_clients is not a client ({e}); restore the table"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn save_clients(&self, _clients: &[Client], changed: &Client, access_changed: bool) -> Result<(), BrokerError> {
+        let (id, row) =
+            (changed.id.clone(), serde_json::to_string(changed).map_err(|e| BrokerError::Invalid(e.to_string()))?);
+        self.run(move |client| {
+            let mut tx = client.transaction()?;
+            tx.execute(
+                "INSERT INTO keybridge_clients (id, client) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET client = EXCLUDED.client",
+                &[&id, &row],
+            )?;
+            // When a client was last seen changes nothing another replica decides.
+            if access_changed {
+                tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
+            }
+            tx.commit()
+        })
+        .map_err(|e| BrokerError::Invalid(unreachable_database("write", &e)))
+    }
+
+    fn load_settings(&self, approval_timeout: Duration) -> Result<Settings, OpenError> {
+        let row = self
+            .run(|client| {
+                Ok(client
+                    .query_opt("SELECT settings FROM keybridge_settings WHERE id = 1", &[])?
+                    .map(|row| row.get::<_, String>(0)))
+            })
+            .map_err(|e| OpenError::StateRefused(unreachable_database("read", &e)))?;
+        let Some(row) = row else { return Ok(Settings::defaults(approval_timeout)) };
+        let refused = |e: &dyn std::fmt::Display| {
+            OpenError::StateRefused(format!(
+                "the row of keybridge_settings cannot be obeyed ({e}); set the settings again in Keybridge"
+            ))
+        };
+        let view: SettingsView = serde_json::from_str(&row).map_err(|e| refused(&e))?;
+        Settings::from_view(&view).map_err(|e| refused(&e))
+    }
+
+    fn save_settings(&self, settings: &Settings) -> Result<(), BrokerError> {
+        let row = serde_json::to_string(&settings.view()).map_err(|e| BrokerError::Invalid(e.to_string()))?;
+        self.run(move |client| {
+            let mut tx = client.transaction()?;
+            tx.execute(
+                "INSERT INTO keybridge_settings (id, settings) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET settings = EXCLUDED.settings",
+                &[&row],
+            )?;
+            tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
+            tx.commit()
+        })
+        .map_err(|e| BrokerError::Invalid(unreachable_database("write", &e)))
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+}

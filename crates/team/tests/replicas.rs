@@ -1,0 +1,78 @@
+//! Two broker replicas on one PostgreSQL: clients made through one are known to the other, a
+//! revocation made through one refuses the next call on the other within a second, and both
+//! write one audit chain.
+//!
+//! The replicas share the account registry and the keychain stand-in (the registry is still a
+//! file in the data folder: it is not in the database yet).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keybridge_broker::seams::SecretStore;
+use keybridge_broker::{Broker, BrokerConfig, server};
+use keybridge_broker_proto::{AdminCommand, AdminReply, ErrorCode};
+use keybridge_team::{PgAudit, PgState};
+use keybridge_testkit::{Bridge, Postgres, Simulator};
+use keybridge_vault::MemoryStore;
+use serde_json::json;
+
+fn replica(
+    postgres: &Postgres,
+    data: &std::path::Path,
+    base_url: &str,
+    secrets: &Arc<dyn SecretStore>,
+    name: &str,
+) -> Broker {
+    let config = BrokerConfig::new(data, base_url);
+    let mut backends = keybridge_host::desktop_backends(&config, secrets.clone()).unwrap();
+    let key =
+        keybridge_broker::audit::chain::ChainKey::load_or_create(secrets.as_ref(), "audit-chain-key:team").unwrap().0;
+    backends.audit = Arc::new(PgAudit::connect(&postgres.config(), key, name).unwrap());
+    backends.state = Arc::new(PgState::connect(&postgres.config()).unwrap());
+    Broker::open(config, backends).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_replica_refuses_the_next_call_on_the_other_within_a_second() {
+    let postgres = Postgres::start();
+    let sim = Simulator::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let a = Arc::new(replica(&postgres, &data, &sim.base_url(), &secrets, "a"));
+    let b = Arc::new(replica(&postgres, &data, &sim.base_url(), &secrets, "b"));
+    let socket_b = dir.path().join("run").join("b.sock");
+    let listener = server::bind(&socket_b).unwrap();
+    tokio::spawn(server::serve(listener, b.clone(), std::future::pending()));
+
+    // Set up through A.
+    keybridge_testkit::add_main_account(&a, &sim.account, &sim.account.api_token).await;
+    let spec = keybridge_testkit::client_spec("desk", "research", true);
+    let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
+    let key = added.client_key.unwrap();
+
+    // B knows the client A made, and serves it.
+    let mut bridge = Bridge::connect(&socket_b, &added.client_id, Some(&key)).await.expect("B knows the client");
+    bridge.call("read_account", json!({})).await.expect("B serves it");
+
+    // Revoked through A: B refuses the next call, within a second.
+    a.admin(AdminCommand::ClientRevoke { client_id: added.client_id.clone() }).await.unwrap();
+    let revoked = Instant::now();
+    let refused = loop {
+        match bridge.call("read_account", json!({})).await {
+            Err(error) => break error,
+            Ok(_) => {
+                assert!(revoked.elapsed() < Duration::from_secs(1), "B still serves a client revoked through A");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    assert_eq!(refused.code, ErrorCode::Revoked, "{refused:?}");
+    eprintln!("B refused the revoked client {:?} after the revocation through A", revoked.elapsed());
+
+    // Both replicas wrote one chain.
+    let records = a.audit_log().read_all().unwrap();
+    assert!(records.iter().any(|r| r.event["kind"] == "tool_call"), "B's call is on the shared chain");
+    assert!(records.iter().any(|r| r.event["kind"] == "admin"), "A's changes are on it");
+    assert!(b.audit_log().verify().is_ok());
+}
