@@ -84,6 +84,8 @@ fn the_app_and_the_cli_reach_the_broker_only_through_the_host() {
     for direct in ["keybridge-endpoint", "keybridge-catalog"] {
         assert!(!graph["keybridge-app"].contains(direct), "keybridge-app depends on {direct} itself");
     }
+    // The desktop app never links team mode's service (its database, HTTP and identity code).
+    assert!(!closure(&graph, "keybridge-app").contains("keybridge-team"), "keybridge-app links team mode");
 }
 
 #[test]
@@ -168,8 +170,11 @@ fn only_the_host_chooses_the_brokers_seams() {
         ["Token", "Issuer"].concat(),
     ];
     // Where they may be named: where they are written (the broker, the vault), where they are
-    // chosen (the host), and the benchmark and fuzz targets that measure or attack one alone.
-    let allowed = ["crates/broker/src", "crates/vault", "crates/host/src", "crates/bench/src", "fuzz"];
+    // chosen (the host, and team mode's host), and the benchmark and fuzz targets that measure
+    // or attack one alone.
+    // Team mode's host (`crates/team`) chooses the team's seams the same way.
+    let allowed =
+        ["crates/broker/src", "crates/vault", "crates/host/src", "crates/team/src", "crates/bench/src", "fuzz"];
     let mut named = Vec::new();
     for file in rust_files(&root()) {
         let relative = file.strip_prefix(root()).unwrap().display().to_string();

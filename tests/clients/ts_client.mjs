@@ -1,8 +1,9 @@
-// A third-party MCP client (the official TypeScript SDK 2.x) driving keybridge-mcp over stdio.
+// A third-party MCP client (the official TypeScript SDK 2.x) driving keybridge-mcp over stdio,
+// or a team broker over Streamable HTTP when SERVER is a URL (with KB_BEARER as its access token).
 // Usage: node ts_client.mjs SERVER [ARGS...]; KB_STEPS as for mcp_client.py; KB_MODE "auto"
 // (server/discover from a disposable sibling process, as Claude Desktop probes) or "legacy".
 // Prints one JSON object: protocol, server name, tools, and a result per step.
-import { Client } from "@modelcontextprotocol/client";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 
 const [command, ...args] = process.argv.slice(2);
@@ -13,7 +14,11 @@ const client = new Client(
   { name: "keybridge-e2e-ts", version: "1.0.0" },
   { versionNegotiation: { mode } },
 );
-const transport = new StdioClientTransport({ command, args, env: process.env, stderr: "inherit" });
+const transport = command.startsWith("http")
+  ? new StreamableHTTPClientTransport(new URL(command), {
+      requestInit: { headers: { Authorization: `Bearer ${process.env.KB_BEARER}` } },
+    })
+  : new StdioClientTransport({ command, args, env: process.env, stderr: "inherit" });
 await client.connect(transport);
 
 const tools = await client.listTools();
@@ -31,13 +36,18 @@ for (const step of steps) {
     const listed = await client.listTools(undefined, { cacheMode: "refresh" });
     out.steps.push({ tools: listed.tools.map((t) => t.name) });
   } else {
-    const result = await client.callTool({ name: step[1], arguments: step[2] });
-    out.steps.push({
-      tool: step[1],
-      isError: Boolean(result.isError),
-      text: result.content.filter((c) => c.type === "text").map((c) => c.text).join(""),
-      structured: result.structuredContent ?? null,
-    });
+    try {
+      const result = await client.callTool({ name: step[1], arguments: step[2] });
+      out.steps.push({
+        tool: step[1],
+        isError: Boolean(result.isError),
+        text: result.content.filter((c) => c.type === "text").map((c) => c.text).join(""),
+        structured: result.structuredContent ?? null,
+      });
+    } catch (error) {
+      // Refused before it reached the server's tools (an HTTP 403, say).
+      out.steps.push({ tool: step[1], refused: String(error?.message ?? error) });
+    }
   }
 }
 console.log(JSON.stringify(out));

@@ -45,6 +45,10 @@ pub(crate) enum Command {
         /// backup put back on purpose), and continue from them; recorded in the audit log.
         #[arg(long)]
         accept_restored_state: bool,
+        /// Serve a trading team over HTTP from this configuration (TOML): the team's identity
+        /// provider, OpenBao and PostgreSQL; see docs/TEAM.md.
+        #[arg(long, value_name = "CONFIG", conflicts_with_all = ["demo", "accept_restored_state"])]
+        team: Option<std::path::PathBuf>,
     },
     /// QuantConnect accounts: the API token goes to the OS keychain only.
     #[command(subcommand)]

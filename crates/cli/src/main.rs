@@ -44,7 +44,10 @@ async fn run(command: Command) -> Result<()> {
     use keybridge_broker_proto::{AdminCommand as A, ApprovalDecision, ClientLimitsUpdate, ClientSpec, Credential};
     let admin = || async { admin::Admin::connect(&keybridge_endpoint::default_address()).await };
     let result = match command {
-        Command::Serve { demo, accept_restored_state } => return serve::serve(demo, accept_restored_state).await,
+        Command::Serve { team: Some(config), .. } => return serve::serve_team(&config).await,
+        Command::Serve { demo, accept_restored_state, team: None } => {
+            return serve::serve(demo, accept_restored_state).await;
+        }
         Command::Status { .. } => admin().await?.run(A::Status).await?,
         Command::Account(AccountCommand::Add { name, user_id, organization_id, skip_check }) => {
             let token = read_token()?;

@@ -1,4 +1,4 @@
-//! `keybridge serve`: the headless broker in the foreground.
+//! `keybridge serve`: the headless broker in the foreground; with `--team`, a team's service.
 
 use anyhow::{Context, Result};
 use keybridge_host::{Host, HostOptions, shutdown_signal};
@@ -19,6 +19,15 @@ pub async fn serve(demo: bool, accept_restored_state: bool) -> Result<()> {
     }
     println!("ready {}", host.socket_path().display());
     host.serve(shutdown_signal()).await?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// `keybridge serve --team CONFIG`: MCP over HTTP for the team, and this user's admin socket for
+/// the operator's `keybridge` commands on this machine.
+pub async fn serve_team(config: &std::path::Path) -> Result<()> {
+    let config = keybridge_team::serve::TeamConfig::read(config)?;
+    keybridge_team::serve::serve(&config, shutdown_signal()).await.context("cannot serve the team")?;
     eprintln!("stopped");
     Ok(())
 }

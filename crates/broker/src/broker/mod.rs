@@ -11,7 +11,7 @@
 //! and is released before the next is taken (a guard is never held across an `.await`), so no
 //! order between them can deadlock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,6 +83,9 @@ struct Session {
     host_program: Option<String>,
     started: u64,
     revoked: bool,
+    /// The most this session may do whatever its client may (what an identity provider
+    /// granted the caller); its tokens, refreshed ones too, carry no more.
+    limit: Option<BTreeSet<Scope>>,
 }
 
 /// Resolves to whether a pending pairing was approved.

@@ -155,6 +155,7 @@ impl Broker {
                 host_program: None,
                 started: now(),
                 revoked: false,
+                limit: None,
             },
         );
         let session = self.mint(&client, &session_id)?;
