@@ -14,19 +14,24 @@
 //!
 //! Test code only: no shipped binary may depend on it (a tidy test checks).
 
+// The broker in-process and the wire's clients speak over a Unix socket.
+#[cfg(unix)]
 mod env;
 mod identity;
 mod openbao;
 mod postgres;
 mod processes;
+#[cfg(unix)]
 pub mod wire;
 
+#[cfg(unix)]
 pub use env::{Env, add_main_account, client_spec, data_dir, open_broker};
 pub use identity::{IdentityClient, IdentityProvider, clients_dir, ts_client};
 pub use keybridge_host::open_desktop_broker;
 pub use openbao::OpenBaoServer;
 pub use postgres::Postgres;
 pub use processes::Processes;
+#[cfg(unix)]
 pub use wire::{Bridge, admin_at, pending_at, project_args};
 
 use keybridge_qc_sim::{SimAccount, SimConfig, SimHandle};

@@ -1,0 +1,217 @@
+//! `keybridge serve --team` as a real process on the real engines (an OpenID provider, OpenBao,
+//! PostgreSQL): set up through the CLI over the replica's admin socket, called over HTTP by four
+//! callers at once, killed with SIGKILL mid-flight, started again: every answered call is on the
+//! chain, which verifies, and the QuantConnect token is nowhere but in OpenBao.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use keybridge_testkit::{IdentityClient, IdentityProvider, OpenBaoServer, Postgres, Simulator};
+use serde_json::{Value, json};
+
+const DESK: IdentityClient = IdentityClient { id: "desk", secret: "desk-secret", scope: "qc:account:read" };
+const SENTINEL: &str = "SENTINEL-team-process-token-61c0d9e4a2";
+
+struct Replica {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    resource: String,
+}
+
+impl Replica {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keybridge"));
+        command
+            .args(args)
+            .env("KEYBRIDGE_SOCKET", self.dir.path().join("run/admin.sock"))
+            .env("KEYBRIDGE_HOME", self.dir.path().join("unused"))
+            .env_remove("RUST_BACKTRACE");
+        command
+    }
+
+    fn serve(&self) -> Running {
+        let mut child = self
+            .command(&["serve", "--team", self.config.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), format!("ready {}", self.resource));
+        Running(child)
+    }
+
+    fn cli(&self, args: &[&str], stdin: Option<&str>, printed: &mut String) -> String {
+        use std::io::Write;
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr));
+        printed.push_str(&stdout);
+        printed.push_str(&stderr);
+        assert!(out.status.success(), "keybridge {args:?}: {stderr}");
+        stdout
+    }
+}
+
+/// A replica's process, killed (SIGKILL) when dropped: a failing test leaves none behind.
+struct Running(Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Call `read_account` over HTTP until told to stop or the replica goes away; count the answered
+/// calls. What a call answered other than a result is kept in `odd`.
+fn caller(
+    resource: String,
+    token: String,
+    answered: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    odd: Arc<Mutex<Option<String>>>,
+) {
+    let http = reqwest::blocking::Client::new();
+    let mut id = 0;
+    while !stop.load(Ordering::SeqCst) {
+        id += 1;
+        // A 2026-07-28 request stands alone: it says its protocol and its client's capabilities.
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "keybridge-load", "version": "1"},
+        });
+        let params = json!({"name": "read_account", "arguments": {}, "_meta": meta});
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+        let reply = http
+            .post(&resource)
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "read_account")
+            .json(&call)
+            .send();
+        // The replica was killed: the calls in flight end here.
+        let Ok(reply) = reply else { return };
+        let Ok(text) = reply.text() else { return };
+        match serde_json::from_str::<Value>(&text) {
+            Ok(body) if body["result"]["isError"] == false => {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {
+                *odd.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_openbao() {
+    let postgres = Postgres::start();
+    let bao = OpenBaoServer::start();
+    let (role_id, secret_id) = bao.approle("keybridge", &["keybridge/desk"], 600);
+    let scopes: Vec<&str> = keybridge_catalog::Scope::ALL.iter().map(|s| s.as_str()).collect();
+    let provider = IdentityProvider::start(&scopes, &[DESK]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime.block_on(Simulator::start(SENTINEL));
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret-id");
+    std::fs::write(&secret_file, &secret_id).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let config = dir.path().join("team.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nresource = \"{resource}\"\nissuer = \"{}\"\ndata_dir = \"{}\"\nquantconnect = \"{}\"\n\
+             database = \"{}\"\nreplica = \"a\"\n\n[openbao]\naddress = \"{}\"\nmount = \"secret\"\nprefix = \"keybridge/desk\"\n\
+             role_id = \"{role_id}\"\nsecret_id_file = \"{}\"\n\n[clients]\ndesk = \"Desk (team)\"\n",
+            provider.issuer(),
+            dir.path().join("data").display(),
+            sim.base_url(),
+            postgres.config(),
+            bao.address,
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let replica = Replica { dir, config, resource: resource.clone() };
+    let mut printed = String::new();
+
+    let mut serve = replica.serve();
+    let user = sim.account.user_id.clone();
+    replica.cli(&["account", "add", "main", "--user-id", &user], Some(SENTINEL), &mut printed);
+    replica.cli(&["client", "add", "Desk (team)", "--account", "main", "--preset", "research"], None, &mut printed);
+    let client = replica.cli(&["client", "list"], None, &mut printed);
+    let client: Value = serde_json::from_str(&client).unwrap();
+    let id = client[0]["client_id"].as_str().unwrap().to_string();
+    replica.cli(&["client", "update", &id, "--calls-per-minute", "1000000"], None, &mut printed);
+
+    let token = provider.token(&DESK, "qc:account:read", &resource);
+    let answered = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let odd = Arc::new(Mutex::new(None));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (resource, token, answered, stop, odd) =
+                (resource.clone(), token.clone(), answered.clone(), stop.clone(), odd.clone());
+            std::thread::spawn(move || caller(resource, token, answered, stop, odd))
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < 200 {
+        let odd_answer = odd.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(odd_answer.is_none(), "a call answered {odd_answer:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} calls answered in a minute",
+            answered.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    serve.kill(); // SIGKILL
+    stop.store(true, Ordering::SeqCst);
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    let answered = answered.load(Ordering::SeqCst);
+
+    let mut serve = replica.serve();
+    let verified = replica.cli(&["audit", "verify"], None, &mut printed);
+    assert!(verified.contains("\"intact\": true"), "{verified}");
+    let tail = replica.cli(&["audit", "tail", "--last", "100000", "--json"], None, &mut printed);
+    let calls = tail.lines().filter(|l| l.contains("\"tool_call\"") && l.contains("\"ok\"")).count() as u64;
+    eprintln!("SIGKILL under load, team replica: {answered} calls answered, {calls} call records on the chain");
+    assert!(calls >= answered && calls <= answered + 4, "{calls} records for {answered} answered calls");
+    serve.kill();
+
+    let mut files = vec![replica.dir.path().to_path_buf()];
+    let mut seen = vec![printed, bao.log()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
+        } else if path.file_name().is_some_and(|n| n != "secret-id") {
+            seen.push(String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).to_string());
+        }
+    }
+    for text in seen {
+        assert!(!text.contains(SENTINEL), "the token leaked: {text:.200}");
+    }
+}
