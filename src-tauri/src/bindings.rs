@@ -5,8 +5,9 @@
 use keybridge_broker_proto::{
     AccountRemoved, AccountTested, AccountView, AllowanceRevoked, AllowanceView, ApprovalDecided, ApprovalKind,
     ApprovalView, AuditExported, AuditRecordView, AuditVerified, AuthFailure, AuthFailureCount, BrokerEvent,
-    ClientAdded, ClientLimits, ClientLimitsUpdate, ClientRevoked, ClientUpdated, ClientView, ConsequencePreview,
-    ErrorCode, KeysRotated, PauseState, SessionEnded, SessionView, SettingsView, StatusView,
+    ClientAdded, ClientLimits, ClientLimitsUpdate, ClientMode, ClientRevoked, ClientUpdated, ClientView,
+    ConsequencePreview, ErrorCode, KeysRotated, PauseState, PolicyDecision, SessionEnded, SessionView, SettingsView,
+    StatusView,
 };
 use ts_rs::{Config, TS};
 
@@ -58,6 +59,8 @@ fn render() -> String {
         KeysRotated::decl(&cfg),
         ApprovalDecided::decl(&cfg),
         AllowanceRevoked::decl(&cfg),
+        PolicyDecision::decl(&cfg),
+        ClientMode::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p keybridge-app bindings`; do not edit.\n\n",

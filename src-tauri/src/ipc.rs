@@ -2,7 +2,7 @@
 //! views (which live in `keybridge-broker-proto`). The window's TypeScript types are generated
 //! from these and the broker's views (`ui/src/bindings.ts`, checked by a test).
 
-use keybridge_broker_proto::ErrorCode;
+use keybridge_broker_proto::{ErrorCode, PolicyDecision};
 use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
@@ -110,7 +110,7 @@ pub struct PresetInfo {
 pub struct ScopeInfo {
     pub name: String,
     pub description: String,
-    pub default_policy: String,
+    pub default_policy: PolicyDecision,
     pub tools: Vec<String>,
 }
 

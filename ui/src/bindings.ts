@@ -24,13 +24,13 @@ host: string | null, started: number, };
 
 export type ClientView = { client_id: string, name: string, account: string, preset: string | null, scopes: Array<string>, 
 /**
- * Scope → `allow` / `ask` / `deny`, over the defaults.
+ * Scope → what the client's own policy says of it, over the defaults.
  */
-policy: { [key in string]: string }, token_ttl_secs: number, 
+policy: { [key in string]: PolicyDecision }, token_ttl_secs: number, 
 /**
  * `host` (host-bound pairing) or `key` (client key).
  */
-mode: string, approved_hosts: Array<string>, revoked: boolean, created: number, last_seen: number | null, sessions: Array<SessionView>, limits: ClientLimits, };
+mode: ClientMode, approved_hosts: Array<string>, revoked: boolean, created: number, last_seen: number | null, sessions: Array<SessionView>, limits: ClientLimits, };
 
 export type ClientAdded = { client_id: string, client_key: string | null, };
 
@@ -162,7 +162,7 @@ bridge: string, };
 
 export type PresetInfo = { name: string, title: string, description: string, scopes: Array<string>, };
 
-export type ScopeInfo = { name: string, description: string, default_policy: string, tools: Array<string>, };
+export type ScopeInfo = { name: string, description: string, default_policy: PolicyDecision, tools: Array<string>, };
 
 export type NewAccount = { name: string, user_id: string, organization_id: string | null, api_token: string, };
 
@@ -237,3 +237,7 @@ export type KeysRotated = { kid: string, };
 export type ApprovalDecided = { approval: string, decision: string, };
 
 export type AllowanceRevoked = { revoked: boolean, };
+
+export type PolicyDecision = "allow" | "ask" | "deny";
+
+export type ClientMode = "host" | "key";

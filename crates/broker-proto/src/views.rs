@@ -91,12 +91,12 @@ pub struct ClientView {
     pub account: String,
     pub preset: Option<String>,
     pub scopes: Vec<String>,
-    /// Scope → `allow` / `ask` / `deny`, over the defaults.
-    pub policy: BTreeMap<String, String>,
+    /// Scope → what the client's own policy says of it, over the defaults.
+    pub policy: BTreeMap<String, PolicyDecision>,
     #[cfg_attr(feature = "typescript", ts(type = "number"))]
     pub token_ttl_secs: u64,
     /// `host` (host-bound pairing) or `key` (client key).
-    pub mode: String,
+    pub mode: ClientMode,
     pub approved_hosts: Vec<String>,
     pub revoked: bool,
     #[cfg_attr(feature = "typescript", ts(type = "number"))]
@@ -107,6 +107,26 @@ pub struct ClientView {
     pub sessions: Vec<SessionView>,
     #[serde(default)]
     pub limits: ClientLimits,
+}
+
+/// What a policy says of a scope: run it, ask the human first, or refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyDecision {
+    Allow,
+    Ask,
+    Deny,
+}
+
+/// How a client's bridge proves it is that client: the OS vouches for the program that started
+/// it (host-bound pairing), or it holds a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ClientMode {
+    Host,
+    Key,
 }
 
 /// How much one client may do, whatever its scopes allow: each limit, when hit, refuses the

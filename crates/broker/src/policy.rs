@@ -14,6 +14,17 @@ pub enum Decision {
     Deny,
 }
 
+impl From<Decision> for keybridge_broker_proto::PolicyDecision {
+    fn from(decision: Decision) -> Self {
+        use keybridge_broker_proto::PolicyDecision;
+        match decision {
+            Decision::Allow => PolicyDecision::Allow,
+            Decision::Ask => PolicyDecision::Ask,
+            Decision::Deny => PolicyDecision::Deny,
+        }
+    }
+}
+
 impl Decision {
     pub fn as_str(self) -> &'static str {
         match self {

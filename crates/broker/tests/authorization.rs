@@ -881,3 +881,37 @@ async fn a_calls_future_stays_small_enough_to_move_cheaply() {
     eprintln!("call future: {bytes} bytes");
     assert!(bytes <= 2048, "the call future is {bytes} bytes");
 }
+
+#[tokio::test]
+async fn a_session_opened_for_an_identity_providers_caller_never_grows_past_what_it_granted() {
+    use keybridge_catalog::Scope;
+    let env = Env::start(Duration::from_secs(5)).await;
+    let (client, _) = env.add_client("research", false).await;
+    let granted: std::collections::BTreeSet<Scope> = [Scope::AccountRead].into_iter().collect();
+    let session = env.broker.session_for_principal(&client, "desk", &granted).unwrap();
+    assert_eq!(session.scopes, vec!["qc:account:read"], "the token carries no more than was granted");
+    let call = |session: &keybridge_broker_proto::SessionInfo, tool: &'static str, args: serde_json::Value| {
+        let (broker, id, token) = (env.broker.clone(), session.session_id.clone(), session.token.clone());
+        async move { broker.call(Some(&id), &token, tool, args, |_| {}).await }
+    };
+    call(&session, "read_account", json!({})).await.expect("what was granted runs");
+    let refused = call(&session, "read_project", project_args(1)).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::MissingScope, "{refused}");
+
+    // A refreshed token keeps the limit.
+    let refreshed = env.broker.refresh(&session.session_id).unwrap();
+    assert_eq!(refreshed.scopes, vec!["qc:account:read"]);
+    let refused = call(&refreshed, "read_project", project_args(1)).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::MissingScope, "{refused}");
+
+    // A revoked client's callers are refused too, and a client that is not there is named.
+    env.admin(AdminCommand::ClientRevoke { client_id: client.clone() }).await.unwrap();
+    assert_eq!(call(&refreshed, "read_account", json!({})).await.unwrap_err().code(), ErrorCode::Revoked);
+    assert!(env.broker.session_for_principal(&client, "desk", &granted).is_err());
+    let missing = env.broker.session_for_principal("nobody-1234", "desk", &granted).unwrap_err().to_string();
+    assert!(missing.contains("nobody-1234"), "{missing}");
+    let records = env.broker.audit_log().read_all().unwrap();
+    let by_provider =
+        records.iter().filter(|r| r.event["kind"] == "authentication" && r.event["method"] == "identity_provider");
+    assert_eq!(by_provider.count(), 1, "the one session opened is on record as the identity provider's");
+}

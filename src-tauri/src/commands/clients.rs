@@ -88,7 +88,7 @@ pub fn scopes() -> Vec<ScopeInfo> {
         .map(|&scope| ScopeInfo {
             name: scope.to_string(),
             description: describe_scope(scope),
-            default_policy: keybridge_host::policy::default_decision(scope).as_str().into(),
+            default_policy: keybridge_host::policy::default_decision(scope).into(),
             tools: keybridge_host::catalog::tools()
                 .iter()
                 .filter(|t| t.scope == scope)

@@ -1,11 +1,11 @@
 // Settings: token lifetime, approval timeout, policy per scope, limits per client, start at
 // login, the data folder, and rotating the signing key.
-import type { AppInfo, ClientView, ScopeInfo, SettingsView } from "../bindings";
+import type { AppInfo, ClientView, PolicyDecision, ScopeInfo, SettingsView } from "../bindings";
 import { button, field, fill, h, input, notice } from "../dom";
 import type { Api } from "../ipc";
 import { limitsEditor } from "./clients";
 
-const DECISIONS = ["allow", "ask", "deny"];
+const DECISIONS: readonly PolicyDecision[] = ["allow", "ask", "deny"];
 
 export function policyTable(scopes: ScopeInfo[], policy: Record<string, string>): HTMLElement {
   return h(

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keybridge_broker_proto::{
-    AdminReply, BrokerEvent, ClientAdded, ClientLimitsUpdate, ClientRevoked, ClientSpec, ClientUpdated, ClientView,
-    Credential, SessionEnded, SessionView, TokenMinted,
+    AdminReply, BrokerEvent, ClientAdded, ClientLimitsUpdate, ClientMode, ClientRevoked, ClientSpec, ClientUpdated,
+    ClientView, Credential, SessionEnded, SessionView, TokenMinted,
 };
 use keybridge_vault::AccountId;
 
@@ -175,13 +175,12 @@ impl Broker {
             account: client.account.to_string(),
             preset: client.preset.map(|p| p.name().to_string()),
             scopes: client.scopes.iter().map(|s| s.to_string()).collect(),
-            policy: client.policy.iter().map(|(s, d)| (s.to_string(), d.as_str().to_string())).collect(),
+            policy: client.policy.iter().map(|(s, d)| (s.to_string(), (*d).into())).collect(),
             token_ttl_secs: client.token_ttl_secs,
             mode: match client.auth {
-                ClientAuth::HostBound { .. } => "host",
-                ClientAuth::Key { .. } => "key",
-            }
-            .into(),
+                ClientAuth::HostBound { .. } => ClientMode::Host,
+                ClientAuth::Key { .. } => ClientMode::Key,
+            },
             approved_hosts: match &client.auth {
                 // As the trader knows them: "Claude Code (node …/claude-code/cli.js)".
                 ClientAuth::HostBound { approved_hosts } => {
