@@ -127,9 +127,17 @@ impl Clients {
 
     /// Change a client and save, as a new generation; returns whether it existed.
     pub fn update(&mut self, id: &str, change: impl FnOnce(&mut Client)) -> Result<bool, BrokerError> {
-        let Some(client) = self.clients.get_mut(id) else { return Ok(false) };
-        change(client);
-        self.save(id, true)?;
+        let Some(current) = self.clients.get(id) else { return Ok(false) };
+        let mut changed = current.clone();
+        change(&mut changed);
+        // In force only once saved: a change the store refused is not obeyed either.
+        let previous = self.clients.insert(id.to_string(), changed);
+        if let Err(e) = self.save(id, true) {
+            if let Some(previous) = previous {
+                self.clients.insert(id.to_string(), previous);
+            }
+            return Err(e);
+        }
         Ok(true)
     }
 

@@ -19,7 +19,8 @@ use crate::sealed::SealedFileError;
 use crate::settings::Settings;
 use crate::{BrokerError, OpenError};
 
-/// Clients and settings, kept for the broker. Loads happen once, at start; saves as they change.
+/// Clients and settings, kept for the broker: loaded at start (the clients again when another
+/// broker changed them, see [`StateStore::version`]), saved as they change.
 pub trait StateStore: Send + Sync {
     /// The clients as last saved, revoked ones included; none at first.
     fn load_clients(&self) -> Result<Vec<Client>, OpenError>;

@@ -1,8 +1,10 @@
-//! The clients (their scopes, limits and revocations) and the broker-wide settings in
-//! PostgreSQL, shared by every replica.
+//! The clients (their scopes, limits and revocations) in PostgreSQL, shared by every replica;
+//! the broker-wide settings are kept there too, though a replica takes them up only at start.
 //!
 //! `keybridge_clients` holds one row per client, written one client at a time, so replicas
-//! changing different clients never undo each other. Each change is announced on the
+//! changing different clients never undo each other, and a revocation is one-way in the database
+//! itself: a replica writing an older copy of a client cannot bring a revoked client back. When
+//! a client was last seen stays in each replica's memory: an older copy is never written for it. Each change is announced on the
 //! `keybridge_state` channel in the same transaction (`NOTIFY` is delivered at commit); every
 //! replica listens on a connection of its own and moves its version, and the broker takes the
 //! clients up again before it decides anything. A revocation made through one replica is in
@@ -28,7 +30,8 @@ use crate::worker::Worker;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_clients (
     id text PRIMARY KEY,
-    client text NOT NULL
+    client text NOT NULL,
+    revoked boolean NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS keybridge_settings (
     id smallint PRIMARY KEY CHECK (id = 1),
@@ -42,6 +45,8 @@ const CHANNEL: &str = "keybridge_state";
 /// Clients and settings of every replica, in PostgreSQL.
 pub struct PgState {
     db: Worker<postgres::Client>,
+    /// To connect again when the connection ends (a restarted database): held in memory only.
+    config: Arc<str>,
     /// Moved by every change any replica announces.
     version: Arc<AtomicU64>,
 }
@@ -74,14 +79,22 @@ impl PgState {
             .map_err(|e| refused("set up", &e))?;
         let version = Arc::new(AtomicU64::new(0));
         listen(config, version.clone()).map_err(|e| refused("listen for changes to", &e))?;
-        Ok(PgState { db, version })
+        Ok(PgState { db, config: Arc::from(config), version })
     }
 
     fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, String> {
-        match self.db.run(work) {
+        let config = self.config.clone();
+        let done = self.db.run(move |client| {
+            // A connection the database ended (a restart, a failover) is made again first.
+            if client.is_closed() {
+                *client = postgres::Client::connect(&config, postgres::NoTls)?;
+            }
+            work(client)
+        });
+        match done {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("its connection thread stopped".into()),
@@ -118,12 +131,16 @@ fn listen(config: &str, version: Arc<AtomicU64>) -> Result<(), String> {
                     }
                     continue;
                 };
-                let heard = matches!(listening.notifications().blocking_iter().next(), Ok(Some(_)));
-                if heard {
-                    version.fetch_add(1, Ordering::SeqCst);
-                } else {
+                // Waits a few seconds at most, then asks the database whether it is still there: a
+                // connection that died without a word must not leave this replica deaf.
+                let heard = listening.notifications().timeout_iter(Duration::from_secs(5)).next();
+                match heard {
+                    Ok(Some(_)) => {
+                        version.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(None) if listening.simple_query("SELECT 1").is_ok() => {}
                     // The connection ended: listen again on a new one.
-                    client = None;
+                    _ => client = None,
                 }
             }
         })
@@ -135,34 +152,39 @@ impl StateStore for PgState {
     fn load_clients(&self) -> Result<Vec<Client>, OpenError> {
         let rows = self
             .run(|client| {
-                let rows = client.query("SELECT client FROM keybridge_clients ORDER BY id", &[])?;
-                Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>())
+                let rows = client.query("SELECT client, revoked FROM keybridge_clients ORDER BY id", &[])?;
+                Ok(rows.iter().map(|row| (row.get::<_, String>(0), row.get::<_, bool>(1))).collect::<Vec<_>>())
             })
             .map_err(|e| OpenError::StateRefused(unreachable_database("read", &e)))?;
         rows.iter()
-            .map(|row| {
-                serde_json::from_str(row).map_err(|e| {
+            .map(|(row, revoked)| {
+                let mut client: Client = serde_json::from_str(row).map_err(|e| {
                     OpenError::StateRefused(format!(
                         "a row of keybridge_clients is not a client ({e}); restore the table"
                     ))
-                })
+                })?;
+                client.revoked |= revoked;
+                Ok(client)
             })
             .collect()
     }
 
     fn save_clients(&self, _clients: &[Client], changed: &Client, access_changed: bool) -> Result<(), BrokerError> {
-        let (id, row) =
-            (changed.id.clone(), serde_json::to_string(changed).map_err(|e| BrokerError::Invalid(e.to_string()))?);
+        // When a client was last seen decides nothing: writing this replica's copy for it could
+        // only put an older copy of the rest back.
+        if !access_changed {
+            return Ok(());
+        }
+        let (id, revoked) = (changed.id.clone(), changed.revoked);
+        let row = serde_json::to_string(changed).map_err(|e| BrokerError::Invalid(e.to_string()))?;
         self.run(move |client| {
             let mut tx = client.transaction()?;
             tx.execute(
-                "INSERT INTO keybridge_clients (id, client) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET client = EXCLUDED.client",
-                &[&id, &row],
+                "INSERT INTO keybridge_clients (id, client, revoked) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE \
+                 SET client = EXCLUDED.client, revoked = keybridge_clients.revoked OR EXCLUDED.revoked",
+                &[&id, &row, &revoked],
             )?;
-            // When a client was last seen changes nothing another replica decides.
-            if access_changed {
-                tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
-            }
+            tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
             tx.commit()
         })
         .map_err(|e| BrokerError::Invalid(unreachable_database("write", &e)))

@@ -32,7 +32,7 @@ use crate::resource::{Principal, ResourceConfig, ResourceServer, protect};
 use crate::{OpenBao, OpenBaoLogin, PgAudit, PgState};
 
 /// The team service's configuration file (TOML).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     /// Where to listen, `127.0.0.1:8400` (a TLS-terminating proxy in front for https).
@@ -46,13 +46,27 @@ pub struct TeamConfig {
     /// QuantConnect's API (its default when absent).
     #[serde(default)]
     pub quantconnect: Option<String>,
-    /// A libpq connection string; a password comes from `PGPASSWORD` or `~/.pgpass`, not here.
+    /// A libpq connection string. A password, if the database needs one, goes in it (neither
+    /// `PGPASSWORD` nor `~/.pgpass` is read): keep this file readable by the service alone. It
+    /// is never repeated in an error.
     pub database: String,
     /// This replica's name, on every audit record it writes.
     pub replica: String,
     pub openbao: OpenBaoConfig,
     /// The identity provider's client id → the name of the Keybridge client that serves it.
     pub clients: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for TeamConfig {
+    /// Without the database's connection string: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeamConfig")
+            .field("listen", &self.listen)
+            .field("resource", &self.resource)
+            .field("issuer", &self.issuer)
+            .field("replica", &self.replica)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the secrets are, and how the broker signs in.
@@ -87,7 +101,15 @@ impl TeamConfig {
     pub fn read(path: &Path) -> Result<TeamConfig, TeamError> {
         let failed = |detail: String| TeamError::Config { path: path.to_path_buf(), detail };
         let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
-        toml::from_str(&text).map_err(|e| failed(e.to_string()))
+        toml::from_str(&text).map_err(|e| {
+            // toml's own message quotes the line, which may hold the database's password.
+            let line = e.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let reason = e.message().split('\n').next().unwrap_or("not valid").to_string();
+            failed(match line {
+                Some(line) => format!("line {line}: {reason}"),
+                None => reason,
+            })
+        })
     }
 }
 
@@ -194,6 +216,9 @@ pub async fn serve(
     served.map_err(|e| TeamError::Config { path: PathBuf::from(&config.listen), detail: e.to_string() })
 }
 
+/// How long past its expiry the resource server still accepts a token (its clock leeway).
+const LEEWAY_SECS: u64 = 30;
+
 /// The MCP side: each request's principal, a broker session for it, and the broker's answer.
 #[derive(Clone)]
 struct TeamHandler {
@@ -203,7 +228,8 @@ struct TeamHandler {
 struct Shared {
     broker: Arc<Broker>,
     clients: BTreeMap<String, String>,
-    /// A broker session per access token (its `jti`), until the token expires.
+    /// A broker session per access token (its client, subject and `jti`), until the token
+    /// expires and the resource server's leeway is over; swept as requests come.
     sessions: Mutex<HashMap<String, (SessionInfo, u64)>>,
 }
 
@@ -215,16 +241,19 @@ impl Shared {
     /// The broker session of this principal's token, opened at its first request.
     async fn session(&self, principal: &Principal) -> Result<SessionInfo, String> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let key =
-            principal.token_id.clone().unwrap_or_else(|| format!("{}:{}", principal.subject, principal.expires_at));
+        // The resource server requires both; without them nothing here could tell tokens apart.
+        let (Some(token_id), Some(idp_client)) = (&principal.token_id, &principal.client_id) else {
+            return Err("the access token names no client or no token id".into());
+        };
+        let key = format!("{idp_client}\u{0}{}\u{0}{token_id}", principal.subject);
         let (cached, ended) = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
             let ended: Vec<String> = sessions
                 .iter()
-                .filter(|(_, (_, expires))| *expires <= now)
+                .filter(|(_, (_, expires))| expires + LEEWAY_SECS <= now)
                 .map(|(_, (session, _))| session.session_id.clone())
                 .collect();
-            sessions.retain(|_, (_, expires)| *expires > now);
+            sessions.retain(|_, (_, expires)| *expires + LEEWAY_SECS > now);
             (sessions.get(&key).map(|(session, _)| session.clone()), ended)
         };
         for session in ended {
@@ -238,7 +267,6 @@ impl Shared {
             self.remember(key, fresh.clone(), principal.expires_at);
             return Ok(fresh);
         }
-        let idp_client = principal.client_id.as_deref().unwrap_or(&principal.subject);
         let name = self.clients.get(idp_client).ok_or_else(|| {
             format!("the identity provider's client `{idp_client}` is not served here: map it to a Keybridge client under [clients] in the team configuration")
         })?;
@@ -252,7 +280,11 @@ impl Shared {
     }
 
     fn remember(&self, key: String, session: SessionInfo, until: u64) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (session, until));
+        let replaced = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (session.clone(), until));
+        // Two first requests of one token at once each opened a session: the other one ends.
+        if let Some((other, _)) = replaced.filter(|(other, _)| other.session_id != session.session_id) {
+            self.broker.connection_closed(&other.session_id);
+        }
     }
 
     /// The live Keybridge client called `name`; two of that name are refused, not guessed at.

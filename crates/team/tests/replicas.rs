@@ -76,3 +76,29 @@ async fn a_revocation_through_one_replica_refuses_the_next_call_on_the_other_wit
     assert!(records.iter().any(|r| r.event["kind"] == "admin"), "A's changes are on it");
     assert!(b.audit_log().verify().is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_writing_an_older_copy_of_a_revoked_client_cannot_bring_it_back() {
+    use keybridge_broker::seams::StateStore;
+    let postgres = Postgres::start();
+    let sim = Simulator::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let a = replica(&postgres, &dir.path().join("data"), &sim.base_url(), &secrets, "a");
+    keybridge_testkit::add_main_account(&a, &sim.account, &sim.account.api_token).await;
+    let spec = keybridge_testkit::client_spec("desk", "research", true);
+    let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
+
+    // Another replica's copy, taken before the revocation.
+    let store = PgState::connect(&postgres.config()).unwrap();
+    let older = store.load_clients().unwrap().into_iter().find(|c| c.id == added.client_id).unwrap();
+    assert!(!older.revoked);
+    a.admin(AdminCommand::ClientRevoke { client_id: added.client_id.clone() }).await.unwrap();
+
+    // That replica changes something else on its older copy and writes it.
+    let mut stale = older.clone();
+    stale.name = "desk (renamed)".into();
+    store.save_clients(&[], &stale, true).unwrap();
+    let now = store.load_clients().unwrap().into_iter().find(|c| c.id == added.client_id).unwrap();
+    assert!(now.revoked, "an older copy written after the revocation brought the client back");
+}

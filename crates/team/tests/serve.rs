@@ -123,4 +123,8 @@ fn a_configuration_with_an_unknown_key_or_no_file_is_refused_naming_it() {
     assert!(refused.contains("team.toml") && refused.contains("resourse"), "{refused}");
     let missing = TeamConfig::read(&dir.path().join("absent.toml")).unwrap_err().to_string();
     assert!(missing.contains("absent.toml"), "{missing}");
+    // A line the parser stops at is named by its number, never quoted: it may hold a password.
+    std::fs::write(&file, "database = \"host=db password=hunter2\"\nlisten = [\n").unwrap();
+    let refused = TeamConfig::read(&file).unwrap_err().to_string();
+    assert!(refused.contains("line 2") && !refused.contains("hunter2"), "{refused}");
 }

@@ -341,8 +341,11 @@ impl Broker {
 
     /// A fresh token for a live session; the client's current scopes apply.
     pub fn refresh(&self, session_id: &str) -> Result<SessionInfo, BrokerError> {
+        // The session's limit is read first: a session gone by then is refused below, never
+        // refreshed without its limit.
+        let limit = lock(&self.sessions).get(session_id).map(|s| s.limit.clone());
         let mut client = self.live_client(session_id)?;
-        let limit = lock(&self.sessions).get(session_id).and_then(|s| s.limit.clone());
+        let limit = limit.ok_or_else(|| BrokerError::Revoked("this session ended".into()))?;
         if let Some(limit) = limit {
             client.scopes = client.scopes.intersection(&limit).copied().collect();
         }
