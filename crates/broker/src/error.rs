@@ -27,6 +27,11 @@ pub enum BrokerError {
     MissingScope { tool: String, scope: String, client: String, preset: String },
     #[error("the policy of this client denies {scope}; change it in Keybridge (Settings → Policy)")]
     PolicyDenied { scope: String },
+    /// An approver answering a question their own call raised.
+    #[error(
+        "`{approver}` raised this question by their own call, and nobody approves their own request: another approver must answer it"
+    )]
+    OwnRequest { approver: String },
     #[error("you denied this call in Keybridge")]
     ApprovalDenied,
     #[error("nobody approved this call in Keybridge within {0}s, so it was denied")]
@@ -126,7 +131,7 @@ impl BrokerError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BrokerError::NotFound(_) => ErrorCode::NotFound,
-            BrokerError::Invalid(_) | BrokerError::Vault(_) => ErrorCode::Invalid,
+            BrokerError::Invalid(_) | BrokerError::Vault(_) | BrokerError::OwnRequest { .. } => ErrorCode::Invalid,
             BrokerError::PairingDenied(_) => ErrorCode::PairingDenied,
             BrokerError::TokenInvalid(_) => ErrorCode::TokenInvalid,
             BrokerError::TokenExpired => ErrorCode::TokenExpired,

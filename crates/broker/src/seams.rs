@@ -1,4 +1,4 @@
-//! The four seams through which the broker's core reaches outside itself, each a trait with the
+//! The five seams through which the broker's core reaches outside itself, each a trait with the
 //! one implementation the desktop has. `keybridge-host` chooses them and hands them to
 //! [`crate::Broker::open`] as [`Backends`]; nothing else names the implementations.
 //!
@@ -8,14 +8,17 @@
 //! | where clients, settings and revocations live | [`StateStore`] | sealed, anchored files ([`crate::state::SealedFiles`]) |
 //! | where audit records go | [`AuditSink`] | the JSON-lines hash chain ([`crate::audit::AuditLog`]) |
 //! | who issues and verifies access tokens | [`TokenAuthority`] | the local EdDSA authority ([`crate::tokens::TokenIssuer`]) |
+//! | where else a question can be answered | [`ApprovalRelay`] | nowhere else: the window and the CLI ask this broker ([`ThisBrokerOnly`]) |
 
 use std::sync::Arc;
 
+use keybridge_broker_proto::ApprovalDecision;
 use tokio::sync::broadcast;
 
 pub use crate::state::StateStore;
 pub use keybridge_vault::SecretStore;
 
+use crate::approvals::Pending;
 use crate::audit::{AuditError, AuditEvent, AuditLog, AuditRecord, Verified};
 use crate::tokens::{Claims, Grant, TokenError, TokenIssuer};
 
@@ -105,13 +108,56 @@ impl TokenAuthority for TokenIssuer {
     }
 }
 
-/// The four seams, chosen by the host.
+/// An answer given elsewhere to a question this broker waits on; handed to
+/// [`ApprovalRelay::deliver_to`].
+pub type DeliverAnswer = Box<dyn Fn(&str, ApprovalDecision) + Send + Sync>;
+
+/// Where else a question this broker waits on can be answered: through another broker (a
+/// replica of a team service), which learns of it here and answers it here. The call itself
+/// waits, runs and is recorded on the broker that asked.
+pub trait ApprovalRelay: Send + Sync {
+    /// This broker now waits on `question`. An error fails the call before anything is sent.
+    fn raised(&self, question: &Pending) -> Result<(), String>;
+    /// This broker stopped waiting on question `id` (answered, timed out, cancelled).
+    fn settled(&self, id: &str);
+    /// The questions every other broker waits on.
+    fn open_questions(&self) -> Result<Vec<Pending>, String>;
+    /// Answer another broker's question; false when it is not open any more.
+    fn answer(&self, id: &str, decision: ApprovalDecision) -> Result<bool, String>;
+    /// From now on, hand answers given elsewhere to this broker's questions to `deliver`.
+    fn deliver_to(&self, deliver: DeliverAnswer);
+}
+
+/// The desktop's relay: none. Only this broker's own window and CLI answer its questions.
+#[derive(Debug, Default)]
+pub struct ThisBrokerOnly;
+
+impl ApprovalRelay for ThisBrokerOnly {
+    fn raised(&self, _question: &Pending) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn settled(&self, _id: &str) {}
+
+    fn open_questions(&self) -> Result<Vec<Pending>, String> {
+        Ok(Vec::new())
+    }
+
+    fn answer(&self, _id: &str, _decision: ApprovalDecision) -> Result<bool, String> {
+        Ok(false)
+    }
+
+    fn deliver_to(&self, _deliver: DeliverAnswer) {}
+}
+
+/// The five seams, chosen by the host.
 #[derive(Clone)]
 pub struct Backends {
     pub secrets: Arc<dyn SecretStore>,
     pub state: Arc<dyn StateStore>,
     pub audit: Arc<dyn AuditSink>,
     pub tokens: Arc<dyn TokenAuthority>,
+    pub approvals: Arc<dyn ApprovalRelay>,
 }
 
 impl std::fmt::Debug for Backends {

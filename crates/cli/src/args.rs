@@ -61,8 +61,7 @@ pub(crate) enum Command {
     /// Accept calls again after `pause`.
     Resume,
     /// Calls waiting for your decision.
-    #[command(subcommand)]
-    Approvals(ApprovalCommand),
+    Approvals(ApprovalsArgs),
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -198,6 +197,19 @@ pub(crate) enum ClientCommand {
     EndSession {
         session_id: String,
     },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ApprovalsArgs {
+    /// A team service's MCP endpoint: its questions, answered as the person who signs in (one
+    /// of the identity provider's approver group). Without it, this machine's Keybridge.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// The identity provider's public client to sign in through (device sign-in, RFC 8628).
+    #[arg(long, global = true, value_name = "ID", default_value = "keybridge-cli")]
+    pub client_id: String,
+    #[command(subcommand)]
+    pub command: ApprovalCommand,
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,7 @@
 //! message and an exit code. It must never print a QuantConnect API token.
 
 mod admin;
+mod approvers;
 mod args;
 mod audit;
 mod connect;
@@ -105,14 +106,19 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Pause => admin().await?.run(A::Pause).await?,
         Command::Resume => admin().await?.run(A::Resume).await?,
-        Command::Approvals(ApprovalCommand::List) => admin().await?.run(A::ApprovalsList).await?,
-        Command::Approvals(ApprovalCommand::Approve { id, minutes }) => {
-            let decision = minutes.map_or(ApprovalDecision::Approve, |minutes| ApprovalDecision::AllowFor { minutes });
-            admin().await?.run(A::ApprovalDecide { approval_id: id, decision }).await?
+        Command::Approvals(ApprovalsArgs { server: Some(server), client_id, command }) => {
+            approvers::at_team_service(&server, &client_id, command).await?
         }
-        Command::Approvals(ApprovalCommand::Deny { id }) => {
-            admin().await?.run(A::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Deny }).await?
-        }
+        Command::Approvals(ApprovalsArgs { server: None, command, .. }) => match command {
+            ApprovalCommand::List => admin().await?.run(A::ApprovalsList).await?,
+            ApprovalCommand::Approve { id, minutes } => {
+                let decision = approvers::decision(minutes);
+                admin().await?.run(A::ApprovalDecide { approval_id: id, decision }).await?
+            }
+            ApprovalCommand::Deny { id } => {
+                admin().await?.run(A::ApprovalDecide { approval_id: id, decision: ApprovalDecision::Deny }).await?
+            }
+        },
         Command::Audit(AuditCommand::Verify) => admin().await?.run(A::AuditVerify).await?,
         Command::Audit(AuditCommand::Export) => admin().await?.run(A::AuditExport).await?,
         Command::Audit(AuditCommand::Tail { last, follow, json }) => {

@@ -1,7 +1,9 @@
 //! `keybridge serve --team` as a real process on the real engines (an OpenID provider, OpenBao,
 //! PostgreSQL): set up through the CLI over the replica's admin socket, called over HTTP by four
 //! callers at once, killed with SIGKILL mid-flight, started again: every answered call is on the
-//! chain, which verifies, and the QuantConnect token is nowhere but in OpenBao.
+//! chain, which verifies, and the QuantConnect token is nowhere but in OpenBao. Two replicas side
+//! by side: a call waiting on one is approved through the other with `keybridge approvals
+//! --server`, by a person the identity provider signs in and puts in the approver group.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -58,6 +60,43 @@ impl Replica {
         printed.push_str(&stderr);
         assert!(out.status.success(), "keybridge {args:?}: {stderr}");
         stdout
+    }
+}
+
+/// A team replica's configuration: listening on a port of its own, on the shared engines.
+struct Engines {
+    postgres: Postgres,
+    bao: OpenBaoServer,
+    provider: IdentityProvider,
+    sim: Simulator,
+    role_id: String,
+    secret_file: std::path::PathBuf,
+    data: std::path::PathBuf,
+}
+
+impl Engines {
+    fn replica(&self, name: &str, extra: &str) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let resource = format!("http://127.0.0.1:{port}/mcp");
+        let config = dir.path().join("team.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nresource = \"{resource}\"\nissuer = \"{}\"\ndata_dir = \"{}\"\nquantconnect = \"{}\"\n\
+                 database = \"{}\"\nreplica = \"{name}\"\n{extra}\n[openbao]\naddress = \"{}\"\nmount = \"secret\"\nprefix = \"keybridge/desk\"\n\
+                 role_id = \"{}\"\nsecret_id_file = \"{}\"\n\n[clients]\ndesk = \"Desk (team)\"\n",
+                self.provider.issuer(),
+                self.data.display(),
+                self.sim.base_url(),
+                self.postgres.config(),
+                self.bao.address,
+                self.role_id,
+                self.secret_file.display()
+            ),
+        )
+        .unwrap();
+        Replica { dir, config, resource }
     }
 }
 
@@ -131,32 +170,17 @@ fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_o
     let provider = IdentityProvider::start(&scopes, &[DESK]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sim = runtime.block_on(Simulator::start(SENTINEL));
-    let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("secret-id");
+    let shared = tempfile::tempdir().unwrap();
+    let secret_file = shared.path().join("secret-id");
     std::fs::write(&secret_file, &secret_id).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let resource = format!("http://127.0.0.1:{port}/mcp");
-    let config = dir.path().join("team.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nresource = \"{resource}\"\nissuer = \"{}\"\ndata_dir = \"{}\"\nquantconnect = \"{}\"\n\
-             database = \"{}\"\nreplica = \"a\"\n\n[openbao]\naddress = \"{}\"\nmount = \"secret\"\nprefix = \"keybridge/desk\"\n\
-             role_id = \"{role_id}\"\nsecret_id_file = \"{}\"\n\n[clients]\ndesk = \"Desk (team)\"\n",
-            provider.issuer(),
-            dir.path().join("data").display(),
-            sim.base_url(),
-            postgres.config(),
-            bao.address,
-            secret_file.display()
-        ),
-    )
-    .unwrap();
-    let replica = Replica { dir, config, resource: resource.clone() };
+    let data = shared.path().join("data");
+    let engines = Engines { postgres, bao, provider, sim, role_id, secret_file, data };
+    let replica = engines.replica("a", "");
+    let resource = replica.resource.clone();
     let mut printed = String::new();
 
     let mut serve = replica.serve();
-    let user = sim.account.user_id.clone();
+    let user = engines.sim.account.user_id.clone();
     replica.cli(&["account", "add", "main", "--user-id", &user], Some(SENTINEL), &mut printed);
     replica.cli(&["client", "add", "Desk (team)", "--account", "main", "--preset", "research"], None, &mut printed);
     let client = replica.cli(&["client", "list"], None, &mut printed);
@@ -164,7 +188,7 @@ fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_o
     let id = client[0]["client_id"].as_str().unwrap().to_string();
     replica.cli(&["client", "update", &id, "--calls-per-minute", "1000000"], None, &mut printed);
 
-    let token = provider.token(&DESK, "qc:account:read", &resource);
+    let token = engines.provider.token(&DESK, "qc:account:read", &resource);
     let answered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let odd = Arc::new(Mutex::new(None));
@@ -202,8 +226,8 @@ fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_o
     assert!(calls >= answered && calls <= answered + 4, "{calls} records for {answered} answered calls");
     serve.kill();
 
-    let mut files = vec![replica.dir.path().to_path_buf()];
-    let mut seen = vec![printed, bao.log()];
+    let mut files = vec![replica.dir.path().to_path_buf(), shared.path().to_path_buf()];
+    let mut seen = vec![printed, engines.bao.log()];
     while let Some(path) = files.pop() {
         if path.is_dir() {
             files.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
@@ -214,4 +238,111 @@ fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_o
     for text in seen {
         assert!(!text.contains(SENTINEL), "the token leaked: {text:.200}");
     }
+}
+
+/// `keybridge approvals ARGS --server URL`, signing in as `login` at the page it shows; its
+/// stdout, or its stderr when it failed.
+fn approvals_as(replica: &Replica, login: &str, args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["approvals"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--server", &replica.resource]);
+    let mut child = replica.command(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut prompt = String::new();
+    stderr.read_line(&mut prompt).unwrap();
+    let page = prompt
+        .strip_prefix("To sign in, open ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no sign-in prompt: {prompt:?}"));
+    keybridge_testkit::sign_in_at(page, login);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() { Ok(stdout) } else { Err(rest) }
+}
+
+#[test]
+fn a_call_waiting_on_one_replica_is_approved_through_the_other_by_a_person_of_the_approver_group() {
+    const CALLER: IdentityClient =
+        IdentityClient { id: "desk", secret: "desk-secret", scope: "qc:projects:write qc:projects:delete" };
+    let postgres = Postgres::start();
+    let bao = OpenBaoServer::start();
+    let (role_id, secret_id) = bao.approle("keybridge", &["keybridge/desk"], 600);
+    let scopes: Vec<&str> = keybridge_catalog::Scope::ALL.iter().map(|s| s.as_str()).collect();
+    let people: &[(&str, &[&str])] = &[("bob", &["approvers"]), ("alice", &["traders"])];
+    let provider = IdentityProvider::start_with_people(&scopes, &[CALLER], people, &["keybridge-cli"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime.block_on(Simulator::start(SENTINEL));
+    let shared = tempfile::tempdir().unwrap();
+    let secret_file = shared.path().join("secret-id");
+    std::fs::write(&secret_file, &secret_id).unwrap();
+    let engines = Engines { postgres, bao, provider, sim, role_id, secret_file, data: shared.path().join("data") };
+    let a = engines.replica("a", "approvers = \"approvers\"\n");
+    let b = engines.replica("b", "approvers = \"approvers\"\n");
+    let (_a_running, _b_running) = (a.serve(), b.serve());
+    let mut printed = String::new();
+    let user = engines.sim.account.user_id.clone();
+    a.cli(&["account", "add", "main", "--user-id", &user], Some(SENTINEL), &mut printed);
+    a.cli(&["client", "add", "Desk (team)", "--account", "main", "--preset", "admin"], None, &mut printed);
+
+    // The desk deletes a project through B: the call waits for an approver.
+    let token = engines.provider.token(&CALLER, "qc:projects:write qc:projects:delete", &b.resource);
+    let call = |tool: &str, arguments: Value| {
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "desk", "version": "1"},
+        });
+        let params = json!({"name": tool, "arguments": arguments, "_meta": meta});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+        let reply = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .unwrap()
+            .post(&b.resource)
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", tool)
+            .json(&body)
+            .send()
+            .unwrap();
+        serde_json::from_str::<Value>(&reply.text().unwrap()).unwrap()
+    };
+    let created = call("create_project", json!({"name": "Momentum", "language": "Py"}));
+    let text = created["result"]["content"][0]["text"].as_str().unwrap_or_default().to_string();
+    let project: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{created}"));
+    let project = project["projects"][0]["projectId"].as_i64().unwrap();
+    let waiting = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| call("delete_project", json!({"projectId": project})));
+
+        // Alice is no approver: the service refuses her, naming the group.
+        let refused = approvals_as(&a, "alice", &["list"]).unwrap_err();
+        assert!(refused.contains("403") && refused.contains("`approvers`"), "{refused}");
+
+        // Bob, of the approver group, sees B's question through A and approves it there.
+        let question = loop {
+            let listed: Value = serde_json::from_str(&approvals_as(&a, "bob", &["list"]).unwrap()).unwrap();
+            if let Some(question) = listed.as_array().and_then(|l| l.first()).cloned() {
+                break question;
+            }
+        };
+        assert_eq!(question["tool"], "delete_project", "{question}");
+        assert_eq!(question["host"], "desk", "the question names whose call it is: {question}");
+        assert!(!waiting.is_finished(), "the call waits for the approver");
+        let id = question["id"].as_str().unwrap();
+        let approved = approvals_as(&a, "bob", &["approve", id]).unwrap();
+        assert!(approved.contains("approved"), "{approved}");
+        waiting.join().unwrap()
+    });
+    assert_eq!(waiting["result"]["isError"], false, "the call B held ran once approved through A: {waiting}");
+    assert_eq!(engines.sim.handle.request_count("/projects/delete"), 1);
+
+    // On the shared chain: the answer, by bob.
+    let tail = b.cli(&["audit", "tail", "--last", "1000", "--json"], None, &mut printed);
+    let approval = tail.lines().find(|l| l.contains("\"approval\"")).unwrap_or_else(|| panic!("no approval: {tail}"));
+    assert!(approval.contains("\"by\":\"bob\""), "{approval}");
+    assert!(!printed.contains(SENTINEL));
 }

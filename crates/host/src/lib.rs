@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use keybridge_broker::anchor::Anchor;
 use keybridge_broker::audit::{AuditEvent, AuditLog};
-use keybridge_broker::seams::Backends;
+use keybridge_broker::seams::{Backends, ThisBrokerOnly};
 use keybridge_broker::state::SealedFiles;
 use keybridge_broker::tokens::TokenIssuer;
 use keybridge_broker::{BrokerConfig, OpenError, server};
@@ -79,7 +79,13 @@ pub fn desktop_backends(config: &BrokerConfig, secrets: Arc<dyn SecretStore>) ->
         other => OpenError::AuditUnusable(other),
     })?;
     let state = SealedFiles::open(dir, secrets.clone(), &install_id, accept)?;
-    Ok(Backends { secrets, state: Arc::new(state), audit: Arc::new(audit), tokens: Arc::new(tokens) })
+    Ok(Backends {
+        secrets,
+        state: Arc::new(state),
+        audit: Arc::new(audit),
+        tokens: Arc::new(tokens),
+        approvals: Arc::new(ThisBrokerOnly),
+    })
 }
 
 /// A broker on the desktop's seams.

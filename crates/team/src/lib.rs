@@ -7,7 +7,11 @@
 //!   of the team's identity provider, checked for this endpoint, mapped to `qc:` scopes.
 //! - [`PgState`]: the clients, their revocations and the settings in PostgreSQL; every replica
 //!   hears of a change through `LISTEN`/`NOTIFY` and takes it up before its next decision.
+//! - [`PgApprovals`]: questions for approvers in PostgreSQL: a call waiting on one replica is
+//!   answered through any.
 //! - [`PgAudit`]: the audit hash chain in PostgreSQL.
+//! - [`approvers`]: the approvers' HTTP routes (people of the identity provider's approver
+//!   group answer any replica's questions, never their own) and the client that signs them in.
 //! - [`serve`]: `keybridge serve --team`, team mode's host: the broker on these seams, MCP over
 //!   Streamable HTTP behind the resource server. One head row, locked for each append, so
 //!   appends from every replica form one chain; it exports to the desktop's JSON-lines format,
@@ -17,7 +21,10 @@
 //! secret store. Nothing here may put a secret into a row, a log or an error; connection errors
 //! never repeat the connection string (it may carry a password).
 
+pub mod approvers;
 mod openbao;
+mod pg;
+mod pg_approvals;
 mod pg_audit;
 mod pg_state;
 pub mod resource;
@@ -25,5 +32,6 @@ pub mod serve;
 mod worker;
 
 pub use openbao::{OpenBao, OpenBaoLogin};
+pub use pg_approvals::PgApprovals;
 pub use pg_audit::PgAudit;
 pub use pg_state::PgState;

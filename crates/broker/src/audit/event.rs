@@ -57,6 +57,9 @@ pub enum AuditEvent {
         tool: Option<String>,
         decision: String,
         args_digest: String,
+        /// Who answered, when a person of an identity provider did (team mode).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// A change an administrator made, under `action`.
     Admin(AdminEvent),

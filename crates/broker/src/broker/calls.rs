@@ -21,6 +21,7 @@ use crate::audit::{AuditEvent, CallDecision, Outcome, ToolCallEvent};
 use crate::clients::Client;
 use crate::policy::Decision;
 use crate::primitives::lock;
+use crate::seams::ApprovalRelay;
 use crate::text::{MAX_RECORDED_ERROR_CHARS, canonical, masked, plain_text, quoted, redact, trading_mode, truncate};
 use crate::tokens::{Claims, random_id};
 
@@ -73,15 +74,18 @@ impl Drop for CallRecord {
     }
 }
 
-/// Withdraws a pending approval if the waiting call is dropped (cancelled).
+/// Withdraws a pending approval, here and wherever it was relayed, when the wait ends or the
+/// waiting call is dropped (cancelled).
 struct Withdraw<'a> {
     approvals: &'a Approvals,
+    relay: &'a dyn ApprovalRelay,
     id: String,
 }
 
 impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
         self.approvals.withdraw(&self.id);
+        self.relay.settled(&self.id);
     }
 }
 
@@ -243,7 +247,12 @@ impl Broker {
     /// Open an approval, tell the caller, wait; the approval is withdrawn if the caller goes away.
     pub(super) async fn ask(&self, pending: Pending, on_wait: impl FnOnce(&Pending)) -> Result<Answer, BrokerError> {
         let ticket = self.approvals.open(pending, self.approval_timeout());
-        let _withdraw = Withdraw { approvals: &self.approvals, id: ticket.pending.id.clone() };
+        let _withdraw =
+            Withdraw { approvals: &self.approvals, relay: self.relay.as_ref(), id: ticket.pending.id.clone() };
+        // A question no approver can see would only time out: the call fails now instead.
+        self.relay.raised(&ticket.pending).map_err(|e| {
+            BrokerError::Invalid(format!("the question could not be put to the approvers ({e}); nothing was sent"))
+        })?;
         let _ = self.events.send(BrokerEvent::ApprovalOpened { approval: Box::new(ticket.pending.clone()) });
         on_wait(&ticket.pending);
         let id = ticket.pending.id.clone();

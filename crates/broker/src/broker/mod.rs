@@ -29,7 +29,7 @@ use crate::audit::AuditEvent;
 use crate::clients::{Client, Clients};
 use crate::policy::{Decision, decide};
 use crate::primitives::lock;
-use crate::seams::{AuditSink, Backends, StateStore, TokenAuthority};
+use crate::seams::{ApprovalRelay, AuditSink, Backends, StateStore, TokenAuthority};
 use crate::settings::Settings;
 use crate::tokens::random_id;
 use crate::{BrokerError, OpenError};
@@ -99,7 +99,9 @@ pub struct Broker {
     sessions: Mutex<HashMap<String, Session>>,
     tokens: Arc<dyn TokenAuthority>,
     audit: Arc<dyn AuditSink>,
-    approvals: Approvals,
+    /// Shared with the relay, which hands it answers given through other brokers.
+    approvals: Arc<Approvals>,
+    relay: Arc<dyn ApprovalRelay>,
     qc: QcClient,
     paused: AtomicBool,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -144,7 +146,7 @@ impl Broker {
     /// Open the broker on `backends` (the host chooses them), with its settings and clients as
     /// they were saved. The install id must be the one the backends were opened for.
     pub fn open(config: BrokerConfig, backends: Backends) -> Result<Self, OpenError> {
-        let Backends { secrets, state, audit, tokens } = backends;
+        let Backends { secrets, state, audit, tokens, approvals: relay } = backends;
         let install_id = install_id(&config.data_dir)?;
         let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone())).map_err(OpenError::QuantConnect)?;
         // The pause lives in the keychain: deleting a file must not lift it.
@@ -154,6 +156,11 @@ impl Broker {
         let settings = state.load_settings(config.approval_timeout)?;
         let state_version = std::sync::atomic::AtomicU64::new(state.version());
         let clients = Clients::load(state.clone())?;
+        let approvals = Arc::new(Approvals::default());
+        let answered = approvals.clone();
+        relay.deliver_to(Box::new(move |id, decision| {
+            answered.decide(id, decision);
+        }));
         Ok(Self {
             settings: Mutex::new(settings),
             state,
@@ -165,7 +172,8 @@ impl Broker {
             sessions: Mutex::new(HashMap::new()),
             tokens,
             audit,
-            approvals: Approvals::default(),
+            approvals,
+            relay,
             qc,
             paused: AtomicBool::new(paused),
             limits: Mutex::new(HashMap::new()),

@@ -38,10 +38,12 @@ impl Broker {
             AdminCommand::SettingsGet => Ok(self.settings().view().into()),
             AdminCommand::SettingsUpdate { settings } => self.update_settings(&settings),
             AdminCommand::KeysRotate => self.rotate_signing_key(),
-            AdminCommand::ApprovalsList => Ok(self.approvals.list().into()),
+            AdminCommand::ApprovalsList => Ok(self.open_questions()?.into()),
             AdminCommand::AllowancesList => Ok(self.allowances().into()),
             AdminCommand::AllowanceRevoke { session_id, tool } => self.revoke_allowance(&session_id, &tool),
-            AdminCommand::ApprovalDecide { approval_id, decision } => self.decide_approval(&approval_id, decision),
+            AdminCommand::ApprovalDecide { approval_id, decision } => {
+                self.answer_question(&approval_id, decision, None)
+            }
             AdminCommand::AuditTail { last, .. } => self.audit_tail(last),
             AdminCommand::AuditVerify => self.audit_verify(),
             AdminCommand::AuditExport => self.audit_export(),

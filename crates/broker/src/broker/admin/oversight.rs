@@ -7,34 +7,69 @@ use keybridge_broker_proto::{
 use keybridge_catalog::Scope;
 
 use crate::BrokerError;
+use crate::approvals::Pending;
 use crate::audit::{AdminEvent, AuditEvent};
 use crate::broker::Broker;
 use crate::primitives::lock;
+use crate::text::truncate;
 
 impl Broker {
-    pub(super) fn decide_approval(
+    /// Every open question: this broker's, then those other brokers relayed, oldest first.
+    pub(super) fn open_questions(&self) -> Result<Vec<Pending>, BrokerError> {
+        let mut questions = self.approvals.list();
+        let elsewhere = self.relay.open_questions().map_err(|e| {
+            BrokerError::Invalid(format!("cannot read the questions other replicas wait on: {e}; try again"))
+        })?;
+        for question in elsewhere {
+            if !questions.iter().any(|q| q.id == question.id) {
+                questions.push(question);
+            }
+        }
+        questions.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(questions)
+    }
+
+    /// Answer a question, this broker's or one another broker relayed. `approver` names who
+    /// answers when a person of an identity provider does: nobody answers a question their own
+    /// call raised.
+    pub fn answer_question(
         &self,
         approval_id: &str,
         decision: ApprovalDecision,
+        approver: Option<&str>,
     ) -> Result<AdminReply, BrokerError> {
+        let gone =
+            || BrokerError::NotFound(format!("no pending approval `{approval_id}` (answered or timed out already)"));
+        let asked = self.open_questions()?.into_iter().find(|pending| pending.id == approval_id).ok_or_else(gone)?;
+        if let Some(approver) = approver
+            && asked.host.as_deref() == Some(truncate(approver, 200).as_str())
+        {
+            return Err(BrokerError::OwnRequest { approver: truncate(approver, 200) });
+        }
         if let ApprovalDecision::AllowFor { minutes } = decision {
-            let asked = self.approvals.list().into_iter().find(|pending| pending.id == approval_id);
-            let live = asked.as_ref().and_then(|pending| pending.scope.as_deref()?.parse::<Scope>().ok());
+            let live = asked.scope.as_deref().and_then(|scope| scope.parse::<Scope>().ok());
             if live.is_some_and(Scope::acts_on_live_trading) {
                 return Err(BrokerError::Invalid(format!(
                     "a live-trading call cannot be allowed for {minutes} minutes: approve or deny this call on its own"
                 )));
             }
         }
-        let decided = self.approvals.decide(approval_id, decision).ok_or_else(|| {
-            BrokerError::NotFound(format!("no pending approval `{approval_id}` (answered or timed out already)"))
-        })?;
+        let answered = match self.approvals.decide(approval_id, decision) {
+            Some(_) => true,
+            None => self.relay.answer(approval_id, decision).map_err(|e| {
+                BrokerError::Invalid(format!("cannot answer the question another replica waits on: {e}; try again"))
+            })?,
+        };
+        if !answered {
+            return Err(gone());
+        }
         self.record(AuditEvent::Approval {
             approval: approval_id.to_string(),
-            client: decided.client_id,
-            tool: decided.tool,
+            client: asked.client_id,
+            tool: asked.tool,
             decision: decision_text(decision),
-            args_digest: decided.arguments_digest,
+            args_digest: asked.arguments_digest,
+            by: approver.map(|a| truncate(a, 200)),
         });
         Ok(ApprovalDecided { approval: approval_id.to_string(), decision: decision_text(decision) }.into())
     }
