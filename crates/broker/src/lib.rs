@@ -21,6 +21,7 @@ mod error;
 pub mod peer;
 pub mod policy;
 mod primitives;
+pub mod rates;
 mod sealed;
 pub mod seams;
 pub mod server;

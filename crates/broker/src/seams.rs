@@ -1,4 +1,4 @@
-//! The five seams through which the broker's core reaches outside itself, each a trait with the
+//! The six seams through which the broker's core reaches outside itself, each a trait with the
 //! one implementation the desktop has. `keybridge-host` chooses them and hands them to
 //! [`crate::Broker::open`] as [`Backends`]; nothing else names the implementations.
 //!
@@ -9,8 +9,10 @@
 //! | where audit records go | [`AuditSink`] | the JSON-lines hash chain ([`crate::audit::AuditLog`]) |
 //! | who issues and verifies access tokens | [`TokenAuthority`] | the local EdDSA authority ([`crate::tokens::TokenIssuer`]) |
 //! | where else a question can be answered | [`ApprovalRelay`] | nowhere else: the window and the CLI ask this broker ([`ThisBrokerOnly`]) |
+//! | where the calls a limit counts are counted | [`RateCounter`] | sliding windows in memory ([`crate::rates::InMemoryCounts`]) |
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use keybridge_broker_proto::ApprovalDecision;
 use tokio::sync::broadcast;
@@ -150,7 +152,15 @@ impl ApprovalRelay for ThisBrokerOnly {
     fn deliver_to(&self, _deliver: DeliverAnswer) {}
 }
 
-/// The five seams, chosen by the host.
+/// Where the calls a client's limits count are counted: in this broker's memory on the
+/// desktop; where every replica counts together in team mode, so a limit holds across them.
+pub trait RateCounter: Send + Sync {
+    /// Count one more of `key` now, unless `most` were counted in the `window` before; whether
+    /// it was counted. An error refuses the call.
+    fn admit(&self, key: &str, window: Duration, most: u32) -> Result<bool, String>;
+}
+
+/// The six seams, chosen by the host.
 #[derive(Clone)]
 pub struct Backends {
     pub secrets: Arc<dyn SecretStore>,
@@ -158,6 +168,7 @@ pub struct Backends {
     pub audit: Arc<dyn AuditSink>,
     pub tokens: Arc<dyn TokenAuthority>,
     pub approvals: Arc<dyn ApprovalRelay>,
+    pub rates: Arc<dyn RateCounter>,
 }
 
 impl std::fmt::Debug for Backends {

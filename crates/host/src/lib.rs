@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use keybridge_broker::anchor::Anchor;
 use keybridge_broker::audit::{AuditEvent, AuditLog};
+use keybridge_broker::rates::InMemoryCounts;
 use keybridge_broker::seams::{Backends, ThisBrokerOnly};
 use keybridge_broker::state::SealedFiles;
 use keybridge_broker::tokens::TokenIssuer;
@@ -85,6 +86,7 @@ pub fn desktop_backends(config: &BrokerConfig, secrets: Arc<dyn SecretStore>) ->
         audit: Arc::new(audit),
         tokens: Arc::new(tokens),
         approvals: Arc::new(ThisBrokerOnly),
+        rates: Arc::new(InMemoryCounts::default()),
     })
 }
 

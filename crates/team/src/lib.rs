@@ -9,6 +9,8 @@
 //!   hears of a change through `LISTEN`/`NOTIFY` and takes it up before its next decision.
 //! - [`PgApprovals`]: questions for approvers in PostgreSQL: a call waiting on one replica is
 //!   answered through any.
+//! - [`PgRates`]: the counts behind the clients' limits in PostgreSQL: a limit holds across
+//!   replicas.
 //! - [`PgAudit`]: the audit hash chain in PostgreSQL.
 //! - [`approvers`]: the approvers' HTTP routes (people of the identity provider's approver
 //!   group answer any replica's questions, never their own) and the client that signs them in.
@@ -26,6 +28,7 @@ mod openbao;
 mod pg;
 mod pg_approvals;
 mod pg_audit;
+mod pg_rates;
 mod pg_state;
 pub mod resource;
 pub mod serve;
@@ -34,4 +37,5 @@ mod worker;
 pub use openbao::{OpenBao, OpenBaoLogin};
 pub use pg_approvals::PgApprovals;
 pub use pg_audit::PgAudit;
+pub use pg_rates::PgRates;
 pub use pg_state::PgState;

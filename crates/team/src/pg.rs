@@ -45,7 +45,8 @@ impl Database {
         });
         match done {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(e.to_string()),
+            // The database's own words, not the driver's bare "db error".
+            Ok(Err(e)) => Err(e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_string())),
             Err(_) => Err("its connection thread stopped".into()),
         }
     }

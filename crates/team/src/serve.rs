@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::approvers;
 use crate::resource::{Principal, ResourceConfig, ResourceServer, protect, protect_for_group};
-use crate::{OpenBao, OpenBaoLogin, PgApprovals, PgAudit, PgState};
+use crate::{OpenBao, OpenBaoLogin, PgApprovals, PgAudit, PgRates, PgState};
 
 /// The team service's configuration file (TOML).
 #[derive(Clone, Deserialize)]
@@ -195,6 +195,8 @@ fn team_backends(
     let (key, _) = ChainKey::load_or_create(secrets.as_ref(), "audit-chain-key:team").map_err(TeamError::Audit)?;
     let audit = PgAudit::connect(database, key, replica).map_err(TeamError::Audit)?;
     let state = PgState::connect(database).map_err(TeamError::Open)?;
+    let rates =
+        PgRates::connect(database).map_err(|e| TeamError::Open(keybridge_broker::OpenError::StateRefused(e)))?;
     let approvals = PgApprovals::connect(database, replica)
         .map_err(|e| TeamError::Open(keybridge_broker::OpenError::StateRefused(e)))?;
     Ok(Backends {
@@ -203,6 +205,7 @@ fn team_backends(
         audit: Arc::new(audit),
         tokens: Arc::new(tokens),
         approvals: Arc::new(approvals),
+        rates: Arc::new(rates),
     })
 }
 

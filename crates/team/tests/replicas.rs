@@ -1,6 +1,7 @@
 //! Two broker replicas on one PostgreSQL: clients made through one are known to the other, a
 //! revocation made through one refuses the next call on the other within a second, a question
-//! raised on one is answered through the other, and both write one audit chain.
+//! raised on one is answered through the other, a caller's limit holds across both, and both
+//! write one audit chain.
 //!
 //! The replicas share the account registry and the keychain stand-in (the registry is still a
 //! file in the data folder: it is not in the database yet).
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use keybridge_broker::seams::SecretStore;
 use keybridge_broker::{Broker, BrokerConfig, server};
 use keybridge_broker_proto::{AdminCommand, AdminReply, ErrorCode};
-use keybridge_team::{PgApprovals, PgAudit, PgState};
+use keybridge_team::{PgApprovals, PgAudit, PgRates, PgState};
 use keybridge_testkit::{Bridge, Postgres, Simulator};
 use keybridge_vault::MemoryStore;
 use serde_json::json;
@@ -30,6 +31,7 @@ fn replica(
     backends.audit = Arc::new(PgAudit::connect(&postgres.config(), key, name).unwrap());
     backends.state = Arc::new(PgState::connect(&postgres.config()).unwrap());
     backends.approvals = Arc::new(PgApprovals::connect(&postgres.config(), name).unwrap());
+    backends.rates = Arc::new(PgRates::connect(&postgres.config()).unwrap());
     Broker::open(config, backends).unwrap()
 }
 
@@ -184,4 +186,45 @@ async fn an_approval_answered_through_one_replica_releases_the_call_waiting_on_t
     let records = a.audit_log().read_all().unwrap();
     let approval = records.iter().find(|r| r.event["kind"] == "approval").expect("the answer is recorded");
     assert_eq!(approval.event["by"], "bob", "{}", approval.event);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_limit_holds_across_replicas_and_each_caller_has_their_own() {
+    use keybridge_broker_proto::ClientLimitsUpdate;
+    use keybridge_catalog::Scope;
+    let Pair { postgres: _postgres, sim, dir: _dir, a, b } = Pair::start().await;
+    keybridge_testkit::add_main_account(&a, &sim.account, &sim.account.api_token).await;
+    let spec = keybridge_testkit::client_spec("desk", "research", false);
+    let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
+    let limits = ClientLimitsUpdate { calls_per_minute: Some(10), ..Default::default() };
+    let update = AdminCommand::ClientUpdate {
+        client_id: added.client_id.clone(),
+        preset: None,
+        scopes: vec![],
+        policy: None,
+        limits,
+    };
+    a.admin(update).await.unwrap();
+
+    // Alice calls through both replicas in turn: ten calls in the minute, then no more on either.
+    let everything = Scope::ALL.iter().copied().collect();
+    let on_a = a.session_for_principal(&added.client_id, "alice", &everything).unwrap();
+    let on_b = b.session_for_principal(&added.client_id, "alice", &everything).unwrap();
+    let mut answered = 0;
+    let mut refusals = Vec::new();
+    for i in 0..16 {
+        let (broker, session) = if i % 2 == 0 { (&a, &on_a) } else { (&b, &on_b) };
+        match broker.call(Some(&session.session_id), &session.token, "read_account", json!({}), |_| {}).await {
+            Ok(_) => answered += 1,
+            Err(e) => refusals.push(e),
+        }
+    }
+    assert_eq!(answered, 10, "{refusals:?}");
+    assert!(refusals.iter().all(|e| e.code() == ErrorCode::LimitReached), "{refusals:?}");
+    let said = refusals[0].to_string();
+    assert!(said.contains("`alice`") && said.contains("10 calls in the last minute"), "{said}");
+
+    // Bob, through the same client, has a minute of his own.
+    let bob = b.session_for_principal(&added.client_id, "bob", &everything).unwrap();
+    b.call(Some(&bob.session_id), &bob.token, "read_account", json!({}), |_| {}).await.expect("bob is counted apart");
 }

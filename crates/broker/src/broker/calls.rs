@@ -162,7 +162,8 @@ impl Broker {
         if self.is_paused() {
             return Err(BrokerError::Paused);
         }
-        let place = self.meter.start_call(&client)?;
+        let caller = self.caller_of(&claims.sid);
+        let place = self.meter.start_call(&client, caller.as_deref())?;
         let tool =
             keybridge_catalog::find(tool_name).ok_or_else(|| BrokerError::UnknownTool(truncate(tool_name, 64)))?;
         audit.scope = Some(tool.scope);
@@ -226,7 +227,7 @@ impl Broker {
             }
         }
         if tool.name == "create_live_algorithm" {
-            self.meter.deploy(&client)?;
+            self.meter.deploy(&client, caller.as_deref())?;
         }
         Ok(Cleared { account: client.account, client: client.id, tool, args, _place: place })
     }

@@ -1,17 +1,19 @@
 //! A client's own limits, whatever its scopes allow: calls started in any minute, live
 //! deployments sent in any day, calls at once. A limit that is hit refuses the call with an error
-//! that names it and says how to change it; the refusal is in the call's audit record. The
-//! counts live in memory, bounded by each limit.
+//! that names it and says how to change it; the refusal is in the call's audit record. Calls
+//! at once are this broker's own; calls a minute and deployments a day are counted by the
+//! [`RateCounter`] the host chose, for each caller of an identity provider apart.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keybridge_broker_proto::{ClientLimits, ClientLimitsUpdate};
 
 use crate::BrokerError;
 use crate::clients::Client;
 use crate::primitives::lock;
+use crate::seams::RateCounter;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -22,10 +24,8 @@ const MOST: ClientLimits =
     ClientLimits { calls_per_minute: 1_000_000, live_deployments_per_day: 1_000, calls_in_flight: 10_000 };
 
 /// What each client did lately.
-#[derive(Debug, Default)]
 pub(crate) struct Meter {
-    calls: Mutex<HashMap<String, VecDeque<Instant>>>,
-    deployments: Mutex<HashMap<String, VecDeque<Instant>>>,
+    counts: Arc<dyn RateCounter>,
     in_flight: Arc<Mutex<HashMap<String, u32>>>,
 }
 
@@ -53,22 +53,26 @@ fn remedy(client: &str, flag: &str) -> String {
     format!("wait, or raise it in Keybridge (Clients) or with `keybridge client update {client} {flag} N`")
 }
 
-/// Whether `stamps` (oldest first) hold fewer than `most` within `window`; if so, `now` joins.
-fn admit(stamps: &mut VecDeque<Instant>, now: Instant, window: Duration, most: u32) -> bool {
-    while stamps.front().is_some_and(|&t| now.duration_since(t) >= window) {
-        stamps.pop_front();
+/// Who a limit counts: the client, and within it the identity provider's caller, if any.
+fn counted(client: &Client, caller: Option<&str>) -> (String, String) {
+    match caller {
+        Some(caller) => (format!("{}\u{1f}{caller}", client.id), format!("`{caller}` through client `{}`", client.id)),
+        None => (client.id.clone(), format!("client `{}`", client.id)),
     }
-    if stamps.len() >= most as usize {
-        return false;
-    }
-    stamps.push_back(now);
-    true
+}
+
+fn uncounted(e: String) -> BrokerError {
+    BrokerError::Invalid(format!("the call could not be counted against its limits ({e}); nothing was sent; try again"))
 }
 
 impl Meter {
-    /// Take a place for a new call of `client`: refused past its calls at once or its calls a
-    /// minute.
-    pub(crate) fn start_call(&self, client: &Client) -> Result<InFlight, BrokerError> {
+    pub(crate) fn new(counts: Arc<dyn RateCounter>) -> Meter {
+        Meter { counts, in_flight: Arc::default() }
+    }
+
+    /// Take a place for a new call of `client` (for `caller`, an identity provider's, if any):
+    /// refused past its calls at once or its calls a minute.
+    pub(crate) fn start_call(&self, client: &Client, caller: Option<&str>) -> Result<InFlight, BrokerError> {
         let limits = client.limits;
         {
             let mut counts = lock(&self.in_flight);
@@ -84,11 +88,10 @@ impl Meter {
             *count += 1;
         }
         let place = InFlight { counts: self.in_flight.clone(), client: client.id.clone() };
-        let mut calls = lock(&self.calls);
-        if !admit(calls.entry(client.id.clone()).or_default(), Instant::now(), MINUTE, limits.calls_per_minute) {
+        let (key, who) = counted(client, caller);
+        if !self.counts.admit(&format!("calls\u{1f}{key}"), MINUTE, limits.calls_per_minute).map_err(uncounted)? {
             return Err(BrokerError::LimitReached(format!(
-                "client `{}` started {} calls in the last minute, its limit; {}",
-                client.id,
+                "{who} started {} calls in the last minute, its limit; {}",
                 limits.calls_per_minute,
                 remedy(&client.id, "--calls-per-minute")
             )));
@@ -96,16 +99,16 @@ impl Meter {
         Ok(place)
     }
 
-    /// Count a live deployment about to be sent for `client`: refused past its deployments a day.
-    pub(crate) fn deploy(&self, client: &Client) -> Result<(), BrokerError> {
+    /// Count a live deployment about to be sent for `client` (for `caller`, if any): refused past
+    /// its deployments a day.
+    pub(crate) fn deploy(&self, client: &Client, caller: Option<&str>) -> Result<(), BrokerError> {
         let most = client.limits.live_deployments_per_day;
-        let mut deployments = lock(&self.deployments);
-        if admit(deployments.entry(client.id.clone()).or_default(), Instant::now(), DAY, most) {
+        let (key, who) = counted(client, caller);
+        if self.counts.admit(&format!("deployments\u{1f}{key}"), DAY, most).map_err(uncounted)? {
             return Ok(());
         }
         Err(BrokerError::LimitReached(format!(
-            "client `{}` sent {most} live deployments in the last 24 hours, its limit; {}",
-            client.id,
+            "{who} sent {most} live deployments in the last 24 hours, its limit; {}",
             remedy(&client.id, "--live-deployments-per-day")
         )))
     }
@@ -134,17 +137,6 @@ pub(crate) fn updated(limits: ClientLimits, update: &ClientLimitsUpdate) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_window_admits_its_limit_and_then_frees_places_as_they_age() {
-        let start = Instant::now();
-        let mut stamps = VecDeque::new();
-        assert!(admit(&mut stamps, start, MINUTE, 2));
-        assert!(admit(&mut stamps, start + Duration::from_secs(10), MINUTE, 2));
-        assert!(!admit(&mut stamps, start + Duration::from_secs(59), MINUTE, 2), "two in the minute already");
-        assert!(admit(&mut stamps, start + Duration::from_secs(60), MINUTE, 2), "the first aged out");
-        assert_eq!(stamps.len(), 2, "kept no more than the limit");
-    }
 
     #[test]
     fn limits_change_one_at_a_time_and_are_checked() {

@@ -146,7 +146,7 @@ impl Broker {
     /// Open the broker on `backends` (the host chooses them), with its settings and clients as
     /// they were saved. The install id must be the one the backends were opened for.
     pub fn open(config: BrokerConfig, backends: Backends) -> Result<Self, OpenError> {
-        let Backends { secrets, state, audit, tokens, approvals: relay } = backends;
+        let Backends { secrets, state, audit, tokens, approvals: relay, rates } = backends;
         let install_id = install_id(&config.data_dir)?;
         let qc = QcClient::new(ClientConfig::new(config.qc_base_url.clone())).map_err(OpenError::QuantConnect)?;
         // The pause lives in the keychain: deleting a file must not lift it.
@@ -177,7 +177,7 @@ impl Broker {
             qc,
             paused: AtomicBool::new(paused),
             limits: Mutex::new(HashMap::new()),
-            meter: limits::Meter::default(),
+            meter: limits::Meter::new(rates),
             auth_failures: failures::FailureCounts::default(),
             credentials: Mutex::new(HashMap::new()),
             events,
@@ -212,6 +212,12 @@ impl Broker {
 
     fn decide(&self, scope: Scope, client: &Client) -> Decision {
         decide(scope, &lock(&self.settings).policy, &client.policy)
+    }
+
+    /// The identity provider's caller a session was opened for, if it was (team mode): limits
+    /// count each such caller apart.
+    fn caller_of(&self, session_id: &str) -> Option<String> {
+        lock(&self.sessions).get(session_id).filter(|s| s.limit.is_some()).and_then(|s| s.host.clone())
     }
 
     /// A bridge's connection closed: its session ends with it (the bridge starts a new one when
