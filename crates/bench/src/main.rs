@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 mod bridge;
 mod soak;
+mod team;
 
 use anyhow::{Context, Result};
 use keybridge_broker::audit::{AuditEvent, AuditLog, ToolCallEvent};
@@ -81,6 +82,7 @@ fn main() -> Result<()> {
     if args.get(1).map(String::as_str) == Some("team") {
         let mut report = String::new();
         team_audit(&mut report, &bench_record())?;
+        team::service(&mut report, &runtime)?;
         print!("{report}");
         return Ok(());
     }
@@ -190,6 +192,7 @@ fn main() -> Result<()> {
     // A call through the broker's socket vs straight to the simulator.
     let (direct, brokered) = runtime.block_on(call_overhead(dir.path().join("broker")))?;
     team_audit(&mut report, &record)?;
+    team::service(&mut report, &runtime)?;
 
     section(
         &mut report,

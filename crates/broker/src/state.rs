@@ -33,11 +33,16 @@ pub trait StateStore: Send + Sync {
     /// timeout.
     fn load_settings(&self, approval_timeout: Duration) -> Result<Settings, OpenError>;
     fn save_settings(&self, settings: &Settings) -> Result<(), BrokerError>;
-    /// A number that moves when another broker changed the clients; the broker reads it before
-    /// it decides anything and loads the clients again when it moved. A store no other broker
-    /// writes never moves it.
+    /// A number that moves when another broker changed the clients, the settings or the pause;
+    /// the broker reads it before it decides anything and takes them up again when it moved. A
+    /// store no other broker writes never moves it.
     fn version(&self) -> u64 {
         0
+    }
+    /// Move every other broker's version: something they read elsewhere changed (the pause,
+    /// which is kept with the secrets). A store no other broker reads does nothing.
+    fn announce(&self) -> Result<(), BrokerError> {
+        Ok(())
     }
 }
 

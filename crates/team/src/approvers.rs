@@ -166,7 +166,14 @@ impl ApproverClient {
             format!("{}/.well-known/oauth-protected-resource{path}", endpoint.origin().ascii_serialization());
         let metadata =
             read_json("the team service's metadata", &metadata_url, http.get(&metadata_url).send().await).await?;
-        let resource = metadata["resource"].as_str().unwrap_or(endpoint.as_str()).to_string();
+        // RFC 9728 §3.3: the metadata must be for the endpoint asked about, or a token for
+        // another resource could be had and carried there.
+        let resource = metadata["resource"].as_str().unwrap_or_default().to_string();
+        if resource.trim_end_matches('/') != endpoint.as_str().trim_end_matches('/') {
+            return Err(ApproverError::SignIn(format!(
+                "the team service's metadata is for `{resource}`, not for {endpoint}; check the address"
+            )));
+        }
         let issuer = metadata["authorization_servers"][0]
             .as_str()
             .and_then(|issuer| reqwest::Url::parse(issuer).ok())

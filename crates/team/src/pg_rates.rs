@@ -5,7 +5,8 @@
 //! how much of it the sliding window still covers), each one row, so a count costs one row lock
 //! whatever the limit: an exact log of every call would cost a row per call. Time is the
 //! database's, so replicas with different clocks count into the same windows. A call over the
-//! limit is not counted.
+//! limit is not counted. Counts are committed without waiting for the disk: a database crash may
+//! forget the last few, never more.
 
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ impl RateCounter for PgRates {
         let window_ms = window.as_millis().max(1) as i64;
         self.db.run(move |client| {
             let mut tx = client.transaction()?;
+            // A count is not worth a flush to disk: a crash of the database loses a few counts
+            // at most, and a call waits on one flush less.
+            tx.batch_execute("SET LOCAL synchronous_commit = off")?;
             let now_ms: i64 =
                 tx.query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", &[])?.get(0);
             let (slot, into) = (now_ms / window_ms, (now_ms % window_ms) as f64 / window_ms as f64);

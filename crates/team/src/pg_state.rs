@@ -1,5 +1,6 @@
-//! The clients (their scopes, limits and revocations) in PostgreSQL, shared by every replica;
-//! the broker-wide settings are kept there too, though a replica takes them up only at start.
+//! The clients (their scopes, limits and revocations) and the broker-wide settings in
+//! PostgreSQL, shared by every replica; a change of the pause (kept with the secrets) is
+//! announced here too.
 //!
 //! `keybridge_clients` holds one row per client, written one client at a time, so replicas
 //! changing different clients never undo each other, and a revocation is one-way in the database
@@ -156,5 +157,11 @@ impl StateStore for PgState {
 
     fn version(&self) -> u64 {
         self.version.load(Ordering::SeqCst)
+    }
+
+    fn announce(&self) -> Result<(), BrokerError> {
+        self.db
+            .run(|client| client.batch_execute(&format!("NOTIFY {CHANNEL}")))
+            .map_err(|e| BrokerError::Invalid(unreachable_database("announce a change in", &e)))
     }
 }

@@ -228,3 +228,44 @@ async fn a_callers_limit_holds_across_replicas_and_each_caller_has_their_own() {
     let bob = b.session_for_principal(&added.client_id, "bob", &everything).unwrap();
     b.call(Some(&bob.session_id), &bob.token, "read_account", json!({}), |_| {}).await.expect("bob is counted apart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_or_a_settings_change_through_one_replica_holds_on_the_other() {
+    let Pair { postgres: _postgres, sim, dir: _dir, a, b } = Pair::start().await;
+    keybridge_testkit::add_main_account(&a, &sim.account, &sim.account.api_token).await;
+    let spec = keybridge_testkit::client_spec("desk", "research", false);
+    let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
+    let everything = keybridge_catalog::Scope::ALL.iter().copied().collect();
+    let session = b.session_for_principal(&added.client_id, "alice", &everything).unwrap();
+    let call = || b.call(Some(&session.session_id), &session.token, "read_account", json!({}), |_| {});
+    call().await.expect("B serves before the pause");
+
+    // Paused through A: B refuses within a second, and says it is paused.
+    a.admin(AdminCommand::Pause).await.unwrap();
+    let paused = Instant::now();
+    let refused = loop {
+        match call().await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(paused.elapsed() < Duration::from_secs(1), "B still serves after a pause through A");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    assert_eq!(refused.code(), ErrorCode::Paused, "{refused}");
+    eprintln!("B refused {:?} after the pause through A", paused.elapsed());
+    let AdminReply::Status(status) = b.admin(AdminCommand::Status).await.unwrap() else { panic!() };
+    assert!(status.paused, "B reports the pause");
+
+    // Resumed and a setting changed through A: B serves again, under the new setting.
+    a.admin(AdminCommand::Resume).await.unwrap();
+    let AdminReply::Settings(mut settings) = a.admin(AdminCommand::SettingsGet).await.unwrap() else { panic!() };
+    settings.approval_timeout_secs = 42;
+    a.admin(AdminCommand::SettingsUpdate { settings }).await.unwrap();
+    let resumed = Instant::now();
+    while call().await.is_err() {
+        assert!(resumed.elapsed() < Duration::from_secs(1), "B still refuses after the resume through A");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.settings().approval_timeout.as_secs(), 42, "B took the setting up");
+}

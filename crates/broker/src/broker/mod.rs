@@ -236,15 +236,23 @@ impl Broker {
         self.paused.load(Ordering::SeqCst)
     }
 
-    /// Another broker changed the clients it shares with this one: take them up before deciding
-    /// anything. The version is read first, so a change that lands during the reload is taken up
-    /// at the next check.
+    /// Another broker changed the clients, the settings or the pause it shares with this one:
+    /// take them up before deciding anything. The version is read first, so a change that lands
+    /// during the reload is taken up at the next check.
     fn catch_up(&self) -> Result<(), BrokerError> {
         let now = self.state.version();
         if now == self.state_version.load(Ordering::SeqCst) {
             return Ok(());
         }
-        lock(&self.clients).reload().map_err(|e| BrokerError::StateUnreadable(Box::new(e)))?;
+        let unreadable = |e: OpenError| BrokerError::StateUnreadable(Box::new(e));
+        lock(&self.clients).reload().map_err(unreadable)?;
+        *lock(&self.settings) = self.state.load_settings(self.config.approval_timeout).map_err(unreadable)?;
+        let paused = self.store.get(&self.pause_name)?.is_some();
+        if paused && !self.paused.swap(true, Ordering::SeqCst) {
+            // Paused through another broker: no question here stays answerable either.
+            self.approvals.deny_where(|_| true);
+        }
+        self.paused.store(paused, Ordering::SeqCst);
         self.state_version.store(now, Ordering::SeqCst);
         Ok(())
     }

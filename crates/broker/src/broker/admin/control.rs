@@ -34,6 +34,7 @@ impl Broker {
         } else {
             self.store.delete(&self.pause_name)?;
         }
+        self.state.announce()?;
         self.record(AuditEvent::Admin(if paused { AdminEvent::Paused } else { AdminEvent::Resumed }));
         let _ = self.events.send(BrokerEvent::Paused { paused });
         Ok(PauseState { paused }.into())
