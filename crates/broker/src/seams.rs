@@ -124,10 +124,22 @@ pub trait ApprovalRelay: Send + Sync {
     fn settled(&self, id: &str);
     /// The questions every other broker waits on.
     fn open_questions(&self) -> Result<Vec<Pending>, String>;
-    /// Answer another broker's question; false when it is not open any more.
-    fn answer(&self, id: &str, decision: ApprovalDecision) -> Result<bool, String>;
+    /// Answer a question, this broker's or another's, where every broker sees it: the first
+    /// answer wins there, and only the winner may be obeyed.
+    fn answer(&self, id: &str, decision: ApprovalDecision) -> Result<Relayed, String>;
     /// From now on, hand answers given elsewhere to this broker's questions to `deliver`.
     fn deliver_to(&self, deliver: DeliverAnswer);
+}
+
+/// What became of an answer given through the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    /// It was the first answer: the broker that asked hands it to its call.
+    Won,
+    /// Another answer came first, or the question expired: this one is not obeyed.
+    Lost,
+    /// The relay does not hold this question: only the broker that asked can answer it.
+    NotHeld,
 }
 
 /// The desktop's relay: none. Only this broker's own window and CLI answer its questions.
@@ -145,8 +157,8 @@ impl ApprovalRelay for ThisBrokerOnly {
         Ok(Vec::new())
     }
 
-    fn answer(&self, _id: &str, _decision: ApprovalDecision) -> Result<bool, String> {
-        Ok(false)
+    fn answer(&self, _id: &str, _decision: ApprovalDecision) -> Result<Relayed, String> {
+        Ok(Relayed::NotHeld)
     }
 
     fn deliver_to(&self, _deliver: DeliverAnswer) {}

@@ -184,14 +184,23 @@ impl ApproverClient {
         let discovery_url = format!("{}/.well-known/openid-configuration", issuer.as_str().trim_end_matches('/'));
         let provider =
             read_json("the identity provider", &discovery_url, http.get(&discovery_url).send().await).await?;
-        let device_url = provider["device_authorization_endpoint"].as_str().ok_or_else(|| {
+        if provider["issuer"].as_str().map(|i| i.trim_end_matches('/')) != Some(issuer.as_str().trim_end_matches('/')) {
+            return Err(ApproverError::SignIn(format!(
+                "the identity provider at {issuer} names another issuer in its discovery document"
+            )));
+        }
+        // The device code and the token travel to these: https, or http on loopback only.
+        let endpoint_of = |name: &str| {
+            provider[name].as_str().filter(|url| reqwest::Url::parse(url).is_ok_and(|url| secure_or_loopback(&url)))
+        };
+        let device_url = endpoint_of("device_authorization_endpoint").ok_or_else(|| {
             ApproverError::SignIn(
-                "the identity provider offers no device sign-in (RFC 8628); enable it for this client".into(),
+                "the identity provider offers no device sign-in (RFC 8628) over https; enable it for this client"
+                    .into(),
             )
         })?;
-        let token_url = provider["token_endpoint"]
-            .as_str()
-            .ok_or_else(|| ApproverError::SignIn("the identity provider names no token endpoint".into()))?;
+        let token_url = endpoint_of("token_endpoint")
+            .ok_or_else(|| ApproverError::SignIn("the identity provider names no https token endpoint".into()))?;
         let asked = http
             .post(device_url)
             .form(&[("client_id", client_id), ("scope", "openid"), ("resource", resource.as_str())])
@@ -206,7 +215,8 @@ impl ApproverClient {
             device["verification_uri_complete"].as_str().or(device["verification_uri"].as_str()).unwrap_or_default();
         prompt(&SignInPrompt { page: page.to_string(), code: code.to_string() });
         let mut interval = Duration::from_secs(device["interval"].as_u64().unwrap_or(5).clamp(1, 60));
-        let deadline = std::time::Instant::now() + Duration::from_secs(device["expires_in"].as_u64().unwrap_or(600));
+        let lifetime = device["expires_in"].as_u64().unwrap_or(600).clamp(1, 3600);
+        let deadline = std::time::Instant::now() + Duration::from_secs(lifetime);
         loop {
             if std::time::Instant::now() > deadline {
                 return Err(ApproverError::SignIn("the code expired before anyone confirmed it".into()));

@@ -2,16 +2,16 @@
 //! any. The replica that asked keeps the call; the others see its question and answer it here.
 //!
 //! `keybridge_approvals` holds one row per open question (what the approver is shown, the
-//! same as on the desktop) and, once answered, the answer. An answer is written only to a row
-//! still unanswered and unexpired, in the statement that checks it, so two approvers answering
-//! at once cannot both win; it is announced on the `keybridge_approvals` channel in the same
-//! transaction, and the replica that asked hands it to the waiting call. The replica deletes
-//! the row once it stops waiting.
+//! same as on the desktop) and, once answered, the answer. Every answer, on the replica that
+//! asked too, is written here first, only to a row still unanswered and unexpired, in the
+//! statement that checks it, so the first answer wins and no other is obeyed. It is announced
+//! on the `keybridge_approvals` channel in the same transaction, and the replica that asked
+//! hands it to the waiting call. The replica deletes the row once it stops waiting.
 
 use std::sync::{Arc, OnceLock};
 
 use keybridge_broker::approvals::Pending;
-use keybridge_broker::seams::{ApprovalRelay, DeliverAnswer};
+use keybridge_broker::seams::{ApprovalRelay, DeliverAnswer, Relayed};
 use keybridge_broker_proto::ApprovalDecision;
 
 use crate::pg::{Database, Heard, listen};
@@ -95,9 +95,11 @@ impl ApprovalRelay for PgApprovals {
     }
 
     fn settled(&self, id: &str) {
-        let id = id.to_string();
+        let (id, replica) = (id.to_string(), self.replica.clone());
         // A row left behind expires unanswerable and is swept at the next question.
-        let _ = self.db.run(move |client| client.execute("DELETE FROM keybridge_approvals WHERE id = $1", &[&id]));
+        let _ = self.db.run(move |client| {
+            client.execute("DELETE FROM keybridge_approvals WHERE id = $1 AND replica = $2", &[&id, &replica])
+        });
     }
 
     fn open_questions(&self) -> Result<Vec<Pending>, String> {
@@ -115,7 +117,7 @@ impl ApprovalRelay for PgApprovals {
             .collect()
     }
 
-    fn answer(&self, id: &str, decision: ApprovalDecision) -> Result<bool, String> {
+    fn answer(&self, id: &str, decision: ApprovalDecision) -> Result<Relayed, String> {
         let (id, answer) = (id.to_string(), serde_json::to_string(&decision).map_err(|e| e.to_string())?);
         self.db.run(move |client| {
             let mut tx = client.transaction()?;
@@ -123,11 +125,16 @@ impl ApprovalRelay for PgApprovals {
                 "UPDATE keybridge_approvals SET answer = $2 WHERE id = $1 AND answer IS NULL AND expires > $3",
                 &[&id, &answer, &now()],
             )?;
-            if answered == 1 {
+            let relayed = if answered == 1 {
                 tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])?;
-            }
+                Relayed::Won
+            } else if tx.query_opt("SELECT 1 FROM keybridge_approvals WHERE id = $1", &[&id])?.is_some() {
+                Relayed::Lost
+            } else {
+                Relayed::NotHeld
+            };
             tx.commit()?;
-            Ok(answered == 1)
+            Ok(relayed)
         })
     }
 

@@ -53,7 +53,8 @@ pub struct ResourceConfig {
     /// token lives, plus the clock leeway.
     pub withdrawn_key_grace: Duration,
     /// The claim that lists the groups a person belongs to (`groups` at Keycloak and Okta with
-    /// a groups mapper; `roles` for Entra ID's app roles).
+    /// a groups mapper; `roles` for Entra ID's app roles). The team service uses `groups`: its
+    /// configuration cannot change it yet.
     pub groups_claim: String,
 }
 

@@ -269,3 +269,39 @@ async fn a_pause_or_a_settings_change_through_one_replica_holds_on_the_other() {
     }
     assert_eq!(b.settings().approval_timeout.as_secs(), 42, "B took the setting up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_answer_wins_even_on_the_replica_that_asked_and_a_later_one_is_refused() {
+    use keybridge_broker_proto::ApprovalDecision;
+    let Pair { postgres: _postgres, sim, dir: _dir, a, b } = Pair::start().await;
+    keybridge_testkit::add_main_account(&a, &sim.account, &sim.account.api_token).await;
+    let spec = keybridge_testkit::client_spec("desk", "admin", false);
+    let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
+    let everything = keybridge_catalog::Scope::ALL.iter().copied().collect();
+    let session = b.session_for_principal(&added.client_id, "alice", &everything).unwrap();
+    let waiting = {
+        let (b, session) = (b.clone(), session.clone());
+        tokio::spawn(async move {
+            b.call(Some(&session.session_id), &session.token, "delete_project", json!({"projectId": 1}), |_| {}).await
+        })
+    };
+    let question = loop {
+        let AdminReply::Approvals(open) = b.admin(AdminCommand::ApprovalsList).await.unwrap() else { panic!() };
+        if let Some(question) = open.into_iter().next() {
+            break question;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // Carol denies on B, the replica that asked; Bob's approval through A comes second and loses.
+    b.answer_question(&question.id, ApprovalDecision::Deny, Some("carol")).unwrap();
+    let late = a.answer_question(&question.id, ApprovalDecision::Approve, Some("bob")).unwrap_err().to_string();
+    assert!(late.contains("no pending approval"), "{late}");
+    let denied = waiting.await.unwrap().unwrap_err();
+    assert_eq!(denied.code(), ErrorCode::ApprovalDenied, "{denied}");
+    assert_eq!(sim.handle.request_count("/projects/delete"), 0, "nothing was sent");
+    let records = a.audit_log().read_all().unwrap();
+    let answers: Vec<_> = records.iter().filter(|r| r.event["kind"] == "approval").collect();
+    assert_eq!(answers.len(), 1, "one answer on record: {answers:?}");
+    assert_eq!(answers[0].event["by"], "carol");
+}

@@ -11,6 +11,7 @@ use crate::approvals::Pending;
 use crate::audit::{AdminEvent, AuditEvent};
 use crate::broker::Broker;
 use crate::primitives::lock;
+use crate::seams::Relayed;
 use crate::text::truncate;
 
 impl Broker {
@@ -38,6 +39,9 @@ impl Broker {
         decision: ApprovalDecision,
         approver: Option<&str>,
     ) -> Result<AdminReply, BrokerError> {
+        // A revocation or pause made through another broker is taken up first: its questions
+        // are no longer answerable.
+        self.catch_up()?;
         let gone =
             || BrokerError::NotFound(format!("no pending approval `{approval_id}` (answered or timed out already)"));
         let asked = self.open_questions()?.into_iter().find(|pending| pending.id == approval_id).ok_or_else(gone)?;
@@ -54,11 +58,18 @@ impl Broker {
                 )));
             }
         }
-        let answered = match self.approvals.decide(approval_id, decision) {
-            Some(_) => true,
-            None => self.relay.answer(approval_id, decision).map_err(|e| {
-                BrokerError::Invalid(format!("cannot answer the question another replica waits on: {e}; try again"))
-            })?,
+        // Where every broker sees the question, the first answer there wins and only it is
+        // obeyed, whichever broker asked; the local call takes it at once, or through the relay.
+        let relayed = self.relay.answer(approval_id, decision).map_err(|e| {
+            BrokerError::Invalid(format!("cannot answer the question where every replica sees it: {e}; try again"))
+        })?;
+        let answered = match relayed {
+            Relayed::Won => {
+                self.approvals.decide(approval_id, decision);
+                true
+            }
+            Relayed::Lost => false,
+            Relayed::NotHeld => self.approvals.decide(approval_id, decision).is_some(),
         };
         if !answered {
             return Err(gone());
