@@ -12,7 +12,8 @@
 //              WITHDRAW=1, which publishes the new key alone
 //   TTL        access token lifetime in seconds (default 300)
 //   PEOPLE     JSON: {"login": ["group", ...]}: the groups each person's tokens list (`groups`)
-//   DEVICE_CLIENTS  public clients for device sign-in, separated by spaces
+//   DEVICE_CLIENTS  public clients for device sign-in (and its refresh tokens, asked for with
+//              `offline_access`), separated by spaces
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import Provider from "oidc-provider";
 import * as jose from "jose";
@@ -48,13 +49,13 @@ const provider = new Provider(issuer, {
     ...deviceClients.map((id) => ({
       client_id: id,
       token_endpoint_auth_method: "none",
-      grant_types: ["urn:ietf:params:oauth:grant-type:device_code"],
+      grant_types: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
       redirect_uris: [],
       response_types: [],
       id_token_signed_response_alg: "EdDSA",
     })),
   ],
-  scopes,
+  scopes: ["openid", "offline_access", ...scopes],
   extraTokenClaims: async (ctx, token) => (token.accountId ? { groups: people[token.accountId] ?? [] } : undefined),
   features: {
     clientCredentials: { enabled: true },

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use keybridge_broker_proto::{AdminReply, ApprovalDecision};
-use keybridge_team::approvers::ApproverClient;
+use keybridge_team_client::ApproverClient;
 
 use crate::args::ApprovalCommand;
 

@@ -62,6 +62,9 @@ pub(crate) enum Command {
     Resume,
     /// Calls waiting for your decision.
     Approvals(ApprovalsArgs),
+    /// Your sign-in to a team service, for `keybridge-mcp --server URL`.
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -210,6 +213,35 @@ pub(crate) struct ApprovalsArgs {
     pub client_id: String,
     #[command(subcommand)]
     pub command: ApprovalCommand,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TeamCommand {
+    /// Sign in at the team's identity provider (device sign-in: a page and a code to confirm in
+    /// a browser); the sign-in is kept in the OS keychain and refreshed from there.
+    SignIn {
+        /// The team service's MCP endpoint.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The identity provider's public client the bridge signs in through.
+        #[arg(long, value_name = "ID", default_value = "keybridge-mcp")]
+        client_id: String,
+    },
+    /// Forget the sign-in to a team service.
+    SignOut {
+        #[arg(long, value_name = "URL")]
+        server: String,
+    },
+    /// For keybridge-mcp: an access token for the team service, refreshed when near its end,
+    /// as JSON through a pipe (never shown on a terminal).
+    #[command(hide = true)]
+    Token {
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The service refused the token in hand: refresh even if it has time left.
+        #[arg(long)]
+        refused: bool,
+    },
 }
 
 #[derive(Subcommand)]

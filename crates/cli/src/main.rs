@@ -10,6 +10,7 @@ mod audit;
 mod connect;
 mod local;
 mod serve;
+mod team;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -106,6 +107,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Pause => admin().await?.run(A::Pause).await?,
         Command::Resume => admin().await?.run(A::Resume).await?,
+        Command::Team(command) => return team::run(command).await,
         Command::Approvals(ApprovalsArgs { server: Some(server), client_id, command }) => {
             approvers::at_team_service(&server, &client_id, command).await?
         }

@@ -25,9 +25,19 @@ pub async fn serve(demo: bool, accept_restored_state: bool) -> Result<()> {
 
 /// `keybridge serve --team CONFIG`: MCP over HTTP for the team, and this user's admin socket for
 /// the operator's `keybridge` commands on this machine.
+#[cfg(unix)]
 pub async fn serve_team(config: &std::path::Path) -> Result<()> {
     let config = keybridge_team::serve::TeamConfig::read(config)?;
     keybridge_team::serve::serve(&config, shutdown_signal()).await.context("cannot serve the team")?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Team mode runs on the team's servers (Linux, or another Unix), not on a trader's Windows desk.
+#[cfg(not(unix))]
+pub async fn serve_team(config: &std::path::Path) -> Result<()> {
+    anyhow::bail!(
+        "`keybridge serve --team {}`: team mode runs on Linux or another Unix server; on Windows, sign in to a team service with `keybridge team sign-in --server URL` instead",
+        config.display()
+    )
 }

@@ -3,7 +3,9 @@
 //! callers at once, killed with SIGKILL mid-flight, started again: every answered call is on the
 //! chain, which verifies, and the QuantConnect token is nowhere but in OpenBao. Two replicas side
 //! by side: a call waiting on one is approved through the other with `keybridge approvals
-//! --server`, by a person the identity provider signs in and puts in the approver group.
+//! --server`, by a person the identity provider signs in and puts in the approver group. A stdio
+//! MCP client reaching the service through `keybridge-mcp --server`, its person signed in once
+//! with the sign-in in the OS keychain.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -72,9 +74,33 @@ struct Engines {
     role_id: String,
     secret_file: std::path::PathBuf,
     data: std::path::PathBuf,
+    /// What the replicas share: the AppRole's secret id, the data folder.
+    shared: tempfile::TempDir,
+    /// The simulator's.
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Every `qc:` scope, as the identity provider knows them.
+fn all_scopes() -> Vec<&'static str> {
+    keybridge_catalog::Scope::ALL.iter().map(|s| s.as_str()).collect()
 }
 
 impl Engines {
+    /// PostgreSQL, OpenBao with an AppRole for the replicas, and a QuantConnect simulator whose
+    /// token is the sentinel, beside `provider`.
+    fn start(provider: IdentityProvider) -> Engines {
+        let postgres = Postgres::start();
+        let bao = OpenBaoServer::start();
+        let (role_id, secret_id) = bao.approle("keybridge", &["keybridge/desk"], 600);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let sim = runtime.block_on(Simulator::start(SENTINEL));
+        let shared = tempfile::tempdir().unwrap();
+        let secret_file = shared.path().join("secret-id");
+        std::fs::write(&secret_file, &secret_id).unwrap();
+        let data = shared.path().join("data");
+        Engines { postgres, bao, provider, sim, role_id, secret_file, data, shared, _runtime: runtime }
+    }
+
     fn replica(&self, name: &str, extra: &str) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -85,7 +111,7 @@ impl Engines {
             format!(
                 "listen = \"127.0.0.1:{port}\"\nresource = \"{resource}\"\nissuer = \"{}\"\ndata_dir = \"{}\"\nquantconnect = \"{}\"\n\
                  database = \"{}\"\nreplica = \"{name}\"\n{extra}\n[openbao]\naddress = \"{}\"\nmount = \"secret\"\nprefix = \"keybridge/desk\"\n\
-                 role_id = \"{}\"\nsecret_id_file = \"{}\"\n\n[clients]\ndesk = \"Desk (team)\"\n",
+                 role_id = \"{}\"\nsecret_id_file = \"{}\"\n\n[clients]\ndesk = \"Desk (team)\"\nkeybridge-mcp = \"Claude (team)\"\n",
                 self.provider.issuer(),
                 self.data.display(),
                 self.sim.base_url(),
@@ -163,18 +189,7 @@ fn caller(
 
 #[test]
 fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_openbao() {
-    let postgres = Postgres::start();
-    let bao = OpenBaoServer::start();
-    let (role_id, secret_id) = bao.approle("keybridge", &["keybridge/desk"], 600);
-    let scopes: Vec<&str> = keybridge_catalog::Scope::ALL.iter().map(|s| s.as_str()).collect();
-    let provider = IdentityProvider::start(&scopes, &[DESK]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime.block_on(Simulator::start(SENTINEL));
-    let shared = tempfile::tempdir().unwrap();
-    let secret_file = shared.path().join("secret-id");
-    std::fs::write(&secret_file, &secret_id).unwrap();
-    let data = shared.path().join("data");
-    let engines = Engines { postgres, bao, provider, sim, role_id, secret_file, data };
+    let engines = Engines::start(IdentityProvider::start(&all_scopes(), &[DESK]));
     let replica = engines.replica("a", "");
     let resource = replica.resource.clone();
     let mut printed = String::new();
@@ -226,7 +241,7 @@ fn a_team_replica_killed_mid_call_loses_no_audit_record_and_the_token_stays_in_o
     assert!(calls >= answered && calls <= answered + 4, "{calls} records for {answered} answered calls");
     serve.kill();
 
-    let mut files = vec![replica.dir.path().to_path_buf(), shared.path().to_path_buf()];
+    let mut files = vec![replica.dir.path().to_path_buf(), engines.shared.path().to_path_buf()];
     let mut seen = vec![printed, engines.bao.log()];
     while let Some(path) = files.pop() {
         if path.is_dir() {
@@ -246,7 +261,15 @@ fn approvals_as(replica: &Replica, login: &str, args: &[&str]) -> Result<String,
     let mut all = vec!["approvals"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--server", &replica.resource]);
-    let mut child = replica.command(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (said, out) = signing_in(replica.command(&all), login);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() { Ok(stdout) } else { Err(said) }
+}
+
+/// Run `command`, which signs a person in by device sign-in: `login` confirms the code at the
+/// page it shows. What it said on stderr, and how it ended.
+fn signing_in(mut command: Command, login: &str) -> (String, std::process::Output) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut prompt = String::new();
     stderr.read_line(&mut prompt).unwrap();
@@ -257,27 +280,16 @@ fn approvals_as(replica: &Replica, login: &str, args: &[&str]) -> Result<String,
     keybridge_testkit::sign_in_at(page, login);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    if out.status.success() { Ok(stdout) } else { Err(rest) }
+    (format!("{prompt}{rest}"), child.wait_with_output().unwrap())
 }
 
 #[test]
 fn a_call_waiting_on_one_replica_is_approved_through_the_other_by_a_person_of_the_approver_group() {
     const CALLER: IdentityClient =
         IdentityClient { id: "desk", secret: "desk-secret", scope: "qc:projects:write qc:projects:delete" };
-    let postgres = Postgres::start();
-    let bao = OpenBaoServer::start();
-    let (role_id, secret_id) = bao.approle("keybridge", &["keybridge/desk"], 600);
-    let scopes: Vec<&str> = keybridge_catalog::Scope::ALL.iter().map(|s| s.as_str()).collect();
     let people: &[(&str, &[&str])] = &[("bob", &["approvers"]), ("alice", &["traders"])];
-    let provider = IdentityProvider::start_with_people(&scopes, &[CALLER], people, &["keybridge-cli"]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime.block_on(Simulator::start(SENTINEL));
-    let shared = tempfile::tempdir().unwrap();
-    let secret_file = shared.path().join("secret-id");
-    std::fs::write(&secret_file, &secret_id).unwrap();
-    let engines = Engines { postgres, bao, provider, sim, role_id, secret_file, data: shared.path().join("data") };
+    let engines =
+        Engines::start(IdentityProvider::start_with_people(&all_scopes(), &[CALLER], people, &["keybridge-cli"]));
     let a = engines.replica("a", "approvers = \"approvers\"\n");
     let b = engines.replica("b", "approvers = \"approvers\"\n");
     let (_a_running, _b_running) = (a.serve(), b.serve());
@@ -345,4 +357,112 @@ fn a_call_waiting_on_one_replica_is_approved_through_the_other_by_a_person_of_th
     let approval = tail.lines().find(|l| l.contains("\"approval\"")).unwrap_or_else(|| panic!("no approval: {tail}"));
     assert!(approval.contains("\"by\":\"bob\""), "{approval}");
     assert!(!printed.contains(SENTINEL));
+}
+
+/// `keybridge team sign-in --server URL` as `login`, who confirms the code at the page it shows.
+fn team_sign_in(replica: &Replica, login: &str) -> String {
+    let (said, out) = signing_in(replica.command(&["team", "sign-in", "--server", &replica.resource]), login);
+    assert!(out.status.success(), "sign-in failed: {said}");
+    format!("{said}{}", String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_with_the_sign_in_in_the_keychain() {
+    if !keybridge_vault::testing::in_keyring_session(
+        "a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_with_the_sign_in_in_the_keychain",
+    ) {
+        return;
+    }
+    let people: &[(&str, &[&str])] = &[("carol", &["traders"])];
+    let mut provider = IdentityProvider::start_with_people(&all_scopes(), &[], people, &["keybridge-mcp"]);
+    // Access tokens of 20 s: every token the bridge is handed comes from a refresh.
+    provider.restart_with_token_ttl(20);
+    let engines = Engines::start(provider);
+    let replica = engines.replica("a", "");
+    let _running = replica.serve();
+    let mut printed = String::new();
+    let user = engines.sim.account.user_id.clone();
+    replica.cli(&["account", "add", "main", "--user-id", &user], Some(SENTINEL), &mut printed);
+    replica.cli(&["client", "add", "Claude (team)", "--account", "main", "--preset", "research"], None, &mut printed);
+
+    // Before signing in, the bridge says what to run.
+    let bridge = std::path::PathBuf::from(env!("CARGO_BIN_EXE_keybridge")).with_file_name("keybridge-mcp");
+    let bridge = bridge.to_str().unwrap();
+    let steps = json!([["call", "read_account", {}]]);
+    let before = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+    let said = before.to_string();
+    assert!(said.contains("keybridge team sign-in --server"), "{said}");
+
+    // Carol signs in once, in a terminal; the sign-in goes to the keychain.
+    let signed_in = team_sign_in(&replica, "carol");
+    assert!(signed_in.contains(&format!("keybridge-mcp --server {}", replica.resource)), "{signed_in}");
+    printed.push_str(&signed_in);
+
+    // A third-party MCP client (the TypeScript SDK) starts the bridge as Claude Desktop would,
+    // twice: each time the bridge is handed a refreshed token, the sign-in rotated in the keychain.
+    for _ in 0..2 {
+        let out = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+        assert!(out["tools"].as_array().is_some_and(|t| t.iter().any(|t| t == "read_account")), "{out}");
+        assert_eq!(out["steps"][0]["isError"], false, "{out}");
+        printed.push_str(&out.to_string());
+    }
+    // A token the service refuses though it has time left (here: one spoiled in the keychain)
+    // is replaced by a refresh, and the call goes through.
+    let (keychain, _) = keybridge_host::open_keychain(false).unwrap();
+    let entry = format!("team-sign-in:{}", replica.resource);
+    let mut kept: Value = serde_json::from_str(keychain.get(&entry).unwrap().unwrap().expose()).unwrap();
+    kept["access_token"] = json!("not-a-token");
+    kept["expires_at"] = json!(4_000_000_000u64);
+    keychain.set(&entry, &kept.to_string().into()).unwrap();
+    let out = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+    assert_eq!(out["steps"][0]["isError"], false, "{out}");
+    printed.push_str(&out.to_string());
+
+    assert_eq!(engines.sim.handle.request_count("/account/read"), 3, "every call reached QuantConnect");
+    let tail = replica.cli(&["audit", "tail", "--last", "1000", "--json"], None, &mut printed);
+    let calls: Vec<&str> = tail.lines().filter(|l| l.contains("\"tool_call\"") && l.contains("read_account")).collect();
+    assert_eq!(calls.len(), 3, "{tail}");
+    // Each call's session was opened for carol, the person signed in.
+    for call in calls {
+        let call: Value = serde_json::from_str(call).unwrap();
+        let session = call["event"]["session"].as_str().unwrap();
+        let opened = tail
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["event"]["kind"] == "authentication" && r["event"]["session"] == session)
+            .unwrap_or_else(|| panic!("no authentication for {session}: {tail}"));
+        assert_eq!(opened["event"]["host"], "carol", "{opened}");
+    }
+
+    // What the bridge is handed is an access token of minutes, refreshed each time it is near
+    // its end, and never on a terminal's screen.
+    let token = |printed: &mut String| {
+        let out = replica.command(&["team", "token", "--server", &replica.resource]).output().unwrap();
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(body["expires_in"].as_u64().unwrap() <= 20, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    };
+    let (first, second) = (token(&mut printed), token(&mut printed));
+    assert_ne!(first, second, "a token near its end is refreshed");
+
+    // Signed out, the bridge says again what to run.
+    replica.cli(&["team", "sign-out", "--server", &replica.resource], None, &mut printed);
+    let after = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+    assert!(after.to_string().contains("keybridge team sign-in --server"), "{after}");
+    printed.push_str(&after.to_string());
+
+    for secret in [SENTINEL, first.as_str(), second.as_str()] {
+        assert!(!printed.contains(secret), "a secret was shown: {printed:.300}");
+    }
+    let mut files = vec![replica.dir.path().to_path_buf(), engines.shared.path().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).to_string();
+            assert!(!text.contains(&first) && !text.contains(SENTINEL), "{} holds a secret", path.display());
+        }
+    }
 }

