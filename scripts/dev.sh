@@ -20,7 +20,7 @@ APT_BUILD=(build-essential pkg-config file libssl-dev libdbus-1-dev
 APT_TEST=(dbus dbus-x11 gnome-keyring libsecret-tools keyutils python3-pip util-linux
   xvfb xauth x11-utils webkit2gtk-driver at-spi2-core trayer xdotool imagemagick dunst
   gcc-mingw-w64-x86-64 wine64 nsis appstream desktop-file-utils
-  postgresql)
+  postgresql openssl)
 WINDOWS_TARGET=x86_64-pc-windows-gnu
 
 need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -318,9 +318,10 @@ fn team_audit(report: &mut String, record: &AuditEvent) -> Result<()> {
     use keybridge_broker::audit::chain::ChainKey;
     use keybridge_broker::seams::AuditSink;
     let postgres = keybridge_testkit::Postgres::start_durable();
+    let database = keybridge_team::PgConfig::new(&postgres.config(), None).map_err(anyhow::Error::msg)?;
     let store = MemoryStore::default();
     let key = || ChainKey::load_or_create(&store, "bench").map(|(key, _)| key);
-    let one = keybridge_team::PgAudit::connect(&postgres.config(), key()?, "a")?;
+    let one = keybridge_team::PgAudit::connect(&database, key()?, "a")?;
     for _ in 0..100 {
         one.append(record)?;
     }
@@ -328,8 +329,8 @@ fn team_audit(report: &mut String, record: &AuditEvent) -> Result<()> {
         one.append(record).unwrap();
     });
     let replicas = [
-        Arc::new(keybridge_team::PgAudit::connect(&postgres.config(), key()?, "a")?),
-        Arc::new(keybridge_team::PgAudit::connect(&postgres.config(), key()?, "b")?),
+        Arc::new(keybridge_team::PgAudit::connect(&database, key()?, "a")?),
+        Arc::new(keybridge_team::PgAudit::connect(&database, key()?, "b")?),
     ];
     let per_writer = 1000;
     let started = Instant::now();

@@ -2,7 +2,7 @@
 //! PostgreSQL): set up through the CLI over the replica's admin socket, called over HTTP by four
 //! callers at once, killed with SIGKILL mid-flight, started again: every answered call is on the
 //! chain, which verifies, and the QuantConnect token is nowhere but in OpenBao. Two replicas side
-//! by side: a call waiting on one is approved through the other with `keybridge approvals
+//! by side, their database over TLS alone: a call waiting on one is approved through the other with `keybridge approvals
 //! --server`, by a person the identity provider signs in and puts in the approver group. A stdio
 //! MCP client reaching the service through `keybridge-mcp --server`, its person signed in once
 //! with the sign-in in the OS keychain.
@@ -89,7 +89,11 @@ impl Engines {
     /// PostgreSQL, OpenBao with an AppRole for the replicas, and a QuantConnect simulator whose
     /// token is the sentinel, beside `provider`.
     fn start(provider: IdentityProvider) -> Engines {
-        let postgres = Postgres::start();
+        Engines::start_on(Postgres::start(), provider)
+    }
+
+    /// [`Engines::start`] on `postgres`.
+    fn start_on(postgres: Postgres, provider: IdentityProvider) -> Engines {
         let bao = OpenBaoServer::start();
         let (role_id, secret_id) = bao.approle("keybridge", &["keybridge/desk"], 600);
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -110,12 +114,13 @@ impl Engines {
             &config,
             format!(
                 "listen = \"127.0.0.1:{port}\"\nresource = \"{resource}\"\nissuer = \"{}\"\ndata_dir = \"{}\"\nquantconnect = \"{}\"\n\
-                 database = \"{}\"\nreplica = \"{name}\"\n{extra}\n[openbao]\naddress = \"{}\"\nmount = \"secret\"\nprefix = \"keybridge/desk\"\n\
+                 database = \"{}\"\n{}replica = \"{name}\"\n{extra}\n[openbao]\naddress = \"{}\"\nmount = \"secret\"\nprefix = \"keybridge/desk\"\n\
                  role_id = \"{}\"\nsecret_id_file = \"{}\"\n\n[clients]\ndesk = \"Desk (team)\"\nkeybridge-mcp = \"Claude (team)\"\n",
                 self.provider.issuer(),
                 self.data.display(),
                 self.sim.base_url(),
                 self.postgres.config(),
+                self.postgres.ca_file.as_ref().map(|ca| format!("database_ca = \"{}\"\n", ca.display())).unwrap_or_default(),
                 self.bao.address,
                 self.role_id,
                 self.secret_file.display()
@@ -288,8 +293,9 @@ fn a_call_waiting_on_one_replica_is_approved_through_the_other_by_a_person_of_th
     const CALLER: IdentityClient =
         IdentityClient { id: "desk", secret: "desk-secret", scope: "qc:projects:write qc:projects:delete" };
     let people: &[(&str, &[&str])] = &[("bob", &["approvers"]), ("alice", &["traders"])];
-    let engines =
-        Engines::start(IdentityProvider::start_with_people(&all_scopes(), &[CALLER], people, &["keybridge-cli"]));
+    // The replicas reach the database over TLS alone, its certificate checked against the team's CA.
+    let provider = IdentityProvider::start_with_people(&all_scopes(), &[CALLER], people, &["keybridge-cli"]);
+    let engines = Engines::start_on(Postgres::start_tls_only(), provider);
     let a = engines.replica("a", "approvers = \"approvers\"\n");
     let b = engines.replica("b", "approvers = \"approvers\"\n");
     let (_a_running, _b_running) = (a.serve(), b.serve());

@@ -35,6 +35,7 @@ pub mod serve;
 mod worker;
 
 pub use openbao::{OpenBao, OpenBaoLogin};
+pub use pg::PgConfig;
 pub use pg_approvals::PgApprovals;
 pub use pg_audit::PgAudit;
 pub use pg_rates::PgRates;

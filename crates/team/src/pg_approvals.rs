@@ -14,7 +14,7 @@ use keybridge_broker::approvals::Pending;
 use keybridge_broker::seams::{ApprovalRelay, DeliverAnswer, Relayed};
 use keybridge_broker_proto::ApprovalDecision;
 
-use crate::pg::{Database, Heard, listen};
+use crate::pg::{Database, Heard, PgConfig, listen};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_approvals (
@@ -52,7 +52,7 @@ fn now() -> i64 {
 impl PgApprovals {
     /// Connect to the database `config` names, make the table if it is missing, and listen for
     /// answers given through other replicas. `replica` names this one on its questions.
-    pub fn connect(config: &str, replica: &str) -> Result<PgApprovals, String> {
+    pub fn connect(config: &PgConfig, replica: &str) -> Result<PgApprovals, String> {
         let db = Database::connect(config, "keybridge-approvals-db", SCHEMA)
             .map_err(|e| format!("cannot keep questions in PostgreSQL: {e}"))?;
         let deliver: Arc<OnceLock<DeliverAnswer>> = Arc::default();

@@ -15,7 +15,7 @@ use keybridge_broker::audit::{AuditError, AuditEvent, AuditRecord, Verified};
 use keybridge_broker::seams::AuditSink;
 use tokio::sync::broadcast;
 
-use crate::pg::Database;
+use crate::pg::{Database, PgConfig};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_audit (
@@ -39,7 +39,7 @@ const EXPORT_FILE: &str = "audit.0000-00-00.jsonl";
 struct Connection(Database);
 
 impl Connection {
-    fn open(config: &str) -> Result<Connection, AuditError> {
+    fn open(config: &PgConfig) -> Result<Connection, AuditError> {
         Database::connect(config, "keybridge-audit-db", SCHEMA).map(Connection).map_err(|e| database("connect to", &e))
     }
 
@@ -76,7 +76,7 @@ impl std::fmt::Debug for PgAudit {
 impl PgAudit {
     /// Connect to the database `config` names (a libpq connection string or URL), make the
     /// tables if they are missing, and seal records with `key` as `replica`.
-    pub fn connect(config: &str, key: ChainKey, replica: &str) -> Result<PgAudit, AuditError> {
+    pub fn connect(config: &PgConfig, key: ChainKey, replica: &str) -> Result<PgAudit, AuditError> {
         let db = Connection::open(config)?;
         db.run("set up the audit tables in", |client| {
             client.execute(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use keybridge_broker::seams::RateCounter;
 
-use crate::pg::Database;
+use crate::pg::{Database, PgConfig};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_rates (
@@ -36,7 +36,7 @@ impl std::fmt::Debug for PgRates {
 
 impl PgRates {
     /// Connect to the database `config` names and make the table if it is missing.
-    pub fn connect(config: &str) -> Result<PgRates, String> {
+    pub fn connect(config: &PgConfig) -> Result<PgRates, String> {
         Database::connect(config, "keybridge-rates-db", SCHEMA)
             .map(|db| PgRates { db })
             .map_err(|e| format!("cannot count limits in PostgreSQL: {e}"))

@@ -24,7 +24,7 @@ use keybridge_broker::settings::Settings;
 use keybridge_broker::{BrokerError, OpenError};
 use keybridge_broker_proto::SettingsView;
 
-use crate::pg::{Database, listen};
+use crate::pg::{Database, PgConfig, listen};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keybridge_clients (
@@ -62,7 +62,7 @@ fn unreachable_database(action: &str, detail: &str) -> String {
 impl PgState {
     /// Connect to the database `config` names, make the tables if they are missing, and listen
     /// for other replicas' changes.
-    pub fn connect(config: &str) -> Result<PgState, OpenError> {
+    pub fn connect(config: &PgConfig) -> Result<PgState, OpenError> {
         let refused = |action: &str, e: &dyn std::fmt::Display| {
             OpenError::StateRefused(unreachable_database(action, &e.to_string()))
         };

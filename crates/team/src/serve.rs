@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::approvers;
 use crate::resource::{Principal, ResourceConfig, ResourceServer, protect, protect_for_group};
-use crate::{OpenBao, OpenBaoLogin, PgApprovals, PgAudit, PgRates, PgState};
+use crate::{OpenBao, OpenBaoLogin, PgApprovals, PgAudit, PgConfig, PgRates, PgState};
 
 /// The team service's configuration file (TOML).
 #[derive(Clone, Deserialize)]
@@ -49,8 +49,13 @@ pub struct TeamConfig {
     pub quantconnect: Option<String>,
     /// A libpq connection string. A password, if the database needs one, goes in it (neither
     /// `PGPASSWORD` nor `~/.pgpass` is read): keep this file readable by the service alone. It
-    /// is never repeated in an error.
+    /// is never repeated in an error. Over the network it must say `sslmode=require`: TLS, the
+    /// server's certificate and host name checked.
     pub database: String,
+    /// The CA certificates (PEM) the database's certificate is checked against; the system's
+    /// when absent.
+    #[serde(default)]
+    pub database_ca: Option<PathBuf>,
     /// This replica's name, on every audit record it writes.
     pub replica: String,
     /// The identity provider's group whose people may answer questions through this service
@@ -107,7 +112,7 @@ impl TeamConfig {
     pub fn read(path: &Path) -> Result<TeamConfig, TeamError> {
         let failed = |detail: String| TeamError::Config { path: path.to_path_buf(), detail };
         let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
-        toml::from_str(&text).map_err(|e| {
+        let config: TeamConfig = toml::from_str(&text).map_err(|e| {
             // toml's own message quotes the line, which may hold the database's password.
             let line = e.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
             let reason = e.message().split('\n').next().unwrap_or("not valid").to_string();
@@ -115,7 +120,17 @@ impl TeamConfig {
                 Some(line) => format!("line {line}: {reason}"),
                 None => reason,
             })
-        })
+        })?;
+        // A database that would be reached without TLS over the network is refused here, before
+        // anything starts.
+        PgConfig::new(&config.database, config.database_ca.as_deref()).map_err(failed)?;
+        Ok(config)
+    }
+
+    /// How to reach the database.
+    pub fn database(&self) -> Result<PgConfig, TeamError> {
+        PgConfig::new(&self.database, self.database_ca.as_deref())
+            .map_err(|detail| TeamError::Config { path: PathBuf::from("`database`"), detail })
     }
 }
 
@@ -147,7 +162,8 @@ impl TeamService {
         let quantconnect =
             config.quantconnect.clone().unwrap_or_else(|| keybridge_quantconnect::DEFAULT_BASE_URL.into());
         let broker_config = BrokerConfig::new(&config.data_dir, quantconnect);
-        let (database, replica, data_dir) = (config.database.clone(), config.replica.clone(), config.data_dir.clone());
+        let database = config.database()?;
+        let (replica, data_dir) = (config.replica.clone(), config.data_dir.clone());
         // The seams' clients block: opened off the runtime.
         let backends = tokio::task::spawn_blocking(move || team_backends(&data_dir, &database, &replica, secrets))
             .await
@@ -185,7 +201,7 @@ impl TeamService {
 /// there too (its key in OpenBao), access tokens signed with keys kept in OpenBao.
 fn team_backends(
     data_dir: &Path,
-    database: &str,
+    database: &PgConfig,
     replica: &str,
     secrets: Arc<dyn SecretStore>,
 ) -> Result<Backends, TeamError> {

@@ -33,7 +33,7 @@ fn two_replicas_appending_at_once_leave_one_chain_that_the_desktop_verifier_chec
     let store = MemoryStore::default();
     let replicas: Vec<Arc<PgAudit>> = ["a", "b"]
         .iter()
-        .map(|name| Arc::new(PgAudit::connect(&postgres.config(), key(&store), name).unwrap()))
+        .map(|name| Arc::new(PgAudit::connect(&database(&postgres), key(&store), name).unwrap()))
         .collect();
     // Two writers on each replica, 100 records each.
     let writers: Vec<_> = (0..4)
@@ -67,7 +67,7 @@ fn two_replicas_appending_at_once_leave_one_chain_that_the_desktop_verifier_chec
 fn a_row_changed_deleted_or_cut_off_in_the_database_is_named() {
     let postgres = Postgres::start();
     let store = MemoryStore::default();
-    let audit = PgAudit::connect(&postgres.config(), key(&store), "a").unwrap();
+    let audit = PgAudit::connect(&database(&postgres), key(&store), "a").unwrap();
     for i in 0..5 {
         audit.append(&event(i)).unwrap();
     }
@@ -99,7 +99,7 @@ async fn a_broker_runs_on_the_database_chain_and_no_row_holds_a_token() {
     let mut config = keybridge_broker::BrokerConfig::new(dir.path().join("data"), sim.base_url());
     config.approval_timeout = Duration::from_secs(10);
     let mut backends = keybridge_host::desktop_backends(&config, secrets.clone()).unwrap();
-    let audit = Arc::new(PgAudit::connect(&postgres.config(), key(secrets.as_ref()), "a").unwrap());
+    let audit = Arc::new(PgAudit::connect(&database(&postgres), key(secrets.as_ref()), "a").unwrap());
     backends.audit = audit.clone();
     let broker = keybridge_broker::Broker::open(config, backends).unwrap();
 
@@ -126,4 +126,9 @@ async fn a_broker_runs_on_the_database_chain_and_no_row_holds_a_token() {
     for text in rows {
         assert!(!text.contains(SENTINEL), "a row holds the token: {text}");
     }
+}
+
+/// The test cluster, reached as a replica reaches its database.
+fn database(postgres: &Postgres) -> keybridge_team::PgConfig {
+    keybridge_team::PgConfig::new(&postgres.config(), None).unwrap()
 }

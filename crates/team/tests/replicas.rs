@@ -28,10 +28,10 @@ fn replica(
     let mut backends = keybridge_host::desktop_backends(&config, secrets.clone()).unwrap();
     let key =
         keybridge_broker::audit::chain::ChainKey::load_or_create(secrets.as_ref(), "audit-chain-key:team").unwrap().0;
-    backends.audit = Arc::new(PgAudit::connect(&postgres.config(), key, name).unwrap());
-    backends.state = Arc::new(PgState::connect(&postgres.config()).unwrap());
-    backends.approvals = Arc::new(PgApprovals::connect(&postgres.config(), name).unwrap());
-    backends.rates = Arc::new(PgRates::connect(&postgres.config()).unwrap());
+    backends.audit = Arc::new(PgAudit::connect(&database(postgres), key, name).unwrap());
+    backends.state = Arc::new(PgState::connect(&database(postgres)).unwrap());
+    backends.approvals = Arc::new(PgApprovals::connect(&database(postgres), name).unwrap());
+    backends.rates = Arc::new(PgRates::connect(&database(postgres)).unwrap());
     Broker::open(config, backends).unwrap()
 }
 
@@ -109,7 +109,7 @@ async fn a_replica_writing_an_older_copy_of_a_revoked_client_cannot_bring_it_bac
     let AdminReply::ClientAdded(added) = a.admin(AdminCommand::ClientAdd { spec }).await.unwrap() else { panic!() };
 
     // Another replica's copy, taken before the revocation.
-    let store = PgState::connect(&postgres.config()).unwrap();
+    let store = PgState::connect(&database(&postgres)).unwrap();
     let older = store.load_clients().unwrap().into_iter().find(|c| c.id == added.client_id).unwrap();
     assert!(!older.revoked);
     a.admin(AdminCommand::ClientRevoke { client_id: added.client_id.clone() }).await.unwrap();
@@ -304,4 +304,9 @@ async fn the_first_answer_wins_even_on_the_replica_that_asked_and_a_later_one_is
     let answers: Vec<_> = records.iter().filter(|r| r.event["kind"] == "approval").collect();
     assert_eq!(answers.len(), 1, "one answer on record: {answers:?}");
     assert_eq!(answers[0].event["by"], "carol");
+}
+
+/// The test cluster, reached as a replica reaches its database.
+fn database(postgres: &Postgres) -> keybridge_team::PgConfig {
+    keybridge_team::PgConfig::new(&postgres.config(), None).unwrap()
 }
