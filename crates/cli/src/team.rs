@@ -22,6 +22,7 @@ pub(crate) async fn run(command: TeamCommand) -> Result<()> {
             let kept = kept()?;
             let signed_in = sign_in(&server, &client_id, Purpose::Call, |prompt| {
                 eprintln!("To sign in, open {} and confirm the code {}", prompt.page, prompt.code);
+                eprintln!("(the identity provider is {}, as the team service names it)", prompt.issuer);
             })
             .await
             .with_context(|| format!("cannot sign in to the team service at {server}"))?;
@@ -32,7 +33,7 @@ pub(crate) async fn run(command: TeamCommand) -> Result<()> {
                     signed_in.seconds_left()
                 );
             }
-            kept.keep(&signed_in).context("cannot keep the sign-in")?;
+            kept.keep(&signed_in).await.context("cannot keep the sign-in")?;
             crate::emit(&format!(
                 "signed in to {resource}; the sign-in is in the OS keychain\n\
                  MCP server command for Claude Desktop: keybridge-mcp --server {resource}\n",
@@ -40,7 +41,7 @@ pub(crate) async fn run(command: TeamCommand) -> Result<()> {
             ))
         }
         TeamCommand::SignOut { server } => {
-            kept()?.forget(&server).context("cannot remove the sign-in")?;
+            kept()?.forget(&server).await.context("cannot remove the sign-in")?;
             crate::emit(&format!("signed out of {server}\n"))
         }
         TeamCommand::Token { server, refused } => {

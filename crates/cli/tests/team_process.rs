@@ -395,7 +395,17 @@ fn a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_wit
     let bridge = std::path::PathBuf::from(env!("CARGO_BIN_EXE_keybridge")).with_file_name("keybridge-mcp");
     let bridge = bridge.to_str().unwrap();
     let steps = json!([["call", "read_account", {}]]);
-    let before = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+    // The bridge's CLI keeps its lock where this replica's commands keep theirs.
+    let home = replica.dir.path().join("unused").display().to_string();
+    let launch = |steps: &Value| {
+        keybridge_testkit::ts_client_launching(
+            bridge,
+            &["--server", &replica.resource],
+            &[("KEYBRIDGE_HOME", &home)],
+            steps,
+        )
+    };
+    let before = launch(&steps);
     let said = before.to_string();
     assert!(said.contains("keybridge team sign-in --server"), "{said}");
 
@@ -407,7 +417,7 @@ fn a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_wit
     // A third-party MCP client (the TypeScript SDK) starts the bridge as Claude Desktop would,
     // twice: each time the bridge is handed a refreshed token, the sign-in rotated in the keychain.
     for _ in 0..2 {
-        let out = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+        let out = launch(&steps);
         assert!(out["tools"].as_array().is_some_and(|t| t.iter().any(|t| t == "read_account")), "{out}");
         assert_eq!(out["steps"][0]["isError"], false, "{out}");
         printed.push_str(&out.to_string());
@@ -417,10 +427,12 @@ fn a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_wit
     let (keychain, _) = keybridge_host::open_keychain(false).unwrap();
     let entry = format!("team-sign-in:{}", replica.resource);
     let mut kept: Value = serde_json::from_str(keychain.get(&entry).unwrap().unwrap().expose()).unwrap();
+    assert!(kept["access_token"].is_null(), "with a refresh token, no access token is kept: {kept}");
+    let refresh_token = kept["refresh_token"].as_str().unwrap().to_string();
     kept["access_token"] = json!("not-a-token");
     kept["expires_at"] = json!(4_000_000_000u64);
     keychain.set(&entry, &kept.to_string().into()).unwrap();
-    let out = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+    let out = launch(&steps);
     assert_eq!(out["steps"][0]["isError"], false, "{out}");
     printed.push_str(&out.to_string());
 
@@ -455,11 +467,11 @@ fn a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_wit
 
     // Signed out, the bridge says again what to run.
     replica.cli(&["team", "sign-out", "--server", &replica.resource], None, &mut printed);
-    let after = keybridge_testkit::ts_client_launching(bridge, &["--server", &replica.resource], None, &steps);
+    let after = launch(&steps);
     assert!(after.to_string().contains("keybridge team sign-in --server"), "{after}");
     printed.push_str(&after.to_string());
 
-    for secret in [SENTINEL, first.as_str(), second.as_str()] {
+    for secret in [SENTINEL, first.as_str(), second.as_str(), refresh_token.as_str()] {
         assert!(!printed.contains(secret), "a secret was shown: {printed:.300}");
     }
     let mut files = vec![replica.dir.path().to_path_buf(), engines.shared.path().to_path_buf()];
@@ -468,7 +480,9 @@ fn a_stdio_client_reaches_the_team_service_through_the_bridge_signed_in_once_wit
             files.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
         } else {
             let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).to_string();
-            assert!(!text.contains(&first) && !text.contains(SENTINEL), "{} holds a secret", path.display());
+            for secret in [SENTINEL, first.as_str(), refresh_token.as_str()] {
+                assert!(!text.contains(secret), "{} holds a secret", path.display());
+            }
         }
     }
 }

@@ -83,7 +83,7 @@ fn tool_call(line: &[u8]) -> Option<RxJsonRpcMessage<RoleServer>> {
 }
 
 /// One line of input, as rmcp delimits it.
-enum Line {
+pub(crate) enum Line {
     /// A whole line, its newline (and a carriage return) taken off, in the reader's buffer.
     Whole,
     /// Longer than rmcp reads: skipped to its end.
@@ -92,16 +92,35 @@ enum Line {
 }
 
 /// The input, read a line at a time.
-struct Input<R> {
+pub(crate) struct Input<R> {
     reader: BufReader<R>,
     line: Vec<u8>,
     skipping: bool,
 }
 
 impl<R: AsyncRead + Send + Unpin> Input<R> {
+    pub(crate) fn new(input: R) -> Self {
+        Input { reader: BufReader::new(input), line: Vec::new(), skipping: false }
+    }
+
+    /// The line [`Input::next_line`] read, without its newline, a carriage return or a BOM;
+    /// the next read starts a new one.
+    pub(crate) fn take_line(&mut self) -> Vec<u8> {
+        let mut line = std::mem::take(&mut self.line);
+        for suffix in [&b"\n"[..], b"\r"] {
+            if line.ends_with(suffix) {
+                line.truncate(line.len() - 1);
+            }
+        }
+        if line.starts_with(b"\xEF\xBB\xBF") {
+            line.drain(..3);
+        }
+        line
+    }
+
     /// Read up to the next newline into `self.line`, at most rmcp's longest line. Cancelled
     /// halfway (another branch of a `select!` won), it resumes where it was.
-    async fn next_line(&mut self) -> std::io::Result<Line> {
+    pub(crate) async fn next_line(&mut self) -> std::io::Result<Line> {
         loop {
             let available = self.reader.fill_buf().await?;
             if available.is_empty() {
@@ -145,7 +164,7 @@ where
     pub fn new((input, output): (R, W)) -> Self {
         let (to_rmcp, lines) = mpsc::unbounded_channel();
         Self {
-            input: Input { reader: BufReader::new(input), line: Vec::new(), skipping: false },
+            input: Input::new(input),
             to_rmcp: Some(to_rmcp),
             rmcp: AsyncRwTransport::new(Handed { lines, current: Vec::new(), read: 0 }, output),
         }

@@ -21,8 +21,9 @@ pub struct KeptSignIns {
     lock_dir: PathBuf,
 }
 
-fn entry(server: &str) -> String {
-    format!("team-sign-in:{}", server.trim_end_matches('/'))
+/// The keychain entry of the sign-in to `server`, whichever way its address is spelt.
+fn entry(server: &str) -> Result<String, TeamClientError> {
+    Ok(format!("team-sign-in:{}", crate::service_address(server)?.as_str().trim_end_matches('/')))
 }
 
 impl KeptSignIns {
@@ -31,22 +32,40 @@ impl KeptSignIns {
     }
 
     /// Keep `signed_in`, in place of any earlier sign-in to its service.
-    pub fn keep(&self, signed_in: &SignIn) -> Result<(), TeamClientError> {
-        Ok(self.store.set(&entry(&signed_in.resource), &signed_in.to_stored())?)
+    pub async fn keep(&self, signed_in: &SignIn) -> Result<(), TeamClientError> {
+        let _lock = self.lock().await?;
+        Ok(self.store.set(&entry(&signed_in.resource)?, &signed_in.to_stored())?)
     }
 
-    /// Forget the sign-in to `server`; forgetting none succeeds.
-    pub fn forget(&self, server: &str) -> Result<(), TeamClientError> {
-        Ok(self.store.delete(&entry(server))?)
+    /// Forget the sign-in to `server`; forgetting none succeeds. A refresh under way finishes
+    /// first, so it cannot write the sign-in back.
+    pub async fn forget(&self, server: &str) -> Result<(), TeamClientError> {
+        let _lock = self.lock().await?;
+        Ok(self.store.delete(&entry(server)?)?)
     }
 
     fn read(&self, server: &str) -> Result<SignIn, TeamClientError> {
-        let stored = self.store.get(&entry(server))?.ok_or_else(|| TeamClientError::NotSignedIn(server.into()))?;
+        let stored = self.store.get(&entry(server)?)?.ok_or_else(|| TeamClientError::NotSignedIn(server.into()))?;
         SignIn::from_stored(&stored)
     }
 
-    /// The sign-in to `server` with an access token fresh enough to call with, refreshed (and
-    /// kept) first when near its end, or in any case when the service `refused` the one in hand.
+    /// The lock every change to the kept sign-ins is made under, across processes; held until
+    /// the file it returns is dropped.
+    async fn lock(&self) -> Result<std::fs::File, TeamClientError> {
+        let lock_path = self.lock_dir.join("team-sign-in.lock");
+        let locked = |e: &dyn std::fmt::Display| TeamClientError::Lock(format!("{}: {e}", lock_path.display()));
+        keybridge_vault::create_private_dir(&self.lock_dir).map_err(|e| locked(&e))?;
+        let lock = keybridge_vault::open_private_rw(&lock_path).map_err(|e| locked(&e))?;
+        tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| locked(&e))?
+            .map_err(|e| locked(&e))
+    }
+
+    /// The sign-in to `server` with an access token fresh enough to call with: refreshed (and
+    /// the rotated refresh token kept) when the sign-in has a refresh token, since its access
+    /// token is not kept; else the kept access token while it lasts, unless the service
+    /// `refused` it.
     /// One process refreshes at a time: a provider that rotates refresh tokens takes a second use
     /// of the old one as theft and ends the whole sign-in.
     pub async fn fresh(&self, server: &str, refused: bool) -> Result<SignIn, TeamClientError> {
@@ -54,14 +73,7 @@ impl KeptSignIns {
         if signed_in.seconds_left() > FRESH_ENOUGH_SECS && !refused {
             return Ok(signed_in);
         }
-        let lock_path = self.lock_dir.join("team-sign-in.lock");
-        let locked = |e: &dyn std::fmt::Display| TeamClientError::Lock(format!("{}: {e}", lock_path.display()));
-        keybridge_vault::create_private_dir(&self.lock_dir).map_err(|e| locked(&e))?;
-        let lock = keybridge_vault::open_private_rw(&lock_path).map_err(|e| locked(&e))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-            .await
-            .map_err(|e| locked(&e))?
-            .map_err(|e| locked(&e))?;
+        let lock = self.lock().await?;
         // Another process may have refreshed while this one waited.
         let latest = self.read(server)?;
         let refreshed_meanwhile = latest.access.expose() != signed_in.access.expose();
@@ -70,7 +82,7 @@ impl KeptSignIns {
         }
         let signed_in = latest;
         let refreshed = refresh(&signed_in).await?;
-        self.keep(&refreshed)?;
+        self.store.set(&entry(&refreshed.resource)?, &refreshed.to_stored())?;
         drop(lock);
         Ok(refreshed)
     }

@@ -23,7 +23,9 @@ pub use sign_in::{Purpose, SignIn, SignInPrompt, refresh, sign_in};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TeamClientError {
-    #[error("`{0}` is not a team service's address: give its MCP endpoint, https (http only on loopback)")]
+    #[error(
+        "`{0}` is not a team service's address: give its MCP endpoint, https (http only on loopback), with no user, query or fragment"
+    )]
     Address(String),
     #[error("cannot reach {what} at {url}: {detail}")]
     Unreachable { what: &'static str, url: String, detail: String },
@@ -49,10 +51,32 @@ pub enum TeamClientError {
     Lock(String),
 }
 
+/// A URL a token or a code may go to: https, or http on loopback; no user, query or fragment.
 fn secure_or_loopback(url: &reqwest::Url) -> bool {
-    url.scheme() == "https"
+    let transport = url.scheme() == "https"
         || (url.scheme() == "http"
-            && matches!(url.host_str(), Some("127.0.0.1") | Some("localhost") | Some("[::1]") | Some("::1")))
+            && matches!(url.host_str(), Some("127.0.0.1") | Some("localhost") | Some("[::1]") | Some("::1")));
+    transport && url.username().is_empty() && url.password().is_none() && url.fragment().is_none()
+}
+
+/// A team service's address as one spelling (`HTTPS://Team.example:443/mcp/` and
+/// `https://team.example/mcp` are one service), or why it is not one.
+pub fn service_address(endpoint: &str) -> Result<reqwest::Url, TeamClientError> {
+    reqwest::Url::parse(endpoint.trim())
+        .ok()
+        .filter(|url| secure_or_loopback(url) && url.query().is_none())
+        .map(|mut url| {
+            let path = url.path().trim_end_matches('/').to_string();
+            url.set_path(&path);
+            url
+        })
+        .ok_or_else(|| TeamClientError::Address(printable(endpoint, 200)))
+}
+
+/// Text from a service or a provider, fit to show on a terminal: no control characters (they
+/// could rewrite what the person sees), at most `max` characters.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 fn http_client() -> Result<reqwest::Client, TeamClientError> {
@@ -82,7 +106,7 @@ async fn read_json(
             what,
             url: url.to_string(),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: printable(detail, 300),
         });
     }
     Ok(body)

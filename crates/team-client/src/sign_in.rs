@@ -7,14 +7,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keybridge_secret::SecretString;
 use serde_json::{Value, json};
 
-use crate::{TeamClientError, http_client, read_json, secure_or_loopback};
+use crate::{TeamClientError, http_client, printable, read_json, secure_or_loopback};
 
-/// What the person is asked to do to sign in: open a page and confirm a code there.
+/// What the person is asked to do to sign in: open a page and confirm a code there. Each part is
+/// text from the provider, fit to show (no control characters).
 #[derive(Debug, Clone)]
 pub struct SignInPrompt {
     /// The page, with the code filled in when the provider offers that.
     pub page: String,
     pub code: String,
+    /// The identity provider the page belongs to, as the service names it.
+    pub issuer: String,
 }
 
 /// What the sign-in is for, which decides the scopes asked for.
@@ -56,16 +59,22 @@ fn now() -> u64 {
 }
 
 impl SignIn {
-    /// The whole sign-in as one secret, for the keychain.
+    /// The sign-in as one secret, for the keychain. With a refresh token, the access token is
+    /// left out: a fresh one is had each time, and the entry stays small enough for Windows'
+    /// Credential Manager (2,560 bytes).
     pub fn to_stored(&self) -> SecretString {
+        let (access, expires_at) = match &self.refresh {
+            Some(_) => (None, 0),
+            None => (Some(self.access.expose().as_str()), self.expires_at),
+        };
         let stored = json!({
             "resource": self.resource,
             "issuer": self.issuer,
             "token_endpoint": self.token_endpoint,
             "client_id": self.client_id,
-            "access_token": self.access.expose(),
+            "access_token": access,
             "refresh_token": self.refresh.as_ref().map(|r| r.expose().as_str()),
-            "expires_at": self.expires_at,
+            "expires_at": expires_at,
         });
         SecretString::new(stored.to_string())
     }
@@ -82,7 +91,7 @@ impl SignIn {
             issuer: text("issuer")?,
             token_endpoint: text("token_endpoint")?,
             client_id: text("client_id")?,
-            access: SecretString::new(text("access_token")?),
+            access: SecretString::new(value["access_token"].as_str().unwrap_or_default().to_string()),
             refresh: value["refresh_token"].as_str().map(|r| SecretString::new(r.to_string())),
             expires_at: value["expires_at"].as_u64().unwrap_or(0),
         })
@@ -92,6 +101,44 @@ impl SignIn {
     pub fn seconds_left(&self) -> u64 {
         self.expires_at.saturating_sub(now())
     }
+}
+
+/// One of Keybridge's tool scopes (`qc:…`), as the service's metadata lists them.
+fn is_keybridge_scope(scope: &str) -> bool {
+    scope.strip_prefix("qc:").is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b':' || b == b'_')
+    })
+}
+
+/// An access token that is a JWT must name this service among its audiences (RFC 8707): a
+/// provider that ignored the `resource` asked for issued a token good elsewhere too, and it is
+/// not kept. An opaque token is the service's to judge.
+fn for_this_service(access: &SecretString, resource: &str) -> Result<(), TeamClientError> {
+    use base64::Engine;
+    let mut parts = access.expose().split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Ok(());
+    };
+    let Some(claims) = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+    else {
+        return Ok(());
+    };
+    let audiences = match &claims["aud"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let resource = resource.trim_end_matches('/');
+    if audiences.iter().any(|aud| aud.trim_end_matches('/') == resource) {
+        return Ok(());
+    }
+    Err(TeamClientError::SignIn(format!(
+        "the identity provider issued a token for {}, not for {resource}; it must honour the `resource` asked for (RFC 8707)",
+        printable(&audiences.join(", "), 300)
+    )))
 }
 
 /// The provider's answer to a token request: the tokens, or why not.
@@ -121,10 +168,13 @@ fn granted(body: &Value) -> Granted {
             "the identity provider no longer accepts this sign-in (it ended, was revoked, or was used elsewhere)"
                 .into(),
         ),
-        other => Granted::Refused(format!(
-            "the identity provider said {}{}",
-            other.unwrap_or("nothing"),
-            body["error_description"].as_str().map(|d| format!(": {d}")).unwrap_or_default()
+        other => Granted::Refused(printable(
+            &format!(
+                "the identity provider said {}{}",
+                other.unwrap_or("nothing"),
+                body["error_description"].as_str().map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+            400,
         )),
     }
 }
@@ -138,10 +188,7 @@ pub async fn sign_in(
     purpose: Purpose,
     prompt: impl FnOnce(&SignInPrompt),
 ) -> Result<SignIn, TeamClientError> {
-    let endpoint = reqwest::Url::parse(endpoint)
-        .ok()
-        .filter(secure_or_loopback)
-        .ok_or_else(|| TeamClientError::Address(endpoint.to_string()))?;
+    let endpoint = crate::service_address(endpoint)?;
     let http = http_client()?;
     // RFC 9728: the endpoint names its identity provider and what tokens must be for.
     let path = endpoint.path().trim_end_matches('/');
@@ -186,9 +233,11 @@ pub async fn sign_in(
     let scope = match purpose {
         Purpose::Approve => "openid".to_string(),
         Purpose::Call => {
+            // Keybridge's own scopes alone, whatever else the service names: a token asked for
+            // here must be good for nothing but this service's tools.
             let mut scope = vec!["openid", "offline_access"];
             if let Some(supported) = metadata["scopes_supported"].as_array() {
-                scope.extend(supported.iter().filter_map(Value::as_str));
+                scope.extend(supported.iter().filter_map(Value::as_str).filter(|s| is_keybridge_scope(s)));
             }
             scope.join(" ")
         }
@@ -204,7 +253,7 @@ pub async fn sign_in(
     };
     let device_code = SecretString::new(device_code.to_string());
     let page = device["verification_uri_complete"].as_str().or(device["verification_uri"].as_str()).unwrap_or_default();
-    prompt(&SignInPrompt { page: page.to_string(), code: code.to_string() });
+    prompt(&SignInPrompt { page: printable(page, 500), code: printable(code, 64), issuer: printable(&issuer, 300) });
     let mut interval = Duration::from_secs(device["interval"].as_u64().unwrap_or(5).clamp(1, 60));
     let lifetime = device["expires_in"].as_u64().unwrap_or(600).clamp(1, 3600);
     let deadline = std::time::Instant::now() + Duration::from_secs(lifetime);
@@ -227,6 +276,7 @@ pub async fn sign_in(
         let body: Value = polled.json().await.unwrap_or(Value::Null);
         match granted(&body) {
             Granted::Tokens { access, refresh, expires_at } => {
+                for_this_service(&access, &resource)?;
                 return Ok(SignIn {
                     resource,
                     issuer,
@@ -271,15 +321,18 @@ pub async fn refresh(signed_in: &SignIn) -> Result<SignIn, TeamClientError> {
     })?;
     let body: Value = sent.json().await.unwrap_or(Value::Null);
     match granted(&body) {
-        Granted::Tokens { access, refresh: rotated, expires_at } => Ok(SignIn {
-            resource: signed_in.resource.clone(),
-            issuer: signed_in.issuer.clone(),
-            token_endpoint: signed_in.token_endpoint.clone(),
-            client_id: signed_in.client_id.clone(),
-            access,
-            refresh: rotated.or_else(|| signed_in.refresh.clone()),
-            expires_at,
-        }),
+        Granted::Tokens { access, refresh: rotated, expires_at } => {
+            for_this_service(&access, &signed_in.resource).map_err(|e| renew(e.to_string()))?;
+            Ok(SignIn {
+                resource: signed_in.resource.clone(),
+                issuer: signed_in.issuer.clone(),
+                token_endpoint: signed_in.token_endpoint.clone(),
+                client_id: signed_in.client_id.clone(),
+                access,
+                refresh: rotated.or_else(|| signed_in.refresh.clone()),
+                expires_at,
+            })
+        }
         Granted::Pending | Granted::SlowDown => {
             Err(renew("the identity provider answered as if to a device sign-in".into()))
         }
@@ -304,16 +357,44 @@ mod tests {
         };
         let printed = format!("{signed_in:?}");
         assert!(!printed.contains("SENTINEL"), "{printed}");
-        let back = SignIn::from_stored(&signed_in.to_stored()).unwrap();
-        assert_eq!(back.access.expose(), "ACCESS-SENTINEL");
-        assert_eq!(back.refresh.unwrap().expose(), "REFRESH-SENTINEL");
-        assert_eq!(
-            (back.resource, back.client_id, back.expires_at),
-            (signed_in.resource, signed_in.client_id, 4_000_000_000)
-        );
+        // With a refresh token, the access token is not kept: the next use refreshes.
+        let stored = signed_in.to_stored();
+        assert!(!stored.expose().contains("ACCESS-SENTINEL"));
+        let back = SignIn::from_stored(&stored).unwrap();
+        assert_eq!(back.seconds_left(), 0);
+        assert_eq!(back.refresh.as_ref().unwrap().expose(), "REFRESH-SENTINEL");
+        assert_eq!((&back.resource, &back.client_id), (&signed_in.resource, &signed_in.client_id));
+        // Without one, the access token is all there is, and is kept until its end.
+        let only_access = SignIn {
+            refresh: None,
+            access: SecretString::new("ACCESS-SENTINEL".into()),
+            expires_at: 4_000_000_000,
+            ..back
+        };
+        let back = SignIn::from_stored(&only_access.to_stored()).unwrap();
+        assert_eq!((back.access.expose().as_str(), back.expires_at), ("ACCESS-SENTINEL", 4_000_000_000));
         let broken =
             SignIn::from_stored(&SecretString::new("{\"access_token\": \"ACCESS-SENTINEL\"".into())).unwrap_err();
         assert!(!broken.to_string().contains("SENTINEL") && broken.to_string().contains("sign in again"), "{broken}");
+    }
+
+    #[test]
+    fn only_keybridges_scopes_are_asked_for_and_a_token_for_another_audience_is_not_kept() {
+        assert!(is_keybridge_scope("qc:live:trade") && is_keybridge_scope("qc:account:read"));
+        for other in ["Mail.Read", "https://graph.microsoft.com/.default", "qc:", "qc:a b", "offline_access"] {
+            assert!(!is_keybridge_scope(other), "{other}");
+        }
+        use base64::Engine;
+        let jwt = |claims: Value| {
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+            SecretString::new(format!("eyJhbGciOiJFZERTQSJ9.{payload}.c2ln"))
+        };
+        let resource = "https://team.example/mcp";
+        assert!(for_this_service(&jwt(json!({"aud": resource})), resource).is_ok());
+        assert!(for_this_service(&jwt(json!({"aud": ["x", "https://team.example/mcp/"]})), resource).is_ok());
+        let elsewhere = for_this_service(&jwt(json!({"aud": "https://graph.example"})), resource).unwrap_err();
+        assert!(elsewhere.to_string().contains("https://graph.example"), "{elsewhere}");
+        assert!(for_this_service(&SecretString::new("opaque-token".into()), resource).is_ok());
     }
 
     #[test]

