@@ -78,8 +78,8 @@ impl Broker {
             let error = BrokerError::PairingDenied(format!("the peer runs as uid {}, not as this user", peer.uid));
             return Err(refused(OtherUser)(error));
         }
-        self.catch_up().map_err(|error| Refusal { reason: None, error })?;
-        let client = lock(&self.clients).get(client_id).cloned().ok_or_else(|| {
+        let client = self.known_client(client_id).map_err(|error| Refusal { reason: None, error })?;
+        let client = client.ok_or_else(|| {
             refused(UnknownClient)(BrokerError::NotFound(format!(
                 "no client `{client_id}`; `keybridge client list` shows the paired clients"
             )))
@@ -318,8 +318,7 @@ impl Broker {
         who: &str,
         scopes: &BTreeSet<Scope>,
     ) -> Result<SessionInfo, BrokerError> {
-        self.catch_up()?;
-        let client = lock(&self.clients).get(client_id).cloned();
+        let client = self.known_client(client_id)?;
         let mut client = client.ok_or_else(|| BrokerError::NotFound(format!("no client `{client_id}`")))?;
         if client.revoked {
             return Err(BrokerError::Revoked(format!("client `{client_id}` was revoked in Keybridge")));

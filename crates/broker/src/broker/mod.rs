@@ -244,6 +244,22 @@ impl Broker {
         if now == self.state_version.load(Ordering::SeqCst) {
             return Ok(());
         }
+        self.reload_state(now)
+    }
+
+    /// The client `client_id` as the shared state holds it. One this broker does not know is
+    /// looked for again in the store itself: another replica may have added it a moment ago,
+    /// its announcement still on its way.
+    fn known_client(&self, client_id: &str) -> Result<Option<Client>, BrokerError> {
+        self.catch_up()?;
+        if let Some(client) = lock(&self.clients).get(client_id).cloned() {
+            return Ok(Some(client));
+        }
+        self.reload_state(self.state.version())?;
+        Ok(lock(&self.clients).get(client_id).cloned())
+    }
+
+    fn reload_state(&self, now: u64) -> Result<(), BrokerError> {
         let unreadable = |e: OpenError| BrokerError::StateUnreadable(Box::new(e));
         lock(&self.clients).reload().map_err(unreadable)?;
         *lock(&self.settings) = self.state.load_settings(self.config.approval_timeout).map_err(unreadable)?;
