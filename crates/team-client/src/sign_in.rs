@@ -149,6 +149,20 @@ enum Granted {
     Refused(String),
 }
 
+/// Ask the provider's token endpoint for tokens; what it granted, or why not.
+async fn ask_for_tokens(
+    http: &reqwest::Client,
+    token_url: &str,
+    form: &[(&str, &str)],
+) -> Result<Granted, TeamClientError> {
+    let sent = http.post(token_url).form(form).send().await.map_err(|e| TeamClientError::Unreachable {
+        what: "the identity provider",
+        url: token_url.to_string(),
+        detail: e.without_url().to_string(),
+    })?;
+    Ok(granted(&sent.json().await.unwrap_or(Value::Null)))
+}
+
 fn granted(body: &Value) -> Granted {
     if let Some(access) = body["access_token"].as_str() {
         // An access token of unknown life is taken as a short one: asked again soon, never kept.
@@ -268,13 +282,7 @@ pub async fn sign_in(
             ("client_id", client_id),
             ("resource", resource.as_str()),
         ];
-        let polled = http.post(token_url).form(&form).send().await.map_err(|e| TeamClientError::Unreachable {
-            what: "the identity provider",
-            url: token_url.to_string(),
-            detail: e.without_url().to_string(),
-        })?;
-        let body: Value = polled.json().await.unwrap_or(Value::Null);
-        match granted(&body) {
+        match ask_for_tokens(&http, token_url, &form).await? {
             Granted::Tokens { access, refresh, expires_at } => {
                 for_this_service(&access, &resource)?;
                 return Ok(SignIn {
@@ -314,13 +322,7 @@ pub async fn refresh(signed_in: &SignIn) -> Result<SignIn, TeamClientError> {
         ("resource", signed_in.resource.as_str()),
     ];
     let http = http_client()?;
-    let sent = http.post(token_url.clone()).form(&form).send().await.map_err(|e| TeamClientError::Unreachable {
-        what: "the identity provider",
-        url: token_url.to_string(),
-        detail: e.without_url().to_string(),
-    })?;
-    let body: Value = sent.json().await.unwrap_or(Value::Null);
-    match granted(&body) {
+    match ask_for_tokens(&http, token_url.as_str(), &form).await? {
         Granted::Tokens { access, refresh: rotated, expires_at } => {
             for_this_service(&access, &signed_in.resource).map_err(|e| renew(e.to_string()))?;
             Ok(SignIn {
