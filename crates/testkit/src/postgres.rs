@@ -113,6 +113,8 @@ impl Postgres {
             let owned = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir).status();
             assert!(owned.is_ok_and(|s| s.success()), "cannot hand the certificates to the postgres user");
         }
+        // PostgreSQL refuses a key others may read; it runs on Unix alone here.
+        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
